@@ -1,0 +1,41 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Engine stack, bottom up (see ../shared/ARCHITECTURE.md):
+// CKernels (C hot loops) → Kernels (Swift API, dispatch, thread pool) → ModelFormats (GGUF)
+// → Tokenizers, ChatTemplates → Models (architectures, KV cache) → Engine (sampling, generation)
+// → VerityCLI (the `verity` binary).
+let package = Package(
+    name: "Verity",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "verity", targets: ["VerityCLI"]),
+        .library(name: "Engine", targets: ["Engine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
+        ),
+        .target(name: "ModelFormats"),
+        .target(name: "Kernels", dependencies: ["CKernels", "ModelFormats"]),
+        .target(name: "Tokenizers", dependencies: ["ModelFormats"]),
+        .target(name: "ChatTemplates"),
+        .target(name: "Models", dependencies: ["Kernels", "ModelFormats"]),
+        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "ChatTemplates", "ModelFormats", "Kernels"]),
+        .executableTarget(
+            name: "VerityCLI",
+            dependencies: ["Engine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "ModelFormats"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats"]),
+        .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFormats", "Kernels"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "ModelFormats", "Tokenizers"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

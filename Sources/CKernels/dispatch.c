@@ -1,0 +1,121 @@
+// Run-time CPU feature detection and dispatch of the dequantize / quantize / dot entry points.
+#include "ck_internal.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic int ck_isa_forced = -1;
+
+int ck_cpu_isa(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma")) {
+        return CK_ISA_AVX512;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CK_ISA_AVX2;
+#endif
+    return CK_ISA_SCALAR;
+}
+
+int ck_active_isa(void) {
+    const int forced = atomic_load_explicit(&ck_isa_forced, memory_order_relaxed);
+    if (forced >= 0) return forced;
+    // VERITY_ISA=scalar|avx2|avx512 caps the level (to test the fallbacks on a capable CPU).
+    int level = ck_cpu_isa();
+    const char *env = getenv("VERITY_ISA");
+    if (env) {
+        int cap = level;
+        if (strcmp(env, "scalar") == 0) cap = CK_ISA_SCALAR;
+        else if (strcmp(env, "avx2") == 0) cap = CK_ISA_AVX2;
+        else if (strcmp(env, "avx512") == 0) cap = CK_ISA_AVX512;
+        if (cap < level) level = cap;
+    }
+    atomic_store_explicit(&ck_isa_forced, level, memory_order_relaxed);
+    return level;
+}
+
+int ck_set_isa(int isa) {
+    const int best = ck_cpu_isa();
+    if (isa < 0 || isa > best) isa = best;
+    atomic_store_explicit(&ck_isa_forced, isa, memory_order_relaxed);
+    return isa;
+}
+
+int ck_block_size(int type) {
+    switch (type) {
+    case CK_F32: case CK_F16: case CK_BF16: return 1;
+    case CK_Q4_0: case CK_Q4_1: case CK_Q5_0: case CK_Q5_1: case CK_Q8_0: case CK_Q8_1: return CK_QK;
+    default: return -1;
+    }
+}
+
+int ck_block_bytes(int type) {
+    switch (type) {
+    case CK_F32: return 4;
+    case CK_F16: case CK_BF16: return 2;
+    case CK_Q4_0: return (int)sizeof(ck_block_q4_0);
+    case CK_Q4_1: return (int)sizeof(ck_block_q4_1);
+    case CK_Q5_0: return (int)sizeof(ck_block_q5_0);
+    case CK_Q5_1: return (int)sizeof(ck_block_q5_1);
+    case CK_Q8_0: return (int)sizeof(ck_block_q8_0);
+    case CK_Q8_1: return (int)sizeof(ck_block_q8_1);
+    default: return -1;
+    }
+}
+
+int ck_vec_dot_type(int type) {
+    switch (type) {
+    case CK_F32: return CK_F32;
+    case CK_F16: return CK_F16;
+    case CK_BF16: return CK_BF16;
+    case CK_Q4_0: case CK_Q5_0: case CK_Q8_0: return CK_Q8_0;
+    case CK_Q4_1: case CK_Q5_1: return CK_Q8_1;
+    default: return -1;
+    }
+}
+
+size_t ck_row_bytes(int type, size_t n) {
+    const int bs = ck_block_size(type), bb = ck_block_bytes(type);
+    if (bs <= 0 || bb <= 0) return 0;
+    return n / (size_t)bs * (size_t)bb;
+}
+
+int ck_dequantize_row(int type, const void *x, float *y, size_t n) {
+    if (type == CK_F16) { ck_fp16_to_fp32_row(x, y, n); return 0; }
+    return ck_dequantize_row_scalar(type, x, y, n);
+}
+
+int ck_quantize_row(int type, const float *x, void *y, size_t n) {
+    if (ck_active_isa() >= CK_ISA_AVX2) {
+        switch (type) {
+        case CK_Q8_0: if (n % CK_QK) return -1; ck_quantize_q8_0_avx2(x, y, n); return 0;
+        case CK_Q8_1: if (n % CK_QK) return -1; ck_quantize_q8_1_avx2(x, y, n); return 0;
+        case CK_F16: ck_fp32_to_fp16_row_avx2(x, y, n); return 0;
+        default: break;
+        }
+    }
+    return ck_quantize_row_scalar(type, x, y, n);
+}
+
+float ck_vec_dot(int type, const void *x, const void *y, size_t n) {
+    if (ck_active_isa() >= CK_ISA_AVX2) {
+        switch (type) {
+        case CK_F32: return ck_dot_f32_avx2(x, y, n);
+        case CK_F16: return ck_dot_f16_f16_avx2(x, y, n);
+        case CK_Q4_0: return ck_dot_q4_0_q8_0_avx2(x, y, n);
+        case CK_Q4_1: return ck_dot_q4_1_q8_1_avx2(x, y, n);
+        case CK_Q5_0: return ck_dot_q5_0_q8_0_avx2(x, y, n);
+        case CK_Q5_1: return ck_dot_q5_1_q8_1_avx2(x, y, n);
+        case CK_Q8_0: return ck_dot_q8_0_q8_0_avx2(x, y, n);
+        default: break;
+        }
+    }
+    return ck_vec_dot_scalar(type, x, y, n);
+}
+
+float ck_dot_f32(const float *x, const float *y, size_t n) {
+    if (ck_active_isa() >= CK_ISA_AVX2) return ck_dot_f32_avx2(x, y, n);
+    return ck_dot_f32_scalar(x, y, n);
+}

@@ -1,0 +1,106 @@
+// CKernels: the SIMD hot loops of Verity's engine, with scalar twins.
+//
+// Only Sources/Kernels imports this module. Every function that has a SIMD variant also has a
+// `_scalar` twin with identical semantics; `ck_*` entry points dispatch at run time on CPUID
+// (never -march=native), so the same binary runs on CPUs without AVX2 / AVX-512.
+//
+// Block layouts follow ggml's (GGUF tensor types), all little-endian, fp16 = IEEE binary16:
+//   Q4_0  (32 elems, 18 B): f16 d; u8 qs[16]           x = ((nibble) - 8) * d
+//   Q4_1  (32 elems, 20 B): f16 d, m; u8 qs[16]        x = nibble * d + m
+//   Q5_0  (32 elems, 22 B): f16 d; u8 qh[4]; u8 qs[16] x = ((nibble | hbit << 4) - 16) * d
+//   Q5_1  (32 elems, 24 B): f16 d, m; u8 qh[4]; u8 qs[16]  x = (nibble | hbit << 4) * d + m
+//   Q8_0  (32 elems, 34 B): f16 d; i8 qs[32]            x = q * d
+//   Q8_1  (32 elems, 36 B): f16 d, s; i8 qs[32]         x = q * d, s = d * sum(q)
+// Nibble j of a 4-bit block: element j is the low nibble of qs[j], element j+16 the high nibble.
+// The high bit of element j (5-bit types) is bit j of the little-endian u32 qh.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Tensor type codes: ggml's numbering, so GGMLType.rawValue passes straight through.
+enum {
+    CK_F32 = 0, CK_F16 = 1, CK_Q4_0 = 2, CK_Q4_1 = 3, CK_Q5_0 = 6, CK_Q5_1 = 7,
+    CK_Q8_0 = 8, CK_Q8_1 = 9, CK_BF16 = 30,
+};
+
+/// Instruction-set levels the dispatcher can choose.
+enum { CK_ISA_SCALAR = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 };
+
+/// The best level this CPU supports.
+int ck_cpu_isa(void);
+/// Forces a level at or below ck_cpu_isa() (tests and benchmarks); returns the level in force.
+int ck_set_isa(int isa);
+/// The level in force.
+int ck_active_isa(void);
+
+// ---- fp16 / bf16 -------------------------------------------------------------------------------
+float ck_fp16_to_fp32(uint16_t h);
+uint16_t ck_fp32_to_fp16(float f);
+void ck_fp16_to_fp32_row(const uint16_t *x, float *y, size_t n);
+void ck_fp32_to_fp16_row(const float *x, uint16_t *y, size_t n);
+
+// ---- per-type facts ----------------------------------------------------------------------------
+/// Elements per block, bytes per block, and the activation type its dot product consumes
+/// (-1 when the type is not supported by these kernels).
+int ck_block_size(int type);
+int ck_block_bytes(int type);
+int ck_vec_dot_type(int type);
+/// Bytes of one row of `n` elements (n must be a multiple of the block size).
+size_t ck_row_bytes(int type, size_t n);
+
+// ---- dequantize / quantize ---------------------------------------------------------------------
+/// Writes n floats; returns 0, or -1 for an unsupported type.
+int ck_dequantize_row(int type, const void *x, float *y, size_t n);
+int ck_dequantize_row_scalar(int type, const void *x, float *y, size_t n);
+/// Quantizes n floats (multiple of 32) to `type` (Q8_0, Q8_1, F16, F32, BF16 as activation types).
+int ck_quantize_row(int type, const float *x, void *y, size_t n);
+int ck_quantize_row_scalar(int type, const float *x, void *y, size_t n);
+
+// ---- dot products ------------------------------------------------------------------------------
+/// Dot product of one row of `type` with one row of its vec-dot type (see ck_vec_dot_type),
+/// n elements. Returns NAN for an unsupported type.
+float ck_vec_dot(int type, const void *x, const void *y, size_t n);
+float ck_vec_dot_scalar(int type, const void *x, const void *y, size_t n);
+float ck_dot_f32(const float *x, const float *y, size_t n);
+float ck_dot_f32_scalar(const float *x, const float *y, size_t n);
+
+// ---- thread pool -------------------------------------------------------------------------------
+typedef struct ck_pool ck_pool;
+typedef void (*ck_task_fn)(void *ctx, int ith, int nth);
+/// A persistent pool: n_threads - 1 workers plus the caller. Workers spin briefly, then sleep.
+ck_pool *ck_pool_create(int n_threads);
+void ck_pool_destroy(ck_pool *pool);
+int ck_pool_size(const ck_pool *pool);
+/// Runs fn(ctx, ith, nth) on every thread (the caller is ith 0) and returns when all finished.
+/// Not reentrant: one caller at a time.
+void ck_pool_run(ck_pool *pool, ck_task_fn fn, void *ctx);
+
+// ---- matrix products ---------------------------------------------------------------------------
+/// out[t * ld_out + r] = dot(W row r, activation row t) for r < rows, t < n_tokens.
+/// `w` holds `rows` rows of `cols` elements of `type`, row stride w_row_bytes. `act` holds n_tokens
+/// rows already quantized to ck_vec_dot_type(type), stride act_row_bytes. Rows are split across
+/// the pool's threads (pool may be NULL: single-threaded).
+typedef struct {
+    int type;
+    const void *w;
+    size_t w_row_bytes;
+    size_t rows;
+    size_t cols;
+    const void *act;
+    size_t act_row_bytes;
+    size_t n_tokens;
+    float *out;
+    size_t ld_out;
+} ck_matmul_args;
+int ck_matmul(ck_pool *pool, const ck_matmul_args *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,234 @@
+// AVX2 + FMA + F16C kernels. Compiled with function target attributes, never -march, and only
+// called after ck_cpu_isa() confirmed the CPU has them. Each has a scalar twin in quants_scalar.c.
+#include "ck_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define CK_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+CK_AVX2 static inline float hsum_ps(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v);
+    __m128 hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+CK_AVX2 static inline int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+CK_AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// 16 bytes of nibbles -> 32 bytes: lanes 0..15 low nibbles, lanes 16..31 high nibbles.
+CK_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+
+// 32 bits -> 32 bytes, 0xFF where the bit is set.
+CK_AVX2 static inline __m256i bits32(const uint8_t qh[4]) {
+    uint32_t x;
+    memcpy(&x, qh, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                           0x0101010101010101LL, 0x0000000000000000LL);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+// Sum of products of unsigned bytes ux and signed bytes sy, as 8 float lanes.
+CK_AVX2 static inline __m256 mul_us(__m256i ux, __m256i sy) {
+    const __m256i p16 = _mm256_maddubs_epi16(ux, sy);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+// Sum of products of signed bytes x and y, as 8 float lanes.
+CK_AVX2 static inline __m256 mul_ss(__m256i x, __m256i y) {
+    return mul_us(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+CK_AVX2 float ck_dot_q4_0_q8_0_avx2(const void *vx, const void *vy, size_t n) {
+    const ck_block_q4_0 *x = vx;
+    const ck_block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t i = 0; i < n / CK_QK; i++) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8));
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_ss(qx, qy), acc);
+    }
+    return hsum_ps(acc);
+}
+
+CK_AVX2 float ck_dot_q4_1_q8_1_avx2(const void *vx, const void *vy, size_t n) {
+    const ck_block_q4_1 *x = vx;
+    const ck_block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (size_t i = 0; i < n / CK_QK; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qx = nibbles32(x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_us(qx, qy), acc);
+    }
+    return hsum_ps(acc) + summs;
+}
+
+CK_AVX2 float ck_dot_q5_0_q8_0_avx2(const void *vx, const void *vy, size_t n) {
+    const ck_block_q5_0 *x = vx;
+    const ck_block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t i = 0; i < n / CK_QK; i++) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256i qx = nibbles32(x[i].qs);
+        const __m256i hi = _mm256_andnot_si256(bits32(x[i].qh), _mm256_set1_epi8((char)0xF0));
+        qx = _mm256_or_si256(qx, hi); // (nibble | h << 4) - 16 as a signed byte
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_ss(qx, qy), acc);
+    }
+    return hsum_ps(acc);
+}
+
+CK_AVX2 float ck_dot_q5_1_q8_1_avx2(const void *vx, const void *vy, size_t n) {
+    const ck_block_q5_1 *x = vx;
+    const ck_block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (size_t i = 0; i < n / CK_QK; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256i qx = nibbles32(x[i].qs);
+        qx = _mm256_or_si256(qx, _mm256_and_si256(bits32(x[i].qh), _mm256_set1_epi8(0x10)));
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_us(qx, qy), acc);
+    }
+    return hsum_ps(acc) + summs;
+}
+
+CK_AVX2 float ck_dot_q8_0_q8_0_avx2(const void *vx, const void *vy, size_t n) {
+    const ck_block_q8_0 *x = vx;
+    const ck_block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t i = 0; i < n / CK_QK; i++) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, mul_ss(qx, qy), acc);
+    }
+    return hsum_ps(acc);
+}
+
+CK_AVX2 float ck_dot_f16_f16_avx2(const void *vx, const void *vy, size_t n) {
+    const uint16_t *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i))), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i + 8))), a1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i))), a0);
+    }
+    float sum = hsum_ps(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) sum += h2f(x[i]) * h2f(y[i]);
+    return sum;
+}
+
+CK_AVX2 float ck_dot_f32_avx2(const float *x, const float *y, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float sum = hsum_ps(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) sum += x[i] * y[i];
+    return sum;
+}
+
+// Quantizes one block of 32 floats to int8 lanes; returns the scale d and the int sum.
+CK_AVX2 static inline float quantize_block(const float *x, int8_t *qs, int *sum) {
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_andnot_ps(sign, v0);
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v1));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v2));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v3));
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = amax / 127.0f;
+    const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+#define rnd (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, id), rnd));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, id), rnd));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, id), rnd));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, id), rnd));
+    if (sum) *sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+    i0 = _mm256_packs_epi32(i0, i1);
+    i2 = _mm256_packs_epi32(i2, i3);
+    i0 = _mm256_packs_epi16(i0, i2);
+    i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)qs, i0);
+    return d;
+}
+#undef rnd
+
+CK_AVX2 void ck_quantize_q8_0_avx2(const float *x, void *vy, size_t n) {
+    ck_block_q8_0 *y = vy;
+    for (size_t i = 0; i < n / CK_QK; i++) {
+        const float d = quantize_block(x + i * 32, y[i].qs, NULL);
+        y[i].d = _cvtss_sh(d, 0);
+    }
+}
+
+CK_AVX2 void ck_quantize_q8_1_avx2(const float *x, void *vy, size_t n) {
+    ck_block_q8_1 *y = vy;
+    for (size_t i = 0; i < n / CK_QK; i++) {
+        int sum = 0;
+        const float d = quantize_block(x + i * 32, y[i].qs, &sum);
+        y[i].d = _cvtss_sh(d, 0);
+        y[i].s = _cvtss_sh(d * (float)sum, 0);
+    }
+}
+
+CK_AVX2 void ck_fp16_to_fp32_row_avx2(const uint16_t *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) y[i] = _cvtsh_ss(x[i]);
+}
+
+CK_AVX2 void ck_fp32_to_fp16_row_avx2(const float *x, uint16_t *y, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), 0));
+    for (; i < n; i++) y[i] = _cvtss_sh(x[i], 0);
+}
+
+#else
+// Not x86: the dispatcher never selects these; they forward to the scalar twins.
+float ck_dot_q4_0_q8_0_avx2(const void *x, const void *y, size_t n) { return ck_dot_q4_0_q8_0_scalar(x, y, n); }
+float ck_dot_q4_1_q8_1_avx2(const void *x, const void *y, size_t n) { return ck_dot_q4_1_q8_1_scalar(x, y, n); }
+float ck_dot_q5_0_q8_0_avx2(const void *x, const void *y, size_t n) { return ck_dot_q5_0_q8_0_scalar(x, y, n); }
+float ck_dot_q5_1_q8_1_avx2(const void *x, const void *y, size_t n) { return ck_dot_q5_1_q8_1_scalar(x, y, n); }
+float ck_dot_q8_0_q8_0_avx2(const void *x, const void *y, size_t n) { return ck_dot_q8_0_q8_0_scalar(x, y, n); }
+float ck_dot_f16_f16_avx2(const void *x, const void *y, size_t n) { return ck_dot_f16_f16_scalar(x, y, n); }
+float ck_dot_f32_avx2(const float *x, const float *y, size_t n) { return ck_dot_f32_scalar(x, y, n); }
+void ck_quantize_q8_0_avx2(const float *x, void *y, size_t n) { ck_quantize_q8_0_scalar(x, y, n); }
+void ck_quantize_q8_1_avx2(const float *x, void *y, size_t n) { ck_quantize_q8_1_scalar(x, y, n); }
+void ck_fp16_to_fp32_row_avx2(const uint16_t *x, float *y, size_t n) { for (size_t i = 0; i < n; i++) y[i] = ck_fp16_to_fp32(x[i]); }
+void ck_fp32_to_fp16_row_avx2(const float *x, uint16_t *y, size_t n) { for (size_t i = 0; i < n; i++) y[i] = ck_fp32_to_fp16(x[i]); }
+#endif

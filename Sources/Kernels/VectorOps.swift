@@ -1,0 +1,64 @@
+import CKernels
+import Foundation
+
+/// Float vector operations used around the matrix products (norms, activations, softmax).
+/// Plain loops the Swift compiler vectorizes; nothing here allocates.
+public enum VectorOps {
+    /// y = x / sqrt(mean(x²) + eps) * weight
+    @inline(__always)
+    public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
+                               into y: UnsafeMutablePointer<Float>, count n: Int) {
+        var sum: Double = 0
+        for i in 0..<n { sum += Double(x[i] * x[i]) }
+        let scale = Float(1.0 / (sum / Double(n) + Double(eps)).squareRoot())
+        for i in 0..<n { y[i] = x[i] * scale * weight[i] }
+    }
+
+    /// x += y
+    @inline(__always)
+    public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
+        for i in 0..<n { x[i] += y[i] }
+    }
+
+    /// gate = silu(gate) * up
+    @inline(__always)
+    public static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
+        for i in 0..<n {
+            let g = gate[i]
+            gate[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+
+    /// In-place softmax; returns nothing. Handles -inf entries (masked positions).
+    @inline(__always)
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        var m = -Float.infinity
+        for i in 0..<n where x[i] > m { m = x[i] }
+        var sum: Double = 0
+        for i in 0..<n {
+            let e = expf(x[i] - m)
+            x[i] = e
+            sum += Double(e)
+        }
+        let inv = Float(1.0 / sum)
+        for i in 0..<n { x[i] *= inv }
+    }
+
+    /// Converts floats to IEEE half precision.
+    @inline(__always)
+    public static func toFP16(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<UInt16>, count n: Int) {
+        ck_fp32_to_fp16_row(x, y, n)
+    }
+
+    /// Converts half precision to floats.
+    @inline(__always)
+    public static func fromFP16(_ x: UnsafePointer<UInt16>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        ck_fp16_to_fp32_row(x, y, n)
+    }
+
+    /// Dot product of two half-precision vectors, accumulated in float.
+    @inline(__always)
+    public static func dotFP16(_ x: UnsafePointer<UInt16>, _ y: UnsafePointer<UInt16>, count n: Int) -> Float {
+        ck_vec_dot(Int32(CK_F16), x, y, n)
+    }
+}

@@ -1,0 +1,138 @@
+import Kernels
+import ModelFormats
+import Testing
+
+/// Random blocks of a quantized type: random quant bytes with sane fp16 scales.
+func randomBlocks(_ type: GGMLType, blocks: Int, rng: inout some RandomNumberGenerator) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: blocks * type.blockBytes)
+    for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+    func put(_ value: Float, at offset: Int) {
+        let h = Kernels.fp16(value)
+        bytes[offset] = UInt8(h & 0xFF)
+        bytes[offset + 1] = UInt8(h >> 8)
+    }
+    switch type {
+    case .f32:
+        for i in 0..<(bytes.count / 4) {
+            let bits = Float.random(in: -2...2, using: &rng).bitPattern
+            for b in 0..<4 { bytes[i * 4 + b] = UInt8((bits >> (8 * UInt32(b))) & 0xFF) }
+        }
+    case .f16:
+        for i in 0..<(bytes.count / 2) { put(Float.random(in: -2...2, using: &rng), at: i * 2) }
+    case .bf16:
+        for i in 0..<(bytes.count / 2) {
+            let bits = Float.random(in: -2...2, using: &rng).bitPattern >> 16
+            bytes[i * 2] = UInt8(bits & 0xFF)
+            bytes[i * 2 + 1] = UInt8(bits >> 8)
+        }
+    case .q4_0, .q5_0, .q8_0:
+        for b in 0..<blocks { put(Float.random(in: 0.001...0.05, using: &rng), at: b * type.blockBytes) }
+    case .q4_1, .q5_1:
+        for b in 0..<blocks {
+            put(Float.random(in: 0.001...0.05, using: &rng), at: b * type.blockBytes)
+            put(Float.random(in: -0.5...0.5, using: &rng), at: b * type.blockBytes + 2)
+        }
+    default:
+        break
+    }
+    return bytes
+}
+
+func randomFloats(_ n: Int, rng: inout some RandomNumberGenerator) -> [Float] {
+    (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
+}
+
+struct TestRNG: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("SIMD kernels against their scalar twins")
+struct KernelTwinTests {
+    static let weightTypes: [GGMLType] = [.f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .bf16]
+
+    @Test("dot product: SIMD equals scalar within 1e-4 relative", arguments: weightTypes, [32, 96, 576, 1536])
+    func dotTwin(type: GGMLType, n: Int) {
+        var rng = TestRNG(state: UInt64(type.rawValue) * 1000 + UInt64(n))
+        for _ in 0..<20 {
+            let w = randomBlocks(type, blocks: n / type.blockSize, rng: &rng)
+            let x = randomFloats(n, rng: &rng)
+            let actType = Kernels.activationType(for: type)
+            var act = [UInt8](repeating: 0, count: Kernels.rowBytes(actType, n))
+            x.withUnsafeBufferPointer { xp in
+                act.withUnsafeMutableBytes { Kernels.quantizeScalar(actType, xp.baseAddress!, into: $0.baseAddress!, count: n) }
+            }
+            let (simd, scalar, reference) = w.withUnsafeBytes { wp in
+                act.withUnsafeBytes { ap in
+                    // Reference: dequantize both sides and take a double-precision dot.
+                    var wf = [Float](repeating: 0, count: n), af = [Float](repeating: 0, count: n)
+                    Kernels.dequantizeScalar(type, wp.baseAddress!, into: &wf, count: n)
+                    Kernels.dequantizeScalar(actType, ap.baseAddress!, into: &af, count: n)
+                    var ref: Double = 0
+                    for i in 0..<n { ref += Double(wf[i]) * Double(af[i]) }
+                    return (Kernels.dot(type, wp.baseAddress!, ap.baseAddress!, count: n),
+                            Kernels.dotScalar(type, wp.baseAddress!, ap.baseAddress!, count: n), ref)
+                }
+            }
+            let scale = max(1, abs(Double(scalar)))
+            #expect(abs(Double(simd) - Double(scalar)) / scale < 1e-4, "\(type) n=\(n): simd \(simd) scalar \(scalar)")
+            // The scalar kernel agrees with dequantize-then-dot (checks the block layout itself). Q8_1's
+            // stored sum s is fp16, so allow its rounding.
+            #expect(abs(Double(scalar) - reference) / scale < 2e-3, "\(type) n=\(n): scalar \(scalar) reference \(reference)")
+        }
+    }
+
+    @Test("activation quantization: SIMD equals scalar", arguments: [GGMLType.q8_0, .q8_1, .f16], [32, 576, 1536])
+    func quantizeTwin(type: GGMLType, n: Int) {
+        var rng = TestRNG(state: 7 + UInt64(n))
+        for _ in 0..<50 {
+            let x = randomFloats(n, rng: &rng)
+            var a = [UInt8](repeating: 0, count: Kernels.rowBytes(type, n)), b = a
+            x.withUnsafeBufferPointer { xp in
+                a.withUnsafeMutableBytes { Kernels.quantize(type, xp.baseAddress!, into: $0.baseAddress!, count: n) }
+                b.withUnsafeMutableBytes { Kernels.quantizeScalar(type, xp.baseAddress!, into: $0.baseAddress!, count: n) }
+            }
+            #expect(a == b, "\(type) n=\(n)")
+        }
+    }
+
+    @Test("dequantize: SIMD path equals scalar", arguments: [GGMLType.f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .bf16])
+    func dequantizeTwin(type: GGMLType) {
+        var rng = TestRNG(state: 99)
+        let n = 1024
+        let w = randomBlocks(type, blocks: n / type.blockSize, rng: &rng)
+        var a = [Float](repeating: 0, count: n), b = a
+        w.withUnsafeBytes { wp in
+            Kernels.dequantize(type, wp.baseAddress!, into: &a, count: n)
+            Kernels.dequantizeScalar(type, wp.baseAddress!, into: &b, count: n)
+        }
+        #expect(a == b)
+    }
+
+    @Test("fp16 conversion round-trips every half value")
+    func fp16RoundTrip() {
+        for h in UInt16.min...UInt16.max {
+            let f = Kernels.float(fp16: h)
+            if f.isNaN { continue }
+            #expect(Kernels.fp16(f) == h)
+        }
+    }
+
+    @Test("float dot: SIMD equals scalar")
+    func floatDot() {
+        var rng = TestRNG(state: 5)
+        for n in [1, 7, 8, 15, 16, 17, 100, 576] {
+            let x = randomFloats(n, rng: &rng), y = randomFloats(n, rng: &rng)
+            var ref: Double = 0
+            for i in 0..<n { ref += Double(x[i]) * Double(y[i]) }
+            let got = Kernels.dot(x, y, count: n)
+            #expect(abs(Double(got) - ref) < 1e-3 * max(1, abs(ref)))
+        }
+    }
+}

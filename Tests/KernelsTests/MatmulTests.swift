@@ -1,0 +1,45 @@
+import Foundation
+import Kernels
+import ModelFormats
+import Testing
+
+@Suite("Matrix products and the thread pool")
+struct MatmulTests {
+    @Test("threaded matmul equals row-by-row dots, any thread count", arguments: [GGMLType.q4_1, .q8_0, .q4_0, .f16, .f32], [1, 2, 3])
+    func threadedMatmul(type: GGMLType, threads: Int) throws {
+        var rng = TestRNG(state: 42)
+        let rows = 67, cols = 256, tokens = 5
+        let bytes = randomBlocks(type, blocks: rows * cols / type.blockSize, rng: &rng)
+        let x = randomFloats(tokens * cols, rng: &rng)
+        let pool = ThreadPool(threads: threads)
+        try bytes.withUnsafeBytes { wp in
+            let w = try QuantizedMatrix(type: type, bytes: wp, rows: rows, columns: cols)
+            let act = ActivationBuffer(type: w.activationType, columns: cols, capacity: tokens)
+            x.withUnsafeBufferPointer { act.load($0.baseAddress!, tokens: tokens, stride: cols) }
+            var out = [Float](repeating: .nan, count: tokens * rows)
+            out.withUnsafeMutableBufferPointer { Kernels.matmul(w, act, tokens: tokens, into: $0.baseAddress!, ldOut: rows, pool: pool) }
+            for t in 0..<tokens {
+                for r in 0..<rows {
+                    let expected = Kernels.dot(type, wp.baseAddress! + r * w.rowBytes, act.row(t), count: cols)
+                    #expect(out[t * rows + r] == expected)
+                }
+            }
+        }
+    }
+
+    @Test("the active instruction set is the best the CPU has unless VERITY_ISA caps it")
+    func activeLevel() {
+        let cap = ProcessInfo.processInfo.environment["VERITY_ISA"]
+        if cap == nil { #expect(InstructionSet.active == InstructionSet.detected) }
+        if cap == "scalar" { #expect(InstructionSet.active == .scalar) }
+    }
+
+    @Test("a matrix with the wrong byte count or an unsupported type is refused")
+    func refusesBadMatrix() {
+        let bytes = [UInt8](repeating: 0, count: 100)
+        bytes.withUnsafeBytes { wp in
+            #expect(throws: KernelError.self) { try QuantizedMatrix(type: .q4_1, bytes: wp, rows: 2, columns: 64) }
+            #expect(throws: KernelError.self) { try QuantizedMatrix(type: .q4_K, bytes: wp, rows: 1, columns: 256) }
+        }
+    }
+}
