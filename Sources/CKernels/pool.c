@@ -2,6 +2,7 @@
 // on a condition variable), so running a task costs no thread creation.
 #include "ck_internal.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -11,7 +12,9 @@
 #define CK_PAUSE() ((void)0)
 #endif
 
-#define CK_SPIN_ITERATIONS 20000
+// Spin this many pause iterations (tens of microseconds) before sleeping or yielding: long enough to
+// catch the next operation of a forward pass, short enough not to starve other work on a busy machine.
+#define CK_SPIN_ITERATIONS 4096
 
 struct ck_pool {
     int n_threads;
@@ -101,5 +104,10 @@ void ck_pool_run(ck_pool *pool, ck_task_fn fn, void *ctx) {
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
     fn(ctx, 0, pool->n_threads);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) CK_PAUSE();
+    // Wait for the workers; yield once spinning has gone on long enough that a worker is probably
+    // descheduled (more runnable threads than cores), so it can get the core.
+    int spins = 0;
+    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
+        if (++spins < CK_SPIN_ITERATIONS) CK_PAUSE(); else sched_yield();
+    }
 }

@@ -8,9 +8,11 @@ public enum VectorOps {
     @inline(__always)
     public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
                                into y: UnsafeMutablePointer<Float>, count n: Int) {
+        // Sum in double, mean and scale in float: the same roundings as ggml's rms_norm.
         var sum: Double = 0
         for i in 0..<n { sum += Double(x[i] * x[i]) }
-        let scale = Float(1.0 / (sum / Double(n) + Double(eps)).squareRoot())
+        let mean = Float(sum / Double(n))
+        let scale: Float = 1 / (mean + eps).squareRoot()
         for i in 0..<n { y[i] = x[i] * scale * weight[i] }
     }
 
@@ -23,25 +25,13 @@ public enum VectorOps {
     /// gate = silu(gate) * up
     @inline(__always)
     public static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
-        for i in 0..<n {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
-        }
+        ck_silu_mul(gate, up, n)
     }
 
-    /// In-place softmax; returns nothing. Handles -inf entries (masked positions).
+    /// In-place softmax (handles -inf entries: masked positions).
     @inline(__always)
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        var m = -Float.infinity
-        for i in 0..<n where x[i] > m { m = x[i] }
-        var sum: Double = 0
-        for i in 0..<n {
-            let e = expf(x[i] - m)
-            x[i] = e
-            sum += Double(e)
-        }
-        let inv = Float(1.0 / sum)
-        for i in 0..<n { x[i] *= inv }
+        ck_softmax(x, n)
     }
 
     /// Converts floats to IEEE half precision.
@@ -61,4 +51,16 @@ public enum VectorOps {
     public static func dotFP16(_ x: UnsafePointer<UInt16>, _ y: UnsafePointer<UInt16>, count n: Int) -> Float {
         ck_vec_dot(Int32(CK_F16), x, y, n)
     }
+
+    /// Scalar twins, for tests comparing them with the SIMD paths.
+    public static func swigluScalar(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
+        ck_silu_mul_scalar(gate, up, n)
+    }
+
+    public static func softmaxScalar(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        _ = ck_softmax_scalar(x, n)
+    }
+
+    /// exp by the polynomial the SIMD paths use.
+    public static func expPoly(_ x: Float) -> Float { ck_expf_poly(x) }
 }

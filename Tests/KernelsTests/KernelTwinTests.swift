@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 import ModelFormats
 import Testing
@@ -133,6 +134,48 @@ struct KernelTwinTests {
             for i in 0..<n { ref += Double(x[i]) * Double(y[i]) }
             let got = Kernels.dot(x, y, count: n)
             #expect(abs(Double(got) - ref) < 1e-3 * max(1, abs(ref)))
+        }
+    }
+}
+
+@Suite("Float activations against their scalar twins")
+struct ActivationTwinTests {
+    @Test("vector exp polynomial is within 2 ulp of exp", arguments: [-100.0, -87.0, -20.0, -1.0, -1e-3, 0.0, 0.5, 3.0, 40.0, 88.0] as [Float])
+    func expAccuracy(x: Float) {
+        let got = VectorOps.expPoly(x)
+        let want = Float(Foundation.exp(Double(x)))
+        #expect(abs(got - want) <= 2 * want.ulp || (want < Float.leastNormalMagnitude && got < Float.leastNormalMagnitude))
+    }
+
+    @Test("silu·up: SIMD equals scalar, and both are close to the formula")
+    func siluTwin() {
+        var rng = TestRNG(state: 17)
+        for n in [1, 7, 8, 9, 64, 1536] {
+            let g = (0..<n).map { _ in Float.random(in: -12...12, using: &rng) }
+            let u = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
+            var simd = g, scalar = g
+            VectorOps.swiglu(&simd, u, count: n)
+            VectorOps.swigluScalar(&scalar, u, count: n)
+            #expect(simd == scalar)
+            for i in 0..<n {
+                let want = Double(g[i]) / (1 + Foundation.exp(-Double(g[i]))) * Double(u[i])
+                #expect(abs(Double(simd[i]) - want) <= 1e-5 * max(1, abs(want)))
+            }
+        }
+    }
+
+    @Test("softmax: SIMD equals scalar within float rounding, sums to 1, masks -inf")
+    func softmaxTwin() {
+        var rng = TestRNG(state: 23)
+        for n in [1, 3, 8, 13, 64, 300] {
+            var x = (0..<n).map { _ in Float.random(in: -10...10, using: &rng) }
+            if n > 2 { x[1] = -.infinity }
+            var simd = x, scalar = x
+            VectorOps.softmax(&simd, count: n)
+            VectorOps.softmaxScalar(&scalar, count: n)
+            for i in 0..<n { #expect(abs(simd[i] - scalar[i]) <= 1e-6) }
+            #expect(abs(simd.reduce(0, +) - 1) < 1e-5)
+            if n > 2 { #expect(simd[1] == 0) }
         }
     }
 }

@@ -70,6 +70,16 @@ float ck_vec_dot_scalar(int type, const void *x, const void *y, size_t n);
 float ck_dot_f32(const float *x, const float *y, size_t n);
 float ck_dot_f32_scalar(const float *x, const float *y, size_t n);
 
+// ---- float activations -------------------------------------------------------------------------
+/// exp(x) by the vectorizable polynomial the SIMD paths use (≈1.5 ulp); the scalar twin.
+float ck_expf_poly(float x);
+/// gate[i] = silu(gate[i]) * up[i]
+void ck_silu_mul(float *gate, const float *up, size_t n);
+void ck_silu_mul_scalar(float *gate, const float *up, size_t n);
+/// In-place softmax (exp relative to the max, sum in double). Returns the sum (scalar twin).
+void ck_softmax(float *x, size_t n);
+double ck_softmax_scalar(float *x, size_t n);
+
 // ---- thread pool -------------------------------------------------------------------------------
 typedef struct ck_pool ck_pool;
 typedef void (*ck_task_fn)(void *ctx, int ith, int nth);

@@ -1,0 +1,25 @@
+import ModelFormats
+
+/// Maps `general.architecture` to the type that loads it. A new architecture is one file plus one
+/// line here.
+public enum ModelRegistry {
+    public typealias Loader = @Sendable (GGUFFile) throws(ModelError) -> any LanguageModel
+
+    public static let loaders: [String: Loader] = [
+        "llama": { (file) throws(ModelError) in try LlamaModel(file: file) },
+    ]
+
+    /// Architecture names Verity can run.
+    public static var supportedArchitectures: [String] { loaders.keys.sorted() }
+
+    /// Loads the model in `file`, or throws naming the architecture and listing the supported ones.
+    public static func load(_ file: GGUFFile) throws(ModelError) -> any LanguageModel {
+        let architecture: String
+        do { architecture = try file.string("general.architecture") } catch { throw .format(error) }
+        guard let loader = loaders[architecture] else {
+            throw ModelError(.unsupportedArchitecture,
+                             "unsupported architecture '\(architecture)' (supported: \(supportedArchitectures.joined(separator: ", ")))")
+        }
+        return try loader(file)
+    }
+}
