@@ -1,0 +1,207 @@
+import ModelFormats
+
+/// A text tokenizer built from a model's `tokenizer.ggml.*` metadata, producing the same token
+/// ids as llama.cpp's `llama_tokenize` and the same text as its `llama_detokenize`.
+///
+/// Supported: byte-level BPE (`tokenizer.ggml.model = gpt2`) with the pre-tokenizers listed in
+/// ``supportedPreTokenizers``. Other models (SentencePiece `llama`, WordPiece `bert`, …) are
+/// rejected with `.unsupportedModel`.
+///
+/// Immutable after construction and safe to share between threads.
+public final class Tokenizer: Sendable {
+    private let backend: any TokenizerBackend
+    private let tokens: [String]
+    private let specials: SpecialTokens
+    private let partitioner: SpecialTokenPartitioner
+    /// Rendered piece of every token (special tokens as their text), concatenated.
+    private let pieceData: [UInt8]
+    /// `pieceData` offsets; token `i` is `pieceData[pieceOffsets[i]..<pieceOffsets[i + 1]]`.
+    private let pieceOffsets: [Int]
+
+    /// `tokenizer.ggml.model`, e.g. `"gpt2"`.
+    public let modelName: String
+    /// Whether `encode(_:addSpecial: true, …)` prepends BOS (`tokenizer.ggml.add_bos_token`, else the model default).
+    public let addBOS: Bool
+    /// Whether `encode(_:addSpecial: true, …)` appends EOS (`tokenizer.ggml.add_eos_token`, else `false`).
+    public let addEOS: Bool
+    /// Non-fatal problems found in the metadata (e.g. an out-of-range special token id that was ignored).
+    public let warnings: [String]
+
+    /// Every supported `tokenizer.ggml.pre` value.
+    public static var supportedPreTokenizers: [String] { PreTokenizer.supportedNames }
+
+    /// Builds a tokenizer from a GGUF file's metadata.
+    public convenience init(gguf: GGUFFile) throws(TokenizerError) {
+        try self.init(vocabulary: Vocabulary(gguf: gguf))
+    }
+
+    /// Builds a tokenizer from a vocabulary; validates it and resolves llama.cpp's defaults.
+    public init(vocabulary: Vocabulary) throws(TokenizerError) {
+        let count = vocabulary.tokens.count
+        guard count > 0 else {
+            throw TokenizerError(.invalidVocabulary, "the vocabulary has no tokens ('tokenizer.ggml.tokens' is empty)")
+        }
+        guard count < Int(Int32.max) / 2 else {
+            throw TokenizerError(.invalidVocabulary, "the vocabulary has \(count) tokens, more than token ids can address")
+        }
+        if let types = vocabulary.tokenTypes, types.count < count {
+            throw TokenizerError(.invalidVocabulary, "'tokenizer.ggml.token_type' has \(types.count) entries for \(count) tokens")
+        }
+        // llama.cpp replaces empty token texts so that every text is unique-ish and non-empty.
+        let tokens = vocabulary.tokens.enumerated().map { i, t in t.isEmpty ? "[EMPTY_\(i)]" : t }
+
+        let backend: any TokenizerBackend
+        switch vocabulary.model {
+        case "gpt2":
+            backend = try BPEBackend(vocabulary: vocabulary, tokens: tokens)
+        default:
+            throw TokenizerError(
+                .unsupportedModel,
+                "tokenizer model '\(vocabulary.model)' (tokenizer.ggml.model) is not supported; supported: gpt2")
+        }
+        let specials = SpecialTokens(
+            vocabulary: vocabulary, tokens: tokens, defaultBOS: backend.defaultBOS, defaultEOS: backend.defaultEOS)
+
+        var candidates: [(id: Int32, text: String, needsParseSpecial: Bool)] = []
+        var data: [UInt8] = []
+        var offsets: [Int] = [0]
+        offsets.reserveCapacity(count + 1)
+        for (i, text) in tokens.enumerated() {
+            let attr = specials.attributes[i]
+            if !attr.isDisjoint(with: .special) {
+                candidates.append((Int32(i), text, !attr.isDisjoint(with: .hiddenSpecial)))
+                data.append(contentsOf: text.utf8)
+            } else {
+                data.append(contentsOf: backend.pieceBytes(text: text, attributes: attr))
+            }
+            offsets.append(data.count)
+        }
+
+        self.backend = backend
+        self.tokens = tokens
+        self.specials = specials
+        self.partitioner = SpecialTokenPartitioner(candidates: candidates)
+        self.pieceData = data
+        self.pieceOffsets = offsets
+        self.modelName = vocabulary.model
+        self.addBOS = vocabulary.addBOS ?? backend.defaultAddBOS
+        self.addEOS = vocabulary.addEOS ?? false
+        var warnings = specials.warnings
+        if vocabulary.preTokenizer == nil {
+            warnings.append("missing 'tokenizer.ggml.pre'; using the 'default' pre-tokenizer (as llama.cpp does)")
+        }
+        self.warnings = warnings
+    }
+
+    // MARK: Vocabulary facts
+
+    /// Number of tokens in the vocabulary.
+    public var vocabularySize: Int { tokens.count }
+    /// The `tokenizer.ggml.pre` name in effect (`"default"` when the key is absent).
+    public var preTokenizerName: String { backend.preTokenizerName }
+    /// Beginning-of-sequence token, if any.
+    public var bosTokenID: Int32? { specials.bos }
+    /// End-of-sequence token, if any.
+    public var eosTokenID: Int32? { specials.eos }
+    /// End-of-turn token (explicit, or detected by text such as `<|im_end|>`), if any.
+    public var eotTokenID: Int32? { specials.eot }
+    /// End-of-message token (`<|eom_id|>`), if any.
+    public var eomTokenID: Int32? { specials.eom }
+    /// Unknown token, if any.
+    public var unknownTokenID: Int32? { specials.unknown }
+    /// Padding token, if any.
+    public var paddingTokenID: Int32? { specials.padding }
+    /// Every token that ends generation (llama.cpp's EOG set: EOS, EOT, EOM, FIM pad/repo/sep and
+    /// tokens such as `<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`).
+    public var endOfGenerationTokenIDs: Set<Int32> { specials.endOfGeneration }
+
+    /// `true` if generating `id` should stop generation.
+    public func isEndOfGeneration(_ id: Int32) -> Bool {
+        specials.endOfGeneration.contains(id)
+    }
+
+    /// `true` for control and unknown-type tokens: hidden by `decode(skipSpecial: true)` and only
+    /// recognized in text by `encode(parseSpecial: true)`.
+    public func isControl(_ id: Int32) -> Bool {
+        guard id >= 0 && Int(id) < tokens.count else { return false }
+        return !specials.attributes[Int(id)].isDisjoint(with: .hiddenSpecial)
+    }
+
+    /// The id of the token whose vocabulary text is exactly `text`, if any.
+    public func tokenID(forText text: String) -> Int32? {
+        backend.tokenID(forText: text)
+    }
+
+    /// The raw vocabulary text of a token (e.g. `"Ġhello"`), or `""` for an out-of-range id.
+    public func tokenText(_ id: Int32) -> String {
+        guard id >= 0 && Int(id) < tokens.count else { return "" }
+        return tokens[Int(id)]
+    }
+
+    /// The bytes a token contributes to decoded output (byte-level decoded, so `Ġ` is a space;
+    /// special tokens as their text); empty for an out-of-range id. May be a partial UTF-8 sequence.
+    public func pieceBytes(_ id: Int32) -> [UInt8] {
+        guard id >= 0 && Int(id) < tokens.count else { return [] }
+        return Array(pieceData[pieceOffsets[Int(id)]..<pieceOffsets[Int(id) + 1]])
+    }
+
+    /// Appends a token's piece to `out` unless it is hidden by `skipSpecial`.
+    func appendPiece(_ id: Int32, skipSpecial: Bool, to out: inout [UInt8]) {
+        guard id >= 0 && Int(id) < tokens.count else { return }
+        if skipSpecial && !specials.attributes[Int(id)].isDisjoint(with: .hiddenSpecial) { return }
+        out.append(contentsOf: pieceData[pieceOffsets[Int(id)]..<pieceOffsets[Int(id) + 1]])
+    }
+
+    // MARK: Encoding and decoding
+
+    /// Converts text to token ids, exactly as llama.cpp's `llama_tokenize`.
+    ///
+    /// - Parameters:
+    ///   - addSpecial: add BOS / EOS as the vocabulary's `add_bos_token` / `add_eos_token` say.
+    ///   - parseSpecial: recognize control tokens such as `<|im_start|>` written in the text;
+    ///     when `false` they are tokenized as plain text. User-defined tokens are always recognized.
+    public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
+        let utf8 = Array(text.utf8)
+        var out: [Int32] = []
+        out.reserveCapacity(utf8.count / 3 + 2)
+        if addSpecial && addBOS, let bos = specials.bos {
+            out.append(bos)
+        }
+        var afterSpecial = true
+        for fragment in partitioner.partition(utf8, parseSpecial: parseSpecial) {
+            switch fragment {
+            case .token(let id):
+                out.append(id)
+                afterSpecial = true
+            case .text(let range):
+                backend.encode(utf8[range], afterSpecial: afterSpecial, into: &out)
+                afterSpecial = false
+            }
+        }
+        if addSpecial && addEOS, let eos = specials.eos {
+            out.append(eos)
+        }
+        return out
+    }
+
+    /// The decoded bytes of `ids` (see ``decode(_:skipSpecial:)``), before UTF-8 validation.
+    public func decodeBytes(_ ids: [Int32], skipSpecial: Bool = false) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for id in ids {
+            appendPiece(id, skipSpecial: skipSpecial, to: &bytes)
+        }
+        if backend.cleanSpaces {
+            DecodeCleanup.cleanUpTokenizationSpaces(&bytes)
+        }
+        return bytes
+    }
+
+    /// Converts token ids to text, as llama.cpp's `llama_detokenize` with
+    /// `remove_special = false`, `unparse_special = !skipSpecial`.
+    ///
+    /// Out-of-range ids are ignored; invalid UTF-8 (e.g. a sequence cut off mid-character)
+    /// becomes U+FFFD.
+    public func decode(_ ids: [Int32], skipSpecial: Bool = false) -> String {
+        String(decoding: decodeBytes(ids, skipSpecial: skipSpecial), as: UTF8.self)
+    }
+}
