@@ -1,0 +1,86 @@
+import ChatTemplates
+import Foundation
+import ModelFormats
+import Models
+import Tokenizers
+
+/// A model ready to run: the mapped GGUF file, the network, its tokenizer and chat template.
+/// Immutable and shareable; generation state lives in a ``Generator``.
+public final class LoadedModel: Sendable {
+    public let path: String
+    public let file: GGUFFile
+    public let network: any LanguageModel
+    public let tokenizer: Tokenizer
+    public let chatTemplate: ChatTemplate?
+    /// Seconds spent loading.
+    public let loadSeconds: Double
+
+    /// Opens and validates a GGUF model. Errors name the file and what is wrong with it.
+    public init(path: String) throws(EngineError) {
+        let start = Date()
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw EngineError(.fileNotFound, "model file not found: \(path)")
+        }
+        do {
+            file = try GGUFFile(path: path)
+        } catch {
+            throw EngineError(.invalidModelFile, "\(path) is not a valid GGUF model: \(error.message)", cause: error)
+        }
+        do {
+            network = try ModelRegistry.load(file)
+        } catch {
+            let code: EngineError.Code = [.unsupportedArchitecture, .unsupportedTensorType].contains(error.code) ? .unsupportedModel : .invalidModelFile
+            throw EngineError(code, "\(path): \(error.message)", cause: error)
+        }
+        do {
+            tokenizer = try Tokenizer(gguf: file)
+        } catch {
+            throw EngineError(.tokenizer, "\(path): \(error.message)", cause: error)
+        }
+        if let source = try? file.optionalString("tokenizer.chat_template") {
+            do {
+                chatTemplate = try ChatTemplate(source)
+            } catch {
+                throw EngineError(.chatTemplate, "\(path): chat template does not parse: \(error.message)", cause: error)
+            }
+        } else {
+            chatTemplate = nil
+        }
+        self.path = path
+        loadSeconds = Date().timeIntervalSince(start)
+    }
+
+    /// A short name for the model: `general.name`, else the file name.
+    public var name: String {
+        (try? file.optionalString("general.name")) ?? URL(fileURLWithPath: path).lastPathComponent
+    }
+
+    /// Renders a conversation through the model's chat template (with the generation prompt).
+    public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) throws(EngineError) -> String {
+        guard let template = chatTemplate else {
+            throw EngineError(.chatTemplate, "\(name) has no chat template (tokenizer.chat_template); use a raw prompt")
+        }
+        let bos = tokenizer.bosTokenID.map { tokenizer.tokenText($0) } ?? ""
+        let eos = tokenizer.eosTokenID.map { tokenizer.tokenText($0) } ?? ""
+        do {
+            return try template.apply(messages: messages, addGenerationPrompt: addGenerationPrompt, bosToken: bos, eosToken: eos)
+        } catch {
+            throw EngineError(.chatTemplate, "chat template failed: \(error.message)", cause: error)
+        }
+    }
+
+    /// Token ids of a chat conversation: the rendered template, special tokens parsed, BOS added
+    /// per the vocabulary's flag unless the template already wrote it.
+    public func chatTokens(_ messages: [ChatMessage]) throws(EngineError) -> [Int32] {
+        let text = try renderChat(messages)
+        var ids = tokenizer.encode(text, addSpecial: tokenizer.addBOS, parseSpecial: true)
+        if ids.count >= 2, let bos = tokenizer.bosTokenID, ids[0] == bos, ids[1] == bos { ids.removeFirst() }
+        return ids
+    }
+
+    /// Token ids of a raw prompt (special-token text is parsed, BOS/EOS per the vocabulary).
+    public func rawTokens(_ text: String) -> [Int32] {
+        tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+
+/// The log-probability of one token, as reported to callers.
+public struct TokenLogprob: Sendable, Equatable, Codable {
+    public var token: Int32
+    public var logprob: Float
+    public init(token: Int32, logprob: Float) {
+        self.token = token
+        self.logprob = logprob
+    }
+}
+
+/// Picks tokens from logits: logit bias → repetition/presence/frequency penalties → greedy, or
+/// top-k → top-p → min-p → temperature → a seeded draw (llama.cpp's default chain order).
+/// One sampler per sequence; it keeps the seeded generator and the penalty history. Scratch is
+/// allocated once and reused, so sampling a token allocates nothing beyond the first call.
+public struct Sampler: Sendable {
+    public let parameters: SamplingParameters
+    private var rng: SeededGenerator
+    private var history: [Int32] = []
+    private var counts: [Int32: Int] = [:]
+    private var candidates: [(id: Int32, logit: Float)] = []
+    private var working: [Float] = []
+
+    public init(parameters: SamplingParameters) {
+        self.parameters = parameters
+        rng = SeededGenerator(seed: parameters.seed ?? UInt64.random(in: .min ... .max))
+    }
+
+    /// Adds tokens the penalties should see (the prompt, then each sampled token).
+    public mutating func accept(_ tokens: some Sequence<Int32>) {
+        for t in tokens { history.append(t) }
+    }
+
+    /// Chooses the next token from `logits` (one row, vocabulary-sized). When `topLogprobs` is
+    /// non-nil, also returns the chosen token's log-probability and the `topLogprobs` most likely
+    /// alternatives, from the model's distribution after bias and penalties (before truncation and
+    /// temperature, as OpenAI reports them).
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>, topLogprobs: Int? = nil)
+        -> (token: Int32, logprob: TokenLogprob?, top: [TokenLogprob]) {
+        let n = logits.count
+        if working.count != n { working = [Float](repeating: 0, count: n) }
+        working.withUnsafeMutableBufferPointer { w in
+            for i in 0..<n { w[i] = logits[i] }
+        }
+        for (id, bias) in parameters.logitBias where id >= 0 && Int(id) < n { working[Int(id)] += bias }
+        applyPenalties()
+        var chosenLogprob: TokenLogprob?
+        var top: [TokenLogprob] = []
+        let token: Int32
+        if parameters.temperature <= 0 {
+            token = argmax()
+        } else {
+            token = draw()
+        }
+        if let k = topLogprobs {
+            let (lse, best) = logSumExpAndTop(k)
+            chosenLogprob = TokenLogprob(token: token, logprob: working[Int(token)] - lse)
+            top = best.map { TokenLogprob(token: $0, logprob: working[Int($0)] - lse) }
+        }
+        history.append(token)
+        return (token, chosenLogprob, top)
+    }
+
+    private mutating func applyPenalties() {
+        let p = parameters
+        guard p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0 else { return }
+        let window = p.penaltyWindow < 0 ? history.count : min(p.penaltyWindow, history.count)
+        guard window > 0 else { return }
+        counts.removeAll(keepingCapacity: true)
+        for t in history[(history.count - window)...] { counts[t, default: 0] += 1 }
+        for (t, c) in counts where t >= 0 && Int(t) < working.count {
+            var l = working[Int(t)]
+            if p.repetitionPenalty != 1 { l = l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty }
+            l -= Float(c) * p.frequencyPenalty + p.presencePenalty
+            working[Int(t)] = l
+        }
+    }
+
+    private func argmax() -> Int32 {
+        var best = 0
+        var bestValue = -Float.infinity
+        for (i, v) in working.enumerated() where v > bestValue {
+            best = i
+            bestValue = v
+        }
+        return Int32(best)
+    }
+
+    private mutating func draw() -> Int32 {
+        let p = parameters
+        selectCandidates(limit: p.topK > 0 ? p.topK : working.count)
+        if candidates.isEmpty { return argmax() }
+        // Probabilities before temperature, for top-p and min-p.
+        var probs = softmax(candidates.map(\.logit), temperature: 1)
+        if p.topP < 1 {
+            var cumulative: Double = 0
+            var keep = candidates.count
+            for (i, q) in probs.enumerated() {
+                cumulative += q
+                if cumulative >= Double(p.topP) { keep = i + 1; break }
+            }
+            candidates.removeSubrange(keep...)
+            probs.removeSubrange(keep...)
+        }
+        if p.minP > 0, let first = probs.first {
+            let threshold = first * Double(p.minP)
+            let keep = max(1, probs.firstIndex(where: { $0 < threshold }) ?? probs.count)
+            candidates.removeSubrange(keep...)
+        }
+        probs = softmax(candidates.map(\.logit), temperature: p.temperature)
+        let u = rng.nextUnit()
+        var cumulative: Double = 0
+        for (i, q) in probs.enumerated() {
+            cumulative += q
+            if u < cumulative { return candidates[i].id }
+        }
+        return candidates[candidates.count - 1].id
+    }
+
+    private func softmax(_ logits: [Float], temperature: Float) -> [Double] {
+        guard let m = logits.max() else { return [] }
+        let t = Double(temperature)
+        var e = logits.map { exp((Double($0) - Double(m)) / t) }
+        let s = e.reduce(0, +)
+        for i in e.indices { e[i] /= s }
+        return e
+    }
+
+    private func logSumExpAndTop(_ k: Int) -> (Float, [Int32]) {
+        var m = -Float.infinity
+        for v in working where v > m { m = v }
+        var s: Double = 0
+        for v in working { s += exp(Double(v - m)) }
+        let lse = m + Float(log(s))
+        guard k > 0 else { return (lse, []) }
+        return (lse, Self.top(k, of: working).map(\.id))
+    }
+
+    /// Fills `candidates` with the `limit` highest finite logits, best first (ties: lower id first).
+    private mutating func selectCandidates(limit: Int) {
+        candidates.removeAll(keepingCapacity: true)
+        if limit >= working.count {
+            for (i, v) in working.enumerated() where v > -Float.infinity { candidates.append((Int32(i), v)) }
+            candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        } else {
+            candidates = Self.top(limit, of: working).filter { $0.logit > -Float.infinity }
+        }
+    }
+
+    /// The k largest entries, best first, in one pass (insertion into a small sorted list).
+    static func top(_ k: Int, of values: [Float]) -> [(id: Int32, logit: Float)] {
+        var top: [(id: Int32, logit: Float)] = []
+        top.reserveCapacity(k + 1)
+        for (i, v) in values.enumerated() {
+            if top.count == k, let last = top.last, !(v > last.logit) { continue }
+            var j = top.count
+            while j > 0 && top[j - 1].logit < v { j -= 1 }
+            top.insert((Int32(i), v), at: j)
+            if top.count > k { top.removeLast() }
+        }
+        return top
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct Verity: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verity",
+        abstract: "Verity: a self-hostable LLM inference engine.",
+        subcommands: [RunCommand.self, ChatCommand.self, TokenizeCommand.self, LogitsCommand.self])
+}
+
+/// Where the provisioning script (scripts/fetch-models) puts models.
+enum ModelCache {
+    static var directory: String {
+        if let dir = ProcessInfo.processInfo.environment["VERITY_CACHE_DIR"], !dir.isEmpty { return dir + "/models" }
+        return NSHomeDirectory() + "/.cache/verity/models"
+    }
+
+    static let defaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    static var defaultModelPath: String { directory + "/" + defaultModelFile }
+}
+
+/// Diagnostics go to stderr; stdout carries only results.
+enum Diagnostics {
+    static func print(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// Runs the built `verity` binary as a user would.
+enum CLI {
+    static var binary: URL {
+        // The test executable sits next to the products in .build/<triple>/<configuration>/.
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var dir = me.deletingLastPathComponent()
+        while dir.path != "/" {
+            let url = dir.appendingPathComponent("verity")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+            dir = dir.deletingLastPathComponent()
+        }
+        return me.deletingLastPathComponent().appendingPathComponent("verity")
+    }
+
+    static var cache: String {
+        ProcessInfo.processInfo.environment["VERITY_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory() + "/.cache/verity"
+    }
+    static var smolLM2: String { cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf" }
+    static var hasModel: Bool { FileManager.default.fileExists(atPath: smolLM2) }
+
+    struct Output { let status: Int32; let stdout: String; let stderr: String }
+
+    static func run(_ arguments: [String], input: String? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input == nil ? FileHandle.nullDevice : inp
+        try process.run()
+        if let input {
+            inp.fileHandleForWriting.write(Data(input.utf8))
+            try inp.fileHandleForWriting.close()
+        }
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite("verity command line")
+struct CLITests {
+    @Test("a missing model file is one line on stderr and a non-zero status")
+    func missingModel() throws {
+        let r = try CLI.run(["run", "--model", "/no/such/model.gguf", "--prompt", "hi"])
+        #expect(r.status != 0)
+        #expect(r.stdout.isEmpty)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(r.stderr.contains("/no/such/model.gguf"))
+    }
+
+    @Test("a file that is not GGUF is a clear error")
+    func notGGUF() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-model-\(UUID()).gguf").path
+        try Data("hello".utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try CLI.run(["run", "--model", path, "--prompt", "hi"])
+        #expect(r.status != 0)
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(r.stderr.contains("not a valid GGUF"))
+    }
+
+    @Test("run --json prints one object with token ids, text, finish reason and timings",
+          .enabled(if: CLI.hasModel, "run scripts/fetch-models first"))
+    func runJSON() throws {
+        let r = try CLI.run(["run", "--model", CLI.smolLM2, "--prompt", "What is 2+2?", "--temperature", "0",
+                             "--max-tokens", "8", "--json", "--threads", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let completion = try #require(object["completion_tokens"] as? [Int])
+        #expect((object["prompt_tokens"] as? [Int])?.isEmpty == false)
+        #expect(completion.count <= 8 && !completion.isEmpty)
+        #expect(["stop", "length"].contains(object["finish_reason"] as? String))
+        #expect(object["text"] is String)
+        #expect((object["timings"] as? [String: Any])?["generation_tokens_per_second"] != nil)
+    }
+
+    @Test("run streams only the completion to stdout; diagnostics go to stderr",
+          .enabled(if: CLI.hasModel, "run scripts/fetch-models first"))
+    func runStreams() throws {
+        let r = try CLI.run(["run", "--model", CLI.smolLM2, "--raw", "--prompt", "The capital of France is",
+                             "--temperature", "0", "--max-tokens", "6", "--threads", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("Paris"))
+        #expect(!r.stdout.contains("t/s"))
+        #expect(r.stderr.contains("t/s"))
+    }
+
+    @Test("a prompt longer than the context is refused",
+          .enabled(if: CLI.hasModel, "run scripts/fetch-models first"))
+    func promptTooLong() throws {
+        let prompt = String(repeating: "word ", count: 300)
+        let r = try CLI.run(["run", "--model", CLI.smolLM2, "--raw", "--prompt", prompt, "--ctx", "64"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("context"))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test("chat keeps the conversation across turns and leaves on /quit",
+          .enabled(if: CLI.hasModel, "run scripts/fetch-models first"))
+    func chatTurns() throws {
+        let r = try CLI.run(["chat", "--model", CLI.smolLM2, "--temperature", "0", "--max-tokens", "24", "--threads", "2"],
+                            input: "My name is Alice.\nWhat is my name?\n/quit\n")
+        #expect(r.status == 0, "\(r.stderr)")
+        let replies = r.stdout.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(replies.count >= 2)
+        // The second answer saw the first turn: it differs from the same question asked fresh.
+        let fresh = try CLI.run(["run", "--model", CLI.smolLM2, "--prompt", "What is my name?", "--temperature", "0",
+                                 "--max-tokens", "24", "--threads", "2"])
+        #expect(fresh.status == 0)
+        #expect(!replies.isEmpty && !r.stdout.hasSuffix(fresh.stdout))
+    }
+}
