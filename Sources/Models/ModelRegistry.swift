@@ -6,7 +6,11 @@ public enum ModelRegistry {
     public typealias Loader = @Sendable (GGUFFile) throws(ModelError) -> any LanguageModel
 
     public static let loaders: [String: Loader] = [
-        "llama": { (file) throws(ModelError) in try LlamaModel(file: file) },
+        "llama": Llama.load,
+        "qwen2": Qwen2.load,
+        "qwen3": Qwen3.load,
+        "phi3": Phi3.load,
+        "gemma3": Gemma3.load,
     ]
 
     /// Architecture names Verity can run.

@@ -1,13 +1,19 @@
 import Foundation
 
-/// Rotary position embedding, "normal" mode (llama.cpp's LLAMA_ROPE_TYPE_NORM): rotates adjacent
-/// pairs (x[2i], x[2i+1]) by pos·θ_i, θ_i = base^(-2i/dims) / freqFactor[i] · freqScale. The angle
-/// is built by repeated multiplication, as ggml does, so results match it bit for bit in float.
-struct RoPE {
+/// Rotary position embedding. `.adjacent` (llama.cpp's NORM mode, Llama/Mistral) rotates pairs
+/// (x[2i], x[2i+1]); `.halves` (NEOX mode, Qwen/Phi/Gemma) rotates (x[i], x[i + dims/2]). Pair i
+/// turns by pos·θ_i·freqScale / freqFactor[i], θ_i = base^(-2i/dims). The angle is built by
+/// repeated multiplication, as ggml does, so angles match it bit for bit in float.
+struct RoPE: Sendable {
+    enum Style: Sendable { case adjacent, halves }
+
+    let style: Style
     let dimensions: Int
     let base: Float
     let freqScale: Float
     let freqFactors: [Float]?
+    /// Multiplies cos and sin (YaRN / LongRoPE attention factor; 1 otherwise).
+    var magnitude: Float = 1
 
     /// Fills `cos`/`sin` (dimensions/2 each) for one position.
     func angles(position: Int, cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
@@ -17,8 +23,8 @@ struct RoPE {
             var t = theta
             if let freqFactors { t /= freqFactors[i] }
             t *= freqScale
-            cos[i] = cosf(t)
-            sin[i] = sinf(t)
+            cos[i] = cosf(t) * magnitude
+            sin[i] = sinf(t) * magnitude
             theta *= thetaScale
         }
     }
@@ -27,12 +33,15 @@ struct RoPE {
     @inline(__always)
     func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int,
                cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        let half = dimensions / 2
+        let (stride, offset) = style == .adjacent ? (2, 1) : (1, half)
         for h in 0..<heads {
             let v = x + h * headDim
-            for i in 0..<(dimensions / 2) {
-                let x0 = v[2 * i], x1 = v[2 * i + 1]
-                v[2 * i] = x0 * cos[i] - x1 * sin[i]
-                v[2 * i + 1] = x0 * sin[i] + x1 * cos[i]
+            for i in 0..<half {
+                let a = i * stride
+                let x0 = v[a], x1 = v[a + offset]
+                v[a] = x0 * cos[i] - x1 * sin[i]
+                v[a + offset] = x0 * sin[i] + x1 * cos[i]
             }
         }
     }

@@ -19,6 +19,7 @@ final class TransformerContext: ModelContext {
     let attn: UnsafeMutablePointer<Float>     // batch × heads·valueDim
     let gate: UnsafeMutablePointer<Float>     // batch × ff
     let up: UnsafeMutablePointer<Float>       // batch × ff
+    let fused: UnsafeMutablePointer<Float>    // batch × fused QKV or gate+up width
     let ropeCos: UnsafeMutablePointer<Float>
     let ropeSin: UnsafeMutablePointer<Float>
     let attnScratch: Attention.Scratch
@@ -30,7 +31,7 @@ final class TransformerContext: ModelContext {
 
     struct ActivationKey: Hashable { let type: GGMLType; let columns: Int }
 
-    init(cache: KVCache, threads: Int, batch: Int, embd: Int, heads: Int, ff: Int, vocab: Int, ropeDims: Int) {
+    init(cache: KVCache, threads: Int, batch: Int, embd: Int, heads: Int, ff: Int, vocab: Int, ropeDims: Int, fusedWidth: Int) {
         self.cache = cache
         self.pool = ThreadPool(threads: threads)
         self.batch = batch
@@ -42,12 +43,12 @@ final class TransformerContext: ModelContext {
         x = alloc(batch * embd); h = alloc(batch * embd)
         q = alloc(batch * qDim); k = alloc(batch * kDim); v = alloc(batch * vDim)
         attn = alloc(batch * heads * cache.valueDim)
-        gate = alloc(batch * ff); up = alloc(batch * ff)
+        gate = alloc(batch * ff); up = alloc(batch * ff); fused = alloc(batch * fusedWidth)
         ropeCos = alloc(ropeDims / 2 + 1); ropeSin = alloc(ropeDims / 2 + 1)
         attnScratch = Attention.Scratch(scores: alloc(cache.capacity), probs16: alloc(cache.capacity, UInt16.self),
                                         query16: alloc(cache.keyDim, UInt16.self))
         logits = alloc(batch * vocab)
-        buffers = [x, h, q, k, v, attn, gate, up, ropeCos, ropeSin, attnScratch.scores, logits].map { UnsafeMutableRawPointer($0) }
+        buffers = [x, h, q, k, v, attn, gate, up, fused, ropeCos, ropeSin, attnScratch.scores, logits].map { UnsafeMutableRawPointer($0) }
         buffers += [UnsafeMutableRawPointer(attnScratch.probs16), UnsafeMutableRawPointer(attnScratch.query16)]
     }
 

@@ -1,0 +1,123 @@
+import Foundation
+import Kernels
+
+extension DecoderModel {
+    /// Runs all layers over one batch of tokens, leaving the final residual stream in ctx.x.
+    func evaluate(_ tokens: UnsafeBufferPointer<Int32>, _ ctx: TransformerContext) {
+        let hp = hyperparameters
+        let n = tokens.count, embd = hp.embedding
+        let qDim = hp.heads * hp.keyDim, kDim = hp.kvHeads * hp.keyDim, vDim = hp.kvHeads * hp.valueDim
+        let attnDim = hp.heads * hp.valueDim, ff = hp.feedForward
+        for t in 0..<n {
+            tokenEmbedding.dequantizeRow(Int(tokens[t]), into: ctx.x + t * embd)
+            if let scale = options.embeddingScale {
+                for i in 0..<embd { ctx.x[t * embd + i] *= scale }
+            }
+        }
+        let base = ctx.count
+
+        for (l, layer) in layers.enumerated() {
+            norm(ctx.x, layer.attnNorm, into: ctx.h, rows: n, width: embd)
+            ctx.setInput(ctx.h)
+            switch layer.qkv {
+            case .separate(let wq, let wk, let wv):
+                ctx.project(wq, tokens: n, into: ctx.q)
+                ctx.project(wk, tokens: n, into: ctx.k)
+                ctx.project(wv, tokens: n, into: ctx.v)
+            case .fused(let w):
+                ctx.project(w, tokens: n, into: ctx.fused)
+                let width = qDim + kDim + vDim
+                for t in 0..<n {
+                    let row = ctx.fused + t * width
+                    (ctx.q + t * qDim).update(from: row, count: qDim)
+                    (ctx.k + t * kDim).update(from: row + qDim, count: kDim)
+                    (ctx.v + t * vDim).update(from: row + qDim + kDim, count: vDim)
+                }
+            }
+            addBias(layer.qBias, to: ctx.q, rows: n, width: qDim)
+            addBias(layer.kBias, to: ctx.k, rows: n, width: kDim)
+            addBias(layer.vBias, to: ctx.v, rows: n, width: vDim)
+            if let qNorm = layer.qNorm { norm(ctx.q, qNorm, into: ctx.q, rows: n * hp.heads, width: hp.keyDim) }
+            if let kNorm = layer.kNorm { norm(ctx.k, kNorm, into: ctx.k, rows: n * hp.kvHeads, width: hp.keyDim) }
+            for t in 0..<n {
+                layer.rope.angles(position: base + t, cos: ctx.ropeCos, sin: ctx.ropeSin)
+                layer.rope.apply(ctx.q + t * qDim, heads: hp.heads, headDim: hp.keyDim, cos: ctx.ropeCos, sin: ctx.ropeSin)
+                layer.rope.apply(ctx.k + t * kDim, heads: hp.kvHeads, headDim: hp.keyDim, cos: ctx.ropeCos, sin: ctx.ropeSin)
+                if let s = options.queryScale {
+                    for i in 0..<qDim { ctx.q[t * qDim + i] *= s }
+                }
+                for g in 0..<hp.kvHeads {
+                    ctx.cache.store(layer: l, head: g, position: base + t,
+                                    key: ctx.k + t * kDim + g * hp.keyDim, value: ctx.v + t * vDim + g * hp.valueDim)
+                }
+            }
+            for t in 0..<n {
+                let position = base + t
+                let first = layer.window.map { max(0, position - $0 + 1) } ?? 0
+                attention.run(query: ctx.q + t * qDim, cache: ctx.cache, layer: l, visible: first..<(position + 1),
+                              out: ctx.attn + t * attnDim, scratch: ctx.attnScratch)
+            }
+            ctx.setInput(ctx.attn)
+            ctx.project(layer.wo, tokens: n, into: ctx.h)
+            if let post = layer.postAttnNorm { norm(ctx.h, post, into: ctx.h, rows: n, width: embd) }
+            VectorOps.add(ctx.x, ctx.h, count: n * embd)
+
+            norm(ctx.x, layer.ffnNorm, into: ctx.h, rows: n, width: embd)
+            ctx.setInput(ctx.h)
+            if let gate = layer.gate {
+                ctx.project(gate, tokens: n, into: ctx.gate)
+                ctx.project(layer.up, tokens: n, into: ctx.up)
+            } else {
+                ctx.project(layer.up, tokens: n, into: ctx.fused)
+                for t in 0..<n {
+                    (ctx.gate + t * ff).update(from: ctx.fused + t * 2 * ff, count: ff)
+                    (ctx.up + t * ff).update(from: ctx.fused + t * 2 * ff + ff, count: ff)
+                }
+            }
+            switch options.feedForward {
+            case .swiglu: VectorOps.swiglu(ctx.gate, ctx.up, count: n * ff)
+            case .geglu: GELU.mul(ctx.gate, ctx.up, count: n * ff)
+            }
+            ctx.setInput(ctx.gate)
+            ctx.project(layer.down, tokens: n, into: ctx.h)
+            if let post = layer.postFFNNorm { norm(ctx.h, post, into: ctx.h, rows: n, width: embd) }
+            VectorOps.add(ctx.x, ctx.h, count: n * embd)
+        }
+        ctx.advance(by: n)
+    }
+
+    /// Final norm, output projection (and soft-cap) for `rows` of the last batch.
+    func outputLogits(_ ctx: TransformerContext, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let embd = hyperparameters.embedding
+        outputNorm.withUnsafeBufferPointer { wn in
+            for (i, t) in rows.enumerated() {
+                VectorOps.rmsNorm(ctx.x + t * embd, weight: wn.baseAddress!, eps: hyperparameters.rmsEps,
+                                  into: ctx.h + i * embd, count: embd)
+            }
+        }
+        ctx.setInput(ctx.h)
+        ctx.project(output, tokens: rows.count, into: out)
+        if let cap = options.finalLogitSoftcap {
+            let count = rows.count * vocabularySize, inverse = 1 / cap
+            for i in 0..<count { out[i] = tanhf(out[i] * inverse) * cap }
+        }
+    }
+
+    /// RMSNorm of `rows` rows of `width` floats (in place when `x == y`).
+    @inline(__always)
+    private func norm(_ x: UnsafeMutablePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        weight.withUnsafeBufferPointer { w in
+            for r in 0..<rows {
+                VectorOps.rmsNorm(x + r * width, weight: w.baseAddress!, eps: hyperparameters.rmsEps, into: y + r * width, count: width)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func addBias(_ bias: [Float]?, to x: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        guard let bias else { return }
+        bias.withUnsafeBufferPointer { b in
+            for r in 0..<rows { VectorOps.add(x + r * width, b.baseAddress!, count: width) }
+        }
+    }
+}
