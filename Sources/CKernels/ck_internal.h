@@ -21,6 +21,57 @@ _Static_assert(sizeof(ck_block_q5_1) == 24, "q5_1 layout");
 _Static_assert(sizeof(ck_block_q8_0) == 34, "q8_0 layout");
 _Static_assert(sizeof(ck_block_q8_1) == 36, "q8_1 layout");
 
+// K-quants (super-blocks of 256) and the 4-bit non-linear types; field order is ggml's.
+#define CK_QK_K 256
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } ck_block_q2_K;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } ck_block_q3_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } ck_block_q4_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } ck_block_q5_K;
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } ck_block_q6_K;
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } ck_block_q8_K;
+typedef struct { uint16_t d; uint8_t qs[16]; } ck_block_iq4_nl;
+typedef struct { uint16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } ck_block_iq4_xs;
+
+_Static_assert(sizeof(ck_block_q2_K) == 84, "q2_K layout");
+_Static_assert(sizeof(ck_block_q3_K) == 110, "q3_K layout");
+_Static_assert(sizeof(ck_block_q4_K) == 144, "q4_K layout");
+_Static_assert(sizeof(ck_block_q5_K) == 176, "q5_K layout");
+_Static_assert(sizeof(ck_block_q6_K) == 210, "q6_K layout");
+_Static_assert(sizeof(ck_block_q8_K) == 292, "q8_K layout");
+_Static_assert(sizeof(ck_block_iq4_nl) == 18, "iq4_nl layout");
+_Static_assert(sizeof(ck_block_iq4_xs) == 136, "iq4_xs layout");
+
+/// IQ4_NL / IQ4_XS code book (ggml's kvalues_iq4nl).
+static const int8_t ck_iq4nl_values[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
+
+/// Q4_K / Q5_K: the 12 packed bytes hold eight 6-bit scales and eight 6-bit mins.
+/// Bytes 0-3: scale j low 6 bits (top 2 bits: scale j+4 bits 4-5); bytes 4-7: the same for mins;
+/// bytes 8-11: low nibble = scale j+4 bits 0-3, high nibble = min j+4 bits 0-3.
+static inline void ck_unpack_k4_scales(const uint8_t q[12], uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        mn[j] = q[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((q[j + 8] & 0x0F) | ((q[j] >> 6) << 4));
+        mn[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
+    }
+}
+
+/// Q3_K: sixteen 6-bit scales, returned with their -32 offset applied (-32…31).
+/// Low nibbles: bytes 0-7 (scale k < 8: low nibble of byte k; k ≥ 8: high nibble of byte k-8);
+/// bits 4-5 of scale k: bits 2*(k/4) of byte 8 + k%4.
+static inline void ck_unpack_q3_K_scales(const uint8_t q[12], int8_t sc[16]) {
+    for (int k = 0; k < 16; k++) {
+        const int lo = k < 8 ? (q[k] & 0x0F) : (q[k - 8] >> 4);
+        const int hi = (q[8 + (k & 3)] >> (2 * (k >> 2))) & 3;
+        sc[k] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+/// IQ4_XS: scale of 32-element sub-block ib (0-7), with its -32 offset applied.
+static inline int ck_iq4_xs_scale(const ck_block_iq4_xs *b, int ib) {
+    return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
+}
+
 static inline float ck_bf16_to_fp32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
@@ -45,6 +96,16 @@ float ck_dot_f16_f16_scalar(const void *x, const void *y, size_t n);
 float ck_dot_bf16_bf16_scalar(const void *x, const void *y, size_t n);
 void ck_quantize_q8_0_scalar(const float *x, void *y, size_t n);
 void ck_quantize_q8_1_scalar(const float *x, void *y, size_t n);
+float ck_dot_q2_K_q8_K_scalar(const void *x, const void *y, size_t n);
+float ck_dot_q3_K_q8_K_scalar(const void *x, const void *y, size_t n);
+float ck_dot_q4_K_q8_K_scalar(const void *x, const void *y, size_t n);
+float ck_dot_q5_K_q8_K_scalar(const void *x, const void *y, size_t n);
+float ck_dot_q6_K_q8_K_scalar(const void *x, const void *y, size_t n);
+float ck_dot_iq4_nl_q8_0_scalar(const void *x, const void *y, size_t n);
+float ck_dot_iq4_xs_q8_K_scalar(const void *x, const void *y, size_t n);
+void ck_quantize_q8_K_scalar(const float *x, void *y, size_t n);
+/// Dequantizes a K-quant / IQ4 row (n a multiple of the type's block size); -1 if not such a type.
+int ck_dequantize_kq_scalar(int type, const void *x, float *y, size_t n);
 
 // AVX2 + FMA + F16C kernels.
 float ck_dot_q4_0_q8_0_avx2(const void *x, const void *y, size_t n);
@@ -56,6 +117,15 @@ float ck_dot_f16_f16_avx2(const void *x, const void *y, size_t n);
 float ck_dot_f32_avx2(const float *x, const float *y, size_t n);
 void ck_quantize_q8_0_avx2(const float *x, void *y, size_t n);
 void ck_quantize_q8_1_avx2(const float *x, void *y, size_t n);
+float ck_dot_q2_K_q8_K_avx2(const void *x, const void *y, size_t n);
+float ck_dot_q3_K_q8_K_avx2(const void *x, const void *y, size_t n);
+float ck_dot_q4_K_q8_K_avx2(const void *x, const void *y, size_t n);
+float ck_dot_q5_K_q8_K_avx2(const void *x, const void *y, size_t n);
+float ck_dot_q6_K_q8_K_avx2(const void *x, const void *y, size_t n);
+float ck_dot_iq4_nl_q8_0_avx2(const void *x, const void *y, size_t n);
+float ck_dot_iq4_xs_q8_K_avx2(const void *x, const void *y, size_t n);
+void ck_quantize_q8_K_avx2(const float *x, void *y, size_t n);
+int ck_dequantize_kq_avx2(int type, const void *x, float *y, size_t n);
 void ck_fp16_to_fp32_row_avx2(const uint16_t *x, float *y, size_t n);
 void ck_fp32_to_fp16_row_avx2(const float *x, uint16_t *y, size_t n);
 

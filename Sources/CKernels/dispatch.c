@@ -46,7 +46,8 @@ int ck_set_isa(int isa) {
 int ck_block_size(int type) {
     switch (type) {
     case CK_F32: case CK_F16: case CK_BF16: return 1;
-    case CK_Q4_0: case CK_Q4_1: case CK_Q5_0: case CK_Q5_1: case CK_Q8_0: case CK_Q8_1: return CK_QK;
+    case CK_Q4_0: case CK_Q4_1: case CK_Q5_0: case CK_Q5_1: case CK_Q8_0: case CK_Q8_1: case CK_IQ4_NL: return CK_QK;
+    case CK_Q2_K: case CK_Q3_K: case CK_Q4_K: case CK_Q5_K: case CK_Q6_K: case CK_Q8_K: case CK_IQ4_XS: return CK_QK_K;
     default: return -1;
     }
 }
@@ -61,6 +62,14 @@ int ck_block_bytes(int type) {
     case CK_Q5_1: return (int)sizeof(ck_block_q5_1);
     case CK_Q8_0: return (int)sizeof(ck_block_q8_0);
     case CK_Q8_1: return (int)sizeof(ck_block_q8_1);
+    case CK_Q2_K: return (int)sizeof(ck_block_q2_K);
+    case CK_Q3_K: return (int)sizeof(ck_block_q3_K);
+    case CK_Q4_K: return (int)sizeof(ck_block_q4_K);
+    case CK_Q5_K: return (int)sizeof(ck_block_q5_K);
+    case CK_Q6_K: return (int)sizeof(ck_block_q6_K);
+    case CK_Q8_K: return (int)sizeof(ck_block_q8_K);
+    case CK_IQ4_NL: return (int)sizeof(ck_block_iq4_nl);
+    case CK_IQ4_XS: return (int)sizeof(ck_block_iq4_xs);
     default: return -1;
     }
 }
@@ -70,7 +79,8 @@ int ck_vec_dot_type(int type) {
     case CK_F32: return CK_F32;
     case CK_F16: return CK_F16;
     case CK_BF16: return CK_BF16;
-    case CK_Q4_0: case CK_Q5_0: case CK_Q8_0: return CK_Q8_0;
+    case CK_Q4_0: case CK_Q5_0: case CK_Q8_0: case CK_IQ4_NL: return CK_Q8_0;
+    case CK_Q2_K: case CK_Q3_K: case CK_Q4_K: case CK_Q5_K: case CK_Q6_K: case CK_IQ4_XS: return CK_Q8_K;
     case CK_Q4_1: case CK_Q5_1: return CK_Q8_1;
     default: return -1;
     }
@@ -84,6 +94,13 @@ size_t ck_row_bytes(int type, size_t n) {
 
 int ck_dequantize_row(int type, const void *x, float *y, size_t n) {
     if (type == CK_F16) { ck_fp16_to_fp32_row(x, y, n); return 0; }
+    if (ck_active_isa() >= CK_ISA_AVX2) {
+        switch (type) {
+        case CK_Q2_K: case CK_Q3_K: case CK_Q4_K: case CK_Q5_K: case CK_Q6_K: case CK_Q8_K: case CK_IQ4_NL: case CK_IQ4_XS:
+            return ck_dequantize_kq_avx2(type, x, y, n);
+        default: break;
+        }
+    }
     return ck_dequantize_row_scalar(type, x, y, n);
 }
 
@@ -92,6 +109,7 @@ int ck_quantize_row(int type, const float *x, void *y, size_t n) {
         switch (type) {
         case CK_Q8_0: if (n % CK_QK) return -1; ck_quantize_q8_0_avx2(x, y, n); return 0;
         case CK_Q8_1: if (n % CK_QK) return -1; ck_quantize_q8_1_avx2(x, y, n); return 0;
+        case CK_Q8_K: if (n % CK_QK_K) return -1; ck_quantize_q8_K_avx2(x, y, n); return 0;
         case CK_F16: ck_fp32_to_fp16_row_avx2(x, y, n); return 0;
         default: break;
         }
@@ -109,6 +127,13 @@ float ck_vec_dot(int type, const void *x, const void *y, size_t n) {
         case CK_Q5_0: return ck_dot_q5_0_q8_0_avx2(x, y, n);
         case CK_Q5_1: return ck_dot_q5_1_q8_1_avx2(x, y, n);
         case CK_Q8_0: return ck_dot_q8_0_q8_0_avx2(x, y, n);
+        case CK_Q2_K: return ck_dot_q2_K_q8_K_avx2(x, y, n);
+        case CK_Q3_K: return ck_dot_q3_K_q8_K_avx2(x, y, n);
+        case CK_Q4_K: return ck_dot_q4_K_q8_K_avx2(x, y, n);
+        case CK_Q5_K: return ck_dot_q5_K_q8_K_avx2(x, y, n);
+        case CK_Q6_K: return ck_dot_q6_K_q8_K_avx2(x, y, n);
+        case CK_IQ4_NL: return ck_dot_iq4_nl_q8_0_avx2(x, y, n);
+        case CK_IQ4_XS: return ck_dot_iq4_xs_q8_K_avx2(x, y, n);
         default: break;
         }
     }

@@ -17,6 +17,13 @@ static ck_dot_fn ck_resolve_dot(int type) {
     case CK_Q5_0: return avx2 ? ck_dot_q5_0_q8_0_avx2 : ck_dot_q5_0_q8_0_scalar;
     case CK_Q5_1: return avx2 ? ck_dot_q5_1_q8_1_avx2 : ck_dot_q5_1_q8_1_scalar;
     case CK_Q8_0: return avx2 ? ck_dot_q8_0_q8_0_avx2 : ck_dot_q8_0_q8_0_scalar;
+    case CK_Q2_K: return avx2 ? ck_dot_q2_K_q8_K_avx2 : ck_dot_q2_K_q8_K_scalar;
+    case CK_Q3_K: return avx2 ? ck_dot_q3_K_q8_K_avx2 : ck_dot_q3_K_q8_K_scalar;
+    case CK_Q4_K: return avx2 ? ck_dot_q4_K_q8_K_avx2 : ck_dot_q4_K_q8_K_scalar;
+    case CK_Q5_K: return avx2 ? ck_dot_q5_K_q8_K_avx2 : ck_dot_q5_K_q8_K_scalar;
+    case CK_Q6_K: return avx2 ? ck_dot_q6_K_q8_K_avx2 : ck_dot_q6_K_q8_K_scalar;
+    case CK_IQ4_NL: return avx2 ? ck_dot_iq4_nl_q8_0_avx2 : ck_dot_iq4_nl_q8_0_scalar;
+    case CK_IQ4_XS: return avx2 ? ck_dot_iq4_xs_q8_K_avx2 : ck_dot_iq4_xs_q8_K_scalar;
     default: return NULL;
     }
 }

@@ -82,7 +82,7 @@ int ck_dequantize_row_scalar(int type, const void *x, float *y, size_t n) {
     case CK_Q5_1: dequant_q5_1(x, y, nb); return 0;
     case CK_Q8_0: dequant_q8_0(x, y, nb); return 0;
     case CK_Q8_1: dequant_q8_1(x, y, nb); return 0;
-    default: return -1;
+    default: return ck_dequantize_kq_scalar(type, x, y, n);
     }
 }
 
@@ -123,6 +123,7 @@ int ck_quantize_row_scalar(int type, const float *x, void *y, size_t n) {
     case CK_BF16: for (size_t i = 0; i < n; i++) ((uint16_t *)y)[i] = ck_fp32_to_bf16(x[i]); return 0;
     case CK_Q8_0: if (n % CK_QK) return -1; ck_quantize_q8_0_scalar(x, y, n); return 0;
     case CK_Q8_1: if (n % CK_QK) return -1; ck_quantize_q8_1_scalar(x, y, n); return 0;
+    case CK_Q8_K: if (n % CK_QK_K) return -1; ck_quantize_q8_K_scalar(x, y, n); return 0;
     default: return -1;
     }
 }
@@ -235,6 +236,13 @@ float ck_vec_dot_scalar(int type, const void *x, const void *y, size_t n) {
     case CK_Q5_0: return ck_dot_q5_0_q8_0_scalar(x, y, n);
     case CK_Q5_1: return ck_dot_q5_1_q8_1_scalar(x, y, n);
     case CK_Q8_0: return ck_dot_q8_0_q8_0_scalar(x, y, n);
+    case CK_Q2_K: return ck_dot_q2_K_q8_K_scalar(x, y, n);
+    case CK_Q3_K: return ck_dot_q3_K_q8_K_scalar(x, y, n);
+    case CK_Q4_K: return ck_dot_q4_K_q8_K_scalar(x, y, n);
+    case CK_Q5_K: return ck_dot_q5_K_q8_K_scalar(x, y, n);
+    case CK_Q6_K: return ck_dot_q6_K_q8_K_scalar(x, y, n);
+    case CK_IQ4_NL: return ck_dot_iq4_nl_q8_0_scalar(x, y, n);
+    case CK_IQ4_XS: return ck_dot_iq4_xs_q8_K_scalar(x, y, n);
     default: return NAN;
     }
 }

@@ -5,13 +5,17 @@ import ModelFormats
 /// the `scalar` variants always run the reference twin (tests compare the two).
 public enum Kernels {
     /// Weight types with dot-product kernels.
-    public static let supportedTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
+    public static let supportedTypes: [GGMLType] = [
+        .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0,
+        .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs,
+    ]
 
     public static var supportedTypeNames: String { supportedTypes.map(\.name).joined(separator: ", ") }
 
     public static func supports(_ type: GGMLType) -> Bool { supportedTypes.contains(type) }
 
-    /// Elements per block of `type` (1 for float types).
+    /// Elements per block of `type` (1 for float types, 32 for Q4_0…Q8_1 and IQ4_NL, 256 for the
+    /// K-quants, Q8_K and IQ4_XS; -1 for a type without kernels).
     public static func blockSize(_ type: GGMLType) -> Int { Int(ck_block_size(Int32(type.rawValue))) }
 
     /// Bytes of one row of `n` elements of `type`.

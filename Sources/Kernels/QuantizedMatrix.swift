@@ -16,7 +16,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
             throw KernelError(.unsupportedType, "tensor type \(type.name) has no kernel (supported: \(Kernels.supportedTypeNames))")
         }
         guard rows > 0, columns > 0, columns % Kernels.blockSize(type) == 0 else {
-            throw KernelError(.shapeMismatch, "\(rows)×\(columns) is not a valid \(type.name) matrix (rows must be a multiple of \(Kernels.blockSize(type)))")
+            throw KernelError(.shapeMismatch, "\(rows)×\(columns) is not a valid \(type.name) matrix (columns must be a multiple of \(Kernels.blockSize(type)))")
         }
         let rowBytes = Kernels.rowBytes(type, columns)
         let (total, overflow) = rowBytes.multipliedReportingOverflow(by: rows)
@@ -30,7 +30,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
         self.rowBytes = rowBytes
     }
 
-    /// The activation type this matrix's dot product consumes (Q8_0, Q8_1, F16, F32, BF16).
+    /// The activation type this matrix's dot product consumes (Q8_0, Q8_1, Q8_K, F16, F32, BF16).
     public var activationType: GGMLType { Kernels.activationType(for: type) }
 
     /// Dequantizes row `r` into `out` (columns floats).

@@ -26,13 +26,30 @@ func randomBlocks(_ type: GGMLType, blocks: Int, rng: inout some RandomNumberGen
             bytes[i * 2] = UInt8(bits & 0xFF)
             bytes[i * 2 + 1] = UInt8(bits >> 8)
         }
-    case .q4_0, .q5_0, .q8_0:
+    case .q4_0, .q5_0, .q8_0, .iq4_nl:
         for b in 0..<blocks { put(Float.random(in: 0.001...0.05, using: &rng), at: b * type.blockBytes) }
     case .q4_1, .q5_1:
         for b in 0..<blocks {
             put(Float.random(in: 0.001...0.05, using: &rng), at: b * type.blockBytes)
             put(Float.random(in: -0.5...0.5, using: &rng), at: b * type.blockBytes + 2)
         }
+    // K-quants: the super-block scale (and min scale) are fp16; every other byte pattern is valid.
+    case .q4_K, .q5_K:
+        for b in 0..<blocks {
+            put(Float.random(in: 0.0005...0.005, using: &rng), at: b * type.blockBytes)
+            put(Float.random(in: 0.0005...0.01, using: &rng), at: b * type.blockBytes + 2)
+        }
+    case .q2_K:
+        for b in 0..<blocks {
+            put(Float.random(in: 0.001...0.05, using: &rng), at: b * type.blockBytes + 80)
+            put(Float.random(in: 0.001...0.05, using: &rng), at: b * type.blockBytes + 82)
+        }
+    case .q3_K:
+        for b in 0..<blocks { put(Float.random(in: 0.0005...0.005, using: &rng), at: b * type.blockBytes + 108) }
+    case .q6_K:
+        for b in 0..<blocks { put(Float.random(in: 0.0001...0.001, using: &rng), at: b * type.blockBytes + 208) }
+    case .iq4_xs:
+        for b in 0..<blocks { put(Float.random(in: 0.0001...0.002, using: &rng), at: b * type.blockBytes) }
     default:
         break
     }
@@ -56,10 +73,16 @@ struct TestRNG: RandomNumberGenerator {
 
 @Suite("SIMD kernels against their scalar twins")
 struct KernelTwinTests {
-    static let weightTypes: [GGMLType] = [.f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .bf16]
+    static let weightTypes: [GGMLType] = [.f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .bf16,
+                                          .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs]
 
-    @Test("dot product: SIMD equals scalar within 1e-4 relative", arguments: weightTypes, [32, 96, 576, 1536])
+    /// Types whose activations are Q8_K or whose scales are exact: the scalar dot must equal the
+    /// double-precision dot of the dequantized rows to float rounding (1e-5 of Σ|products|).
+    static let tightReference: Set<GGMLType> = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs]
+
+    @Test("dot product: SIMD equals scalar within 1e-5 of Σ|products|", arguments: weightTypes, [32, 96, 256, 576, 1536])
     func dotTwin(type: GGMLType, n: Int) {
+        guard n % type.blockSize == 0 else { return } // K-quant rows are whole 256-element blocks
         var rng = TestRNG(state: UInt64(type.rawValue) * 1000 + UInt64(n))
         for _ in 0..<20 {
             let w = randomBlocks(type, blocks: n / type.blockSize, rng: &rng)
@@ -88,13 +111,15 @@ struct KernelTwinTests {
             let scale = max(1, reference.1)
             #expect(abs(Double(simd) - Double(scalar)) / scale < 1e-5, "\(type) n=\(n): simd \(simd) scalar \(scalar)")
             // The scalar kernel agrees with dequantize-then-dot (checks the block layout itself). Q8_1's
-            // stored block sum s is fp16, so allow its rounding.
-            #expect(abs(Double(scalar) - reference.0) / scale < 1e-3, "\(type) n=\(n): scalar \(scalar) reference \(reference.0)")
+            // stored block sum s is fp16, so allow its rounding; the new types get 1e-5.
+            let tolerance = Self.tightReference.contains(type) ? 1e-5 : 1e-3
+            #expect(abs(Double(scalar) - reference.0) / scale < tolerance, "\(type) n=\(n): scalar \(scalar) reference \(reference.0)")
         }
     }
 
-    @Test("activation quantization: SIMD equals scalar", arguments: [GGMLType.q8_0, .q8_1, .f16], [32, 576, 1536])
+    @Test("activation quantization: SIMD equals scalar", arguments: [GGMLType.q8_0, .q8_1, .q8_K, .f16], [32, 256, 576, 1536])
     func quantizeTwin(type: GGMLType, n: Int) {
+        guard n % type.blockSize == 0 else { return }
         var rng = TestRNG(state: 7 + UInt64(n))
         for _ in 0..<50 {
             let x = randomFloats(n, rng: &rng)
@@ -107,7 +132,8 @@ struct KernelTwinTests {
         }
     }
 
-    @Test("dequantize: SIMD path equals scalar", arguments: [GGMLType.f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .bf16])
+    @Test("dequantize: SIMD path equals scalar",
+          arguments: [GGMLType.f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .bf16, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs])
     func dequantizeTwin(type: GGMLType) {
         var rng = TestRNG(state: 99)
         let n = 1024

@@ -5,7 +5,7 @@ import Testing
 
 @Suite("Matrix products and the thread pool")
 struct MatmulTests {
-    @Test("threaded matmul equals row-by-row dots, any thread count", arguments: [GGMLType.q4_1, .q8_0, .q4_0, .f16, .f32], [1, 2, 3])
+    @Test("threaded matmul equals row-by-row dots, any thread count", arguments: [GGMLType.q4_1, .q8_0, .q4_0, .f16, .f32, .q4_K, .q6_K, .iq4_xs, .iq4_nl], [1, 2, 3])
     func threadedMatmul(type: GGMLType, threads: Int) throws {
         var rng = TestRNG(state: 42)
         let rows = 67, cols = 256, tokens = 5
@@ -39,7 +39,9 @@ struct MatmulTests {
         let bytes = [UInt8](repeating: 0, count: 100)
         bytes.withUnsafeBytes { wp in
             #expect(throws: KernelError.self) { try QuantizedMatrix(type: .q4_1, bytes: wp, rows: 2, columns: 64) }
-            #expect(throws: KernelError.self) { try QuantizedMatrix(type: .q4_K, bytes: wp, rows: 1, columns: 256) }
+            #expect(throws: KernelError.self) { try QuantizedMatrix(type: .iq2_xxs, bytes: wp, rows: 1, columns: 256) }
+            // K-quant rows are whole 256-element super-blocks (llama.cpp would fall back; we refuse).
+            #expect(throws: KernelError.self) { try QuantizedMatrix(type: .q4_K, bytes: wp, rows: 1, columns: 128) }
         }
     }
 }

@@ -13,6 +13,20 @@
 //   Q8_1  (32 elems, 36 B): f16 d, s; i8 qs[32]         x = q * d, s = d * sum(q)
 // Nibble j of a 4-bit block: element j is the low nibble of qs[j], element j+16 the high nibble.
 // The high bit of element j (5-bit types) is bit j of the little-endian u32 qh.
+//   IQ4_NL (32 elems, 18 B): f16 d; u8 qs[16]          x = kvalues_iq4nl[nibble] * d
+// Super-blocks of 256 (K-quants), field order as stored:
+//   Q2_K  (84 B):  u8 scales[16] (lo 4 bits scale, hi 4 bits min, per 16), u8 qs[64], f16 d, dmin
+//                  x = d*scale*q - dmin*min, q 2 bits
+//   Q3_K  (110 B): u8 hmask[32], u8 qs[64], u8 scales[12] (16 packed 6-bit, -32), f16 d
+//                  x = d*scale*(q - 4 if the hmask bit is clear), q 2 bits
+//   Q4_K  (144 B): f16 d, dmin; u8 scales[12] (8 6-bit scales + 8 6-bit mins, per 32); u8 qs[128]
+//                  x = d*scale*q - dmin*min, q 4 bits
+//   Q5_K  (176 B): as Q4_K plus u8 qh[32] (the fifth bit) before qs
+//   Q6_K  (210 B): u8 ql[128], u8 qh[64], i8 scales[16] (per 16), f16 d; x = d*scale*(q - 32), q 6 bits
+//   IQ4_XS (136 B): f16 d; u16 scales_h; u8 scales_l[4] (8 6-bit scales, -32, per 32); u8 qs[128]
+//                  x = d*scale*kvalues_iq4nl[nibble]
+//   Q8_K  (292 B, activations only): f32 d; i8 qs[256]; i16 bsums[16] (sums of each 16 quants)
+// See quants_k_scalar.c for where each element's bits live (ggml's layouts exactly).
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
@@ -26,7 +40,8 @@ extern "C" {
 /// Tensor type codes: ggml's numbering, so GGMLType.rawValue passes straight through.
 enum {
     CK_F32 = 0, CK_F16 = 1, CK_Q4_0 = 2, CK_Q4_1 = 3, CK_Q5_0 = 6, CK_Q5_1 = 7,
-    CK_Q8_0 = 8, CK_Q8_1 = 9, CK_BF16 = 30,
+    CK_Q8_0 = 8, CK_Q8_1 = 9, CK_Q2_K = 10, CK_Q3_K = 11, CK_Q4_K = 12, CK_Q5_K = 13, CK_Q6_K = 14,
+    CK_Q8_K = 15, CK_IQ4_NL = 20, CK_IQ4_XS = 23, CK_BF16 = 30,
 };
 
 /// Instruction-set levels the dispatcher can choose.
@@ -58,7 +73,8 @@ size_t ck_row_bytes(int type, size_t n);
 /// Writes n floats; returns 0, or -1 for an unsupported type.
 int ck_dequantize_row(int type, const void *x, float *y, size_t n);
 int ck_dequantize_row_scalar(int type, const void *x, float *y, size_t n);
-/// Quantizes n floats (multiple of 32) to `type` (Q8_0, Q8_1, F16, F32, BF16 as activation types).
+/// Quantizes n floats (multiple of 32; of 256 for Q8_K) to `type` (Q8_0, Q8_1, Q8_K, F16, F32, BF16
+/// as activation types). Q8_K matches ggml's quantize_row_q8_K_ref byte for byte.
 int ck_quantize_row(int type, const float *x, void *y, size_t n);
 int ck_quantize_row_scalar(int type, const float *x, void *y, size_t n);
 
