@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("VERITY_CACHE_DIR", Path.home() / ".cache/verity"))
 DEFAULT_MODEL = CACHE / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-FIXTURE = ROOT / "Tests/EngineTests/Fixtures/smollm2-llamacpp.json"
+DEFAULT_FIXTURE = ROOT / "Tests/EngineTests/Fixtures/smollm2-llamacpp.json"
 TOP_K = 16
 GREEDY_TOKENS = 64
 NEAR_TIE = 0.5
@@ -45,6 +45,14 @@ CONVERSATIONS = [
     [{"role": "user", "content": "Summarize the plot of Romeo and Juliet in one paragraph."}],
 ]
 
+# Prompts for base models without a chat template (Gemma 3 270M): fed raw, BOS per the vocabulary.
+RAW_PROMPTS = [
+    "The capital of France is", "Once upon a time, in a small village,", "def fibonacci(n):",
+    "The three primary colors are", "Water boils at a temperature of", "In 1969, the first humans",
+    "The quick brown fox", "To make a cup of tea, first", "The largest planet in our solar system",
+    "Photosynthesis is the process by which", "import numpy as np\n", "My favourite book is",
+]
+
 TEXT_FILES = ["/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0"]
 TEXT_TOKENS = 2048
 TEXT_CHUNK = 512
@@ -56,12 +64,23 @@ def log_softmax(x):
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-def compare(ref_logits, other_logits):
-    """Mean KL(ref || other) over positions and top-1 agreement."""
-    lp, lq = log_softmax(ref_logits), log_softmax(other_logits)
-    kl = (np.exp(lp) * (lp - lq)).sum(axis=-1)
-    top1 = (ref_logits.argmax(-1) == other_logits.argmax(-1)).mean()
-    return float(kl.mean()), float(kl.max()), float(top1)
+class Divergence:
+    """Running KL(ref || other) and top-1 agreement over positions (sequences one at a time, so a
+    262k-token vocabulary never needs every position's logits in memory at once)."""
+
+    def __init__(self):
+        self.kl_sum, self.kl_max, self.agree, self.n = 0.0, 0.0, 0, 0
+
+    def add(self, ref_logits, other_logits):
+        lp, lq = log_softmax(ref_logits), log_softmax(other_logits)
+        kl = (np.exp(lp) * (lp - lq)).sum(axis=-1)
+        self.kl_sum += float(kl.sum())
+        self.kl_max = max(self.kl_max, float(kl.max()))
+        self.agree += int((ref_logits.argmax(-1) == other_logits.argmax(-1)).sum())
+        self.n += len(kl)
+
+    def result(self):
+        return self.kl_sum / self.n, self.kl_max, self.agree / self.n
 
 
 def render(template_src, messages, bos, eos):
@@ -122,7 +141,7 @@ def verity_logits(verity, model, sequences):
 
 
 def verity_greedy(verity, model, text):
-    r = subprocess.run([verity, "run", "--model", str(model), "--raw", "--prompt", text, "--temperature", "0",
+    r = subprocess.run([verity, "run", "--model", str(model), "--raw", "--prompt", text, "--temperature", "0", "--top-k", "1",
                         "--max-tokens", str(GREEDY_TOKENS), "--json"], check=True, capture_output=True, text=True)
     return json.loads(r.stdout)
 
@@ -132,6 +151,7 @@ def main():
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--verity", default=str(ROOT / ".build/release/verity"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fixture", default=str(DEFAULT_FIXTURE), help="where --write-fixture writes")
     ap.add_argument("--write-fixture", action="store_true")
     args = ap.parse_args()
 
@@ -139,19 +159,25 @@ def main():
     import jinja2
     print(f"llama-cpp-python {llama_cpp.__version__}, jinja2 {jinja2.__version__}, model {args.model}")
 
-    common = dict(model_path=args.model, n_ctx=2048, n_batch=512, logits_all=True, n_threads=args.threads, verbose=False, seed=0)
+    # swa_full: a full-size cache for sliding-window layers, the reference setting for Gemma 3.
+    common = dict(model_path=args.model, n_ctx=2048, n_batch=512, logits_all=True, n_threads=args.threads,
+                  verbose=False, seed=0, swa_full=True)
     ref = llama_cpp.Llama(flash_attn=False, **common)
-    meta = ref.metadata
-    template = meta["tokenizer.chat_template"]
-    vocab_tokens = None
+    template = ref.metadata.get("tokenizer.chat_template")
     bos = ref.detokenize([ref.token_bos()], special=True).decode() if ref.token_bos() >= 0 else ""
     eos = ref.detokenize([ref.token_eos()], special=True).decode() if ref.token_eos() >= 0 else ""
 
-    # Sequences: each chat prompt + llama.cpp's greedy continuation; then ordinary text chunks.
+    # Sequences: each prompt + llama.cpp's greedy continuation; then ordinary text chunks.
     prompts, chats = [], []
-    for conv in CONVERSATIONS:
-        text = render(template, conv, bos, eos)
-        toks = ref.tokenize(text.encode(), add_bos=False, special=True)
+    if template:
+        cases = [(conv, render(template, conv, bos, eos)) for conv in CONVERSATIONS]
+    else:
+        print("no chat template: raw prompts")
+        cases = [(None, text) for text in RAW_PROMPTS]
+    for conv, text in cases:
+        # Chat text already holds what the template wrote (BOS included where it writes one);
+        # raw prompts get BOS per the vocabulary, as `verity run --raw` does.
+        toks = ref.tokenize(text.encode(), add_bos=conv is None and ref.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true", special=True)
         cont, margins = llama_greedy(ref, toks)
         prompts.append({"messages": conv, "text": text, "tokens": toks, "greedy": cont, "margins": margins})
         chats.append(toks + cont)
@@ -160,21 +186,26 @@ def main():
     assert len(text_tokens) >= TEXT_TOKENS, "not enough ordinary text"
     texts = [text_tokens[i: i + TEXT_CHUNK] for i in range(0, TEXT_TOKENS, TEXT_CHUNK)]
     sequences = chats + texts
-    positions = sum(map(len, sequences))
-    print(f"{len(chats)} chat sequences + {len(texts)} text chunks = {positions} positions")
+    print(f"{len(chats)} prompt sequences + {len(texts)} text chunks = {sum(map(len, sequences))} positions")
 
-    ref_logits = [llama_logits(ref, s) for s in sequences]
     fa = llama_cpp.Llama(flash_attn=True, **common)
-    fa_logits = [llama_logits(fa, s) for s in sequences]
+    fa_div, v_div, fixture_sequences = Divergence(), Divergence(), []
+    t_verity = 0.0
+    for s in sequences:
+        r = llama_logits(ref, s)
+        fa_div.add(r, llama_logits(fa, s))
+        t0 = time.time()
+        v_div.add(r, verity_logits(args.verity, args.model, [s])[0])
+        t_verity += time.time() - t0
+        lp = log_softmax(r)
+        idx = np.argsort(-r, axis=-1, kind="stable")[:, :TOP_K]
+        fixture_sequences.append({"tokens": s, "top_ids": idx.tolist(),
+                                  "top_logprobs": np.round(np.take_along_axis(lp, idx, -1), 5).tolist()})
     del fa
+    print(f"verity logits: {t_verity:.1f} s")
 
-    t0 = time.time()
-    ver_logits = verity_logits(args.verity, args.model, sequences)
-    print(f"verity logits: {time.time() - t0:.1f} s")
-
-    R, F, V = (np.concatenate(x) for x in (ref_logits, fa_logits, ver_logits))
-    fa_kl, fa_max, fa_top1 = compare(R, F)
-    v_kl, v_max, v_top1 = compare(R, V)
+    fa_kl, fa_max, fa_top1 = fa_div.result()
+    v_kl, v_max, v_top1 = v_div.result()
     print("\nTeacher-forced, against llama.cpp (flash attention off):")
     print(f"  llama.cpp flash attention on : mean KL {fa_kl:.6f}  max KL {fa_max:.4f}  top-1 {fa_top1 * 100:.2f}%")
     print(f"  Verity                       : mean KL {v_kl:.6f}  max KL {v_max:.4f}  top-1 {v_top1 * 100:.2f}%")
@@ -203,23 +234,16 @@ def main():
             "generator": "scripts/fidelity.py",
             "llama_cpp_python": llama_cpp.__version__,
             "jinja2": jinja2.__version__,
-            "model_sha256_prefix": "b179c952",
+            "model": Path(args.model).name,
             "top_k": TOP_K,
             "near_tie": NEAR_TIE,
             "flash_attention_yardstick": {"mean_kl": fa_kl, "top1": fa_top1},
             "prompts": prompts,
-            "sequences": [],
+            "sequences": fixture_sequences,
         }
-        for s, lg in zip(sequences, ref_logits):
-            lp = log_softmax(lg)
-            idx = np.argsort(-lg, axis=-1, kind="stable")[:, :TOP_K]
-            fixture["sequences"].append({
-                "tokens": s,
-                "top_ids": idx.tolist(),
-                "top_logprobs": np.round(np.take_along_axis(lp, idx, -1), 5).tolist(),
-            })
-        FIXTURE.write_text(json.dumps(fixture, separators=(",", ":")))
-        print(f"\nwrote {FIXTURE} ({FIXTURE.stat().st_size // 1024} KiB)")
+        out = Path(args.fixture)
+        out.write_text(json.dumps(fixture, separators=(",", ":")))
+        print(f"\nwrote {out} ({out.stat().st_size // 1024} KiB)")
 
     sys.exit(0 if ok_tf and ok_greedy else 1)
 

@@ -47,7 +47,7 @@ final class TransformerContext: ModelContext {
         ropeCos = alloc(ropeDims / 2 + 1); ropeSin = alloc(ropeDims / 2 + 1)
         attnScratch = Attention.Scratch(scores: alloc(cache.capacity), probs16: alloc(cache.capacity, UInt16.self),
                                         query16: alloc(cache.keyDim, UInt16.self))
-        logits = alloc(batch * vocab)
+        logits = alloc(vocab)                  // one row: the last token of a `.last` pass
         buffers = [x, h, q, k, v, attn, gate, up, fused, ropeCos, ropeSin, attnScratch.scores, logits].map { UnsafeMutableRawPointer($0) }
         buffers += [UnsafeMutableRawPointer(attnScratch.probs16), UnsafeMutableRawPointer(attnScratch.query16)]
     }
