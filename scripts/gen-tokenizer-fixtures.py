@@ -25,6 +25,13 @@ the vocabulary's own special tokens with parse_special on and off, clean-up-spac
      "info": {"ggml-vocab-NAME.gguf": {"bos", "eos", "eot" (-1 = none), "add_bos", "add_eos",
                                       "eog": [ids for which llama_vocab_is_eog]}, ...}}
 
+Tests/TokenizersTests/Fixtures/spm-vocabs-tokens.json is the same for every SentencePiece
+(tokenizer.ggml.model = llama) vocabulary there (llama-spm, phi-3, baichuan).
+
+Tests/TokenizersTests/Fixtures/gemma3-tokens.json has the smollm2 layout for Gemma 3's vocabulary
+(${VERITY_CACHE_DIR:-~/.cache/verity}/models/gemma-3-270m-Q4_K_M.gguf; skipped when absent), with
+Gemma's turn markers and whitespace runs, parse_special and add_special on and off.
+
 Usage: python3 scripts/gen-tokenizer-fixtures.py [path/to/SmolLM2-135M-Instruct.Q4_1.gguf]
 (default: ${VERITY_CACHE_DIR:-~/.cache/verity}/models/SmolLM2-135M-Instruct.Q4_1.gguf)
 """
@@ -40,6 +47,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "Tests", "TokenizersTests", "Fixtures")
 OUT = os.path.join(FIXTURES, "smollm2-tokens.json")
 OUT_VOCABS = os.path.join(FIXTURES, "bpe-vocabs-tokens.json")
+OUT_SPM_VOCABS = os.path.join(FIXTURES, "spm-vocabs-tokens.json")
+OUT_GEMMA3 = os.path.join(FIXTURES, "gemma3-tokens.json")
+GEMMA3_MODEL = "gemma-3-270m-Q4_K_M.gguf"
 
 # Strings run through every BPE test vocabulary.
 VOCAB_TEXTS = [
@@ -232,10 +242,10 @@ def vocab_cases(path):
     return cases, info
 
 
-def write_vocab_fixture(cache):
+def write_vocab_fixture(cache, model="gpt2", out_path=OUT_VOCABS):
     vocab_dir = os.path.join(cache, "vocab")
     if not os.path.isdir(vocab_dir):
-        print(f"no {vocab_dir}; skipping {os.path.basename(OUT_VOCABS)}")
+        print(f"no {vocab_dir}; skipping {os.path.basename(out_path)}")
         return
     import gguf
     vocabs = {}
@@ -246,13 +256,85 @@ def write_vocab_fixture(cache):
         path = os.path.join(vocab_dir, name)
         reader = gguf.GGUFReader(path)
         field = reader.fields.get("tokenizer.ggml.model")
-        if field is None or field.contents() != "gpt2":
+        if field is None or field.contents() != model:
             continue
         vocabs[name], infos[name] = vocab_cases(path)
-    with open(OUT_VOCABS, "w", encoding="utf-8") as f:
+    with open(out_path, "w", encoding="utf-8") as f:
         json.dump({"llama_cpp_version": llama_cpp.__version__, "vocabs": vocabs, "info": infos}, f, ensure_ascii=False, indent=0)
         f.write("\n")
-    print(f"wrote {sum(len(v) for v in vocabs.values())} cases for {len(vocabs)} vocabularies to {os.path.normpath(OUT_VOCABS)}")
+    print(f"wrote {sum(len(v) for v in vocabs.values())} cases for {len(vocabs)} vocabularies to {os.path.normpath(out_path)}")
+
+
+# Gemma 3 specific strings, on top of TEXTS: turn markers, BOS/EOS written in the text, Gemma's
+# whitespace-run user-defined tokens, byte-fallback characters, HTML tags it has as tokens.
+GEMMA_TEXTS = [
+    "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n",
+    "<bos><start_of_turn>user\nHi<end_of_turn>",
+    "<bos>",
+    "<eos>",
+    "text<eos>more",
+    "<start_of_turn> spaced <end_of_turn> ",
+    "<start_of_turn><end_of_turn><start_of_turn>",
+    "not special: <start_of_turn <end_of_turn> <bos",
+    "<pad><unk><mask>[multimodal]",
+    "<unused0> and <unused99>",
+    "  two leading spaces",
+    "trailing spaces   ",
+    "a  b   c    d     e      f       g        h",
+    "                                          forty-two spaces",
+    "\n\n\n\n\n\n\n\nmany newlines\n\n\n",
+    "\t\t\ttabs\t\t\t",
+    "\r\n\r\n crlf \r",
+    " \n \n ",
+    "<table><tr><td>cell</td></tr></table>",
+    "<div><span>html</span></div> <h1>x</h1>",
+    "rare: \u2fd5 \U0001d11e \U00010348 \U0002a6d6 \U000e0041",
+    "control \x01\x02\x7f bytes",
+    "▁literal▁sentencepiece▁marks",
+    "zero\u200bwidth\u200cjoiner\u200d here",
+    "\ufeffBOM at start",
+]
+
+GEMMA_CASES = [(t, False, False) for t in TEXTS + GEMMA_TEXTS] + \
+    [(t, False, True) for t in TEXTS + GEMMA_TEXTS] + \
+    [(t, True, False) for t in GEMMA_TEXTS[:8] + ["", "Hello world", " leading space"]] + \
+    [(t, True, True) for t in GEMMA_TEXTS[:8] + ["", "Hello world", " leading space"]]
+
+
+def write_cases_fixture(path, cases_spec, out_path):
+    """Cases and pieces for one model file, in the smollm2-tokens.json layout."""
+    llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    cases = []
+    used = set()
+    for text, add_special, parse_special in cases_spec:
+        ids = tokenize(vocab, text.encode("utf-8"), add_special, parse_special)
+        used.update(ids)
+        cases.append({
+            "text": text,
+            "add_special": add_special,
+            "parse_special": parse_special,
+            "ids": ids,
+            "detokenized": detokenize(vocab, ids, True).decode("utf-8", "replace"),
+            "detokenized_skip": detokenize(vocab, ids, False).decode("utf-8", "replace"),
+        })
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    # Pieces of every token used above plus the first 300 and the last 50 ids.
+    for t in list(range(min(300, n_vocab))) + list(range(max(0, n_vocab - 50), n_vocab)):
+        used.add(t)
+    pieces = {str(t): piece(vocab, t).hex() for t in sorted(used)}
+    doc = {
+        "llama_cpp_version": llama_cpp.__version__,
+        "model": os.path.basename(path),
+        "cases": cases,
+        "pieces": pieces,
+    }
+    del llm
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    print(f"wrote {len(cases)} cases, {len(pieces)} pieces to {os.path.normpath(out_path)}")
 
 
 def main():
@@ -292,6 +374,12 @@ def main():
         f.write("\n")
     print(f"wrote {len(cases)} cases, {len(pieces)} pieces to {os.path.normpath(OUT)}")
     write_vocab_fixture(cache)
+    write_vocab_fixture(cache, model="llama", out_path=OUT_SPM_VOCABS)
+    gemma = os.path.join(cache, "models", GEMMA3_MODEL)
+    if os.path.exists(gemma):
+        write_cases_fixture(gemma, GEMMA_CASES, OUT_GEMMA3)
+    else:
+        print(f"no {gemma}; skipping {os.path.basename(OUT_GEMMA3)}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ struct SpecialTokenPartitioner: Sendable {
         var length: Int
         /// Control or unknown type: skipped unless `parseSpecial`.
         var needsParseSpecial: Bool
+        /// Drop whitespace before / after the token (llama.cpp's LSTRIP / RSTRIP attributes).
+        var lstrip: Bool
+        var rstrip: Bool
     }
 
     /// Specials in priority order (longest text first, then lowest id).
@@ -32,8 +35,17 @@ struct SpecialTokenPartitioner: Sendable {
     /// Bytes that start at least one special token.
     private let firstBytes: [Bool]
 
-    /// `candidates` are (id, text, needsParseSpecial) of every special token.
-    init(candidates: [(id: Int32, text: String, needsParseSpecial: Bool)]) {
+    /// One special token: its id and text, whether it needs `parseSpecial`, and whether it
+    /// strips whitespace on its left / right.
+    struct Candidate {
+        var id: Int32
+        var text: String
+        var needsParseSpecial: Bool
+        var lstrip = false
+        var rstrip = false
+    }
+
+    init(candidates: [Candidate]) {
         let sorted = candidates
             .filter { !$0.text.utf8.isEmpty }
             .sorted { a, b in
@@ -48,7 +60,8 @@ struct SpecialTokenPartitioner: Sendable {
         var nodeCount: Int32 = 1
         for (index, c) in sorted.enumerated() {
             let bytes = Array(c.text.utf8)
-            specials.append(Special(id: c.id, length: bytes.count, needsParseSpecial: c.needsParseSpecial))
+            specials.append(Special(
+                id: c.id, length: bytes.count, needsParseSpecial: c.needsParseSpecial, lstrip: c.lstrip, rstrip: c.rstrip))
             first[Int(bytes[0])] = true
             var node: Int32 = 0
             for b in bytes {
@@ -109,9 +122,16 @@ struct SpecialTokenPartitioner: Sendable {
                 while k < positions.count && positions[k] < a { k += 1 }
                 while k < positions.count && positions[k] + len <= b {
                     let p = positions[k]
-                    if p > a { next.append(.text(a..<p)) }
+                    var leftEnd = p
+                    if special.lstrip {
+                        while leftEnd > a && Self.isSpace(utf8[leftEnd - 1]) { leftEnd -= 1 }
+                    }
+                    if leftEnd > a { next.append(.text(a..<leftEnd)) }
                     next.append(.token(special.id))
                     a = p + len
+                    if special.rstrip {
+                        while a < b && Self.isSpace(utf8[a]) { a += 1 }
+                    }
                     while k < positions.count && positions[k] < a { k += 1 }
                 }
                 if a < b { next.append(.text(a..<b)) }
@@ -119,5 +139,11 @@ struct SpecialTokenPartitioner: Sendable {
             fragments = next
         }
         return fragments
+    }
+
+    /// C's `isspace` in the "C" locale.
+    @inline(__always)
+    static func isSpace(_ c: UInt8) -> Bool {
+        c == 0x20 || (0x09...0x0D).contains(c)
     }
 }

@@ -35,8 +35,8 @@ struct SpecialTokens: Sendable {
     ]
 
     /// Resolves the specials of `vocabulary`, whose token texts are `tokens` (empty texts already
-    /// replaced). `defaultBOS`/`defaultEOS` are the model family's defaults.
-    init(vocabulary v: Vocabulary, tokens: [String], defaultBOS: Int32?, defaultEOS: Int32?) {
+    /// replaced). `defaultBOS`/`defaultEOS`/`defaultUnknown` are the model family's defaults.
+    init(vocabulary v: Vocabulary, tokens: [String], defaultBOS: Int32?, defaultEOS: Int32?, defaultUnknown: Int32? = nil) {
         let n = tokens.count
         var warnings: [String] = []
         let types = v.tokenTypes
@@ -61,7 +61,7 @@ struct SpecialTokens: Sendable {
         eos = resolve("eos", v.eosTokenID, defaultEOS)
         eot = resolve("eot", v.eotTokenID, nil)
         eom = resolve("eom", v.eomTokenID, nil)
-        unknown = resolve("unknown", v.unknownTokenID, nil)
+        unknown = resolve("unknown", v.unknownTokenID, defaultUnknown)
         separator = resolve("separator", v.separatorTokenID, nil)
         padding = resolve("padding", v.paddingTokenID, nil)
         mask = resolve("mask", v.maskTokenID, nil)
@@ -143,7 +143,27 @@ struct SpecialTokens: Sendable {
             }
         }
         endOfGeneration = eog
+        Self.applyModelAttributes(&attributes, tokens: tokens, generalName: v.generalName)
         self.attributes = attributes
         self.warnings = warnings
+    }
+
+    /// llama.cpp's per-model token attributes (set after everything else): for models whose
+    /// `general.name` contains "phi-3" or "phi3", special tokens swallow the whitespace after
+    /// them, as does `</s>`, except `<unk>`, `<s>` and `<|endoftext|>`.
+    static func applyModelAttributes(_ attributes: inout [TokenAttributes], tokens: [String], generalName: String?) {
+        guard let name = generalName?.lowercased(), name.contains("phi-3") || name.contains("phi3") else { return }
+        for i in attributes.indices where !attributes[i].isDisjoint(with: .special) {
+            attributes[i].insert(.rstrip)
+        }
+        // Last occurrence of a text, like llama.cpp's token_to_id.
+        var last: [String: Int] = [:]
+        for (i, t) in tokens.enumerated() where t == "</s>" || t == "<unk>" || t == "<s>" || t == "<|endoftext|>" {
+            last[t] = i
+        }
+        if let i = last["</s>"] { attributes[i].insert(.rstrip) }
+        for t in ["<unk>", "<s>", "<|endoftext|>"] {
+            if let i = last[t] { attributes[i].remove(.rstrip) }
+        }
     }
 }

@@ -8,7 +8,10 @@
 ///
 /// Pieces are concatenated as llama.cpp's `token_to_piece` renders them; the
 /// `clean_up_tokenization_spaces` pass that ``Tokenizer/decode(_:skipSpecial:)`` applies for some
-/// vocabularies (gpt-2, llama3, falcon, …) is not applied, as in llama.cpp's streaming output.
+/// vocabularies (gpt-2, llama3, falcon, …) is not applied, nor is the removal of the first
+/// token's leading space that `add_space_prefix` vocabularies (Llama 2, Mistral) get from
+/// ``Tokenizer/decode(_:skipSpecial:)``, as in llama.cpp's streaming output. SentencePiece
+/// byte-fallback tokens (`<0xNN>`) are held back like byte-level BPE pieces.
 public struct StreamingDetokenizer: Sendable {
     private let tokenizer: Tokenizer
     private let skipSpecial: Bool

@@ -8,6 +8,10 @@ struct TokenAttributes: OptionSet, Sendable {
     static let control = TokenAttributes(rawValue: 1 << 3)
     static let userDefined = TokenAttributes(rawValue: 1 << 4)
     static let byte = TokenAttributes(rawValue: 1 << 5)
+    /// Whitespace before the token is dropped when it is split out of the text.
+    static let lstrip = TokenAttributes(rawValue: 1 << 7)
+    /// Whitespace after the token is dropped when it is split out of the text.
+    static let rstrip = TokenAttributes(rawValue: 1 << 8)
 
     /// Tokens split out of the text before pre-tokenization.
     static let special: TokenAttributes = [.control, .userDefined, .unknown]

@@ -4,7 +4,9 @@ import ModelFormats
 /// ids as llama.cpp's `llama_tokenize` and the same text as its `llama_detokenize`.
 ///
 /// Supported: byte-level BPE (`tokenizer.ggml.model = gpt2`) with the pre-tokenizers listed in
-/// ``supportedPreTokenizers``. Other models (SentencePiece `llama`, WordPiece `bert`, …) are
+/// ``supportedPreTokenizers``, and SentencePiece (`tokenizer.ggml.model = llama`: Llama 2,
+/// Mistral, Gemma 1/2/3, Phi-3, …) with token scores, byte fallback and
+/// `tokenizer.ggml.add_space_prefix`. Other models (WordPiece `bert`, Unigram `t5`, …) are
 /// rejected with `.unsupportedModel`.
 ///
 /// Immutable after construction and safe to share between threads.
@@ -18,12 +20,16 @@ public final class Tokenizer: Sendable {
     /// `pieceData` offsets; token `i` is `pieceData[pieceOffsets[i]..<pieceOffsets[i + 1]]`.
     private let pieceOffsets: [Int]
 
-    /// `tokenizer.ggml.model`, e.g. `"gpt2"`.
+    /// `tokenizer.ggml.model`, e.g. `"gpt2"` or `"llama"`.
     public let modelName: String
     /// Whether `encode(_:addSpecial: true, …)` prepends BOS (`tokenizer.ggml.add_bos_token`, else the model default).
     public let addBOS: Bool
     /// Whether `encode(_:addSpecial: true, …)` appends EOS (`tokenizer.ggml.add_eos_token`, else `false`).
     public let addEOS: Bool
+    /// Whether text gets a leading space at the start and after special tokens, and decoding drops
+    /// one leading space (`tokenizer.ggml.add_space_prefix`; default true for SentencePiece, false
+    /// for BPE, which only uses it when decoding).
+    public let addSpacePrefix: Bool
     /// Non-fatal problems found in the metadata (e.g. an out-of-range special token id that was ignored).
     public let warnings: [String]
 
@@ -54,22 +60,27 @@ public final class Tokenizer: Sendable {
         switch vocabulary.model {
         case "gpt2":
             backend = try BPEBackend(vocabulary: vocabulary, tokens: tokens)
+        case "llama":
+            backend = try SentencePieceBackend(vocabulary: vocabulary, tokens: tokens)
         default:
             throw TokenizerError(
                 .unsupportedModel,
-                "tokenizer model '\(vocabulary.model)' (tokenizer.ggml.model) is not supported; supported: gpt2")
+                "tokenizer model '\(vocabulary.model)' (tokenizer.ggml.model) is not supported; supported: gpt2, llama")
         }
         let specials = SpecialTokens(
-            vocabulary: vocabulary, tokens: tokens, defaultBOS: backend.defaultBOS, defaultEOS: backend.defaultEOS)
+            vocabulary: vocabulary, tokens: tokens, defaultBOS: backend.defaultBOS, defaultEOS: backend.defaultEOS,
+            defaultUnknown: backend.defaultUnknown)
 
-        var candidates: [(id: Int32, text: String, needsParseSpecial: Bool)] = []
+        var candidates: [SpecialTokenPartitioner.Candidate] = []
         var data: [UInt8] = []
         var offsets: [Int] = [0]
         offsets.reserveCapacity(count + 1)
         for (i, text) in tokens.enumerated() {
             let attr = specials.attributes[i]
             if !attr.isDisjoint(with: .special) {
-                candidates.append((Int32(i), text, !attr.isDisjoint(with: .hiddenSpecial)))
+                candidates.append(SpecialTokenPartitioner.Candidate(
+                    id: Int32(i), text: text, needsParseSpecial: !attr.isDisjoint(with: .hiddenSpecial),
+                    lstrip: attr.contains(.lstrip), rstrip: attr.contains(.rstrip)))
                 data.append(contentsOf: text.utf8)
             } else {
                 data.append(contentsOf: backend.pieceBytes(text: text, attributes: attr))
@@ -86,8 +97,9 @@ public final class Tokenizer: Sendable {
         self.modelName = vocabulary.model
         self.addBOS = vocabulary.addBOS ?? backend.defaultAddBOS
         self.addEOS = vocabulary.addEOS ?? false
+        self.addSpacePrefix = vocabulary.addSpacePrefix ?? backend.defaultAddSpacePrefix
         var warnings = specials.warnings
-        if vocabulary.preTokenizer == nil {
+        if vocabulary.preTokenizer == nil && backend is BPEBackend {
             warnings.append("missing 'tokenizer.ggml.pre'; using the 'default' pre-tokenizer (as llama.cpp does)")
         }
         self.warnings = warnings
@@ -187,8 +199,13 @@ public final class Tokenizer: Sendable {
     /// The decoded bytes of `ids` (see ``decode(_:skipSpecial:)``), before UTF-8 validation.
     public func decodeBytes(_ ids: [Int32], skipSpecial: Bool = false) -> [UInt8] {
         var bytes: [UInt8] = []
-        for id in ids {
+        for (i, id) in ids.enumerated() {
             appendPiece(id, skipSpecial: skipSpecial, to: &bytes)
+            // With add_space_prefix, llama.cpp drops one leading space of the first token's piece
+            // (only the first token's, even when that piece is empty or hidden).
+            if i == 0 && addSpacePrefix && bytes.first == UInt8(ascii: " ") {
+                bytes.removeFirst()
+            }
         }
         if backend.cleanSpaces {
             DecodeCleanup.cleanUpTokenizationSpaces(&bytes)
@@ -197,7 +214,8 @@ public final class Tokenizer: Sendable {
     }
 
     /// Converts token ids to text, as llama.cpp's `llama_detokenize` with
-    /// `remove_special = false`, `unparse_special = !skipSpecial`.
+    /// `remove_special = false`, `unparse_special = !skipSpecial`: with ``addSpacePrefix`` one
+    /// leading space of the first token's piece is dropped.
     ///
     /// Out-of-range ids are ignored; invalid UTF-8 (e.g. a sequence cut off mid-character)
     /// becomes U+FFFD.

@@ -3,8 +3,8 @@
 ///
 /// ``Tokenizer`` owns everything that is shared between tokenizer families — special-token
 /// partitioning, BOS/EOS, end-of-generation, decoding of control and user-defined tokens — and
-/// delegates the rest to a backend. Byte-level BPE (``BPEBackend``) is the only backend so far;
-/// SentencePiece (`tokenizer.ggml.model = llama`) slots in as a second conforming type.
+/// delegates the rest to a backend: byte-level BPE (``BPEBackend``) or SentencePiece
+/// (``SentencePieceBackend``).
 protocol TokenizerBackend: Sendable {
     /// Encodes one text fragment. `afterSpecial` is true for the first fragment and for fragments
     /// that directly follow a special token (SentencePiece's space-prefix rule needs it).
@@ -22,12 +22,21 @@ protocol TokenizerBackend: Sendable {
     /// Default BOS / EOS ids when the metadata has none.
     var defaultBOS: Int32? { get }
     var defaultEOS: Int32? { get }
+    /// Default unknown-token id when the metadata has none.
+    var defaultUnknown: Int32? { get }
+    /// Default for `tokenizer.ggml.add_space_prefix` when the key is absent.
+    var defaultAddSpacePrefix: Bool { get }
 
     /// The `tokenizer.ggml.pre` name in effect (`"default"` when absent).
     var preTokenizerName: String { get }
 
     /// The id of the token whose text is exactly `text`, if any.
     func tokenID(forText text: String) -> Int32?
+}
+
+extension TokenizerBackend {
+    var defaultUnknown: Int32? { nil }
+    var defaultAddSpacePrefix: Bool { false }
 }
 
 /// Byte-level BPE (`tokenizer.ggml.model = gpt2`): pre-tokenizer selected by

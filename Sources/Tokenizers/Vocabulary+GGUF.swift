@@ -30,6 +30,7 @@ extension Vocabulary {
         public static let addBOS = "tokenizer.ggml.add_bos_token"
         public static let addEOS = "tokenizer.ggml.add_eos_token"
         public static let addSpacePrefix = "tokenizer.ggml.add_space_prefix"
+        public static let generalName = "general.name"
     }
 
     /// Reads the `tokenizer.ggml.*` metadata of a GGUF file.
@@ -103,7 +104,8 @@ extension Vocabulary {
             fimSepTokenID: try id(Key.fimSep),
             addBOS: try flag(Key.addBOS),
             addEOS: try flag(Key.addEOS),
-            addSpacePrefix: try flag(Key.addSpacePrefix)
+            addSpacePrefix: try flag(Key.addSpacePrefix),
+            generalName: (try? gguf.optionalString(Key.generalName)) ?? nil
         )
     }
 }

@@ -63,8 +63,11 @@ public struct Vocabulary: Sendable, Equatable {
     public var addBOS: Bool?
     /// `tokenizer.ggml.add_eos_token`.
     public var addEOS: Bool?
-    /// `tokenizer.ggml.add_space_prefix` (SentencePiece only).
+    /// `tokenizer.ggml.add_space_prefix`: prefix a space to text at the start and after special
+    /// tokens (SentencePiece; default true there), and drop one leading space when decoding.
     public var addSpacePrefix: Bool?
+    /// `general.name`; llama.cpp keys a few per-token attributes on it (Phi-3).
+    public var generalName: String?
 
     /// Creates a vocabulary. Only `model`, `tokens` and (for BPE) `merges` are required.
     public init(
@@ -90,7 +93,8 @@ public struct Vocabulary: Sendable, Equatable {
         fimSepTokenID: Int? = nil,
         addBOS: Bool? = nil,
         addEOS: Bool? = nil,
-        addSpacePrefix: Bool? = nil
+        addSpacePrefix: Bool? = nil,
+        generalName: String? = nil
     ) {
         self.model = model
         self.preTokenizer = preTokenizer
@@ -115,5 +119,6 @@ public struct Vocabulary: Sendable, Equatable {
         self.addBOS = addBOS
         self.addEOS = addEOS
         self.addSpacePrefix = addSpacePrefix
+        self.generalName = generalName
     }
 }

@@ -97,3 +97,26 @@ func expectTokenizerError(
     }
     return nil
 }
+
+/// The Gemma 3 model whose SentencePiece vocabulary the Gemma fixture tests use.
+let gemma3Path = verityCacheDir + "/models/gemma-3-270m-Q4_K_M.gguf"
+
+let hasGemma3 = FileManager.default.fileExists(atPath: gemma3Path)
+
+/// The Gemma 3 tokenizer, loaded once per test process (nil when the model file is absent).
+let gemma3: Tokenizer? = {
+    guard hasGemma3 else { return nil }
+    do {
+        return try Tokenizer(gguf: GGUFFile(path: gemma3Path))
+    } catch {
+        print("failed to load \(gemma3Path): \(error)")
+        return nil
+    }
+}()
+
+/// The Gemma 3 fixture (nil if unreadable, which the fixture tests report as a failure).
+let gemma3Fixture: FixtureFile? = {
+    let url = fixturesDir.appendingPathComponent("gemma3-tokens.json")
+    guard let data = try? Data(contentsOf: url) else { return nil }
+    return try? JSONDecoder().decode(FixtureFile.self, from: data)
+}()

@@ -45,7 +45,7 @@ struct TokenizerConstructionTests {
     func constructionErrors() {
         expectTokenizerError(.unsupportedModel) {
             var v = Self.byteVocabulary()
-            v.model = "llama"
+            v.model = "bert"
             _ = try Tokenizer(vocabulary: v)
         }
         expectTokenizerError(.missingKey) {

@@ -17,6 +17,9 @@ struct VocabTestVectorTests {
             .sorted()
     }()
 
+    /// `tokenizer.ggml.model` values the tokenizer implements: byte-level BPE and SentencePiece.
+    static let supportedModels: Set<String> = ["gpt2", "llama"]
+
     /// Parses the `.inp` / `.out` pair exactly as test-tokenizer-0.cpp does.
     static func readVectors(_ path: String) throws -> [(input: String, ids: [Int32])] {
         let raw = try Data(contentsOf: URL(fileURLWithPath: path + ".inp"))
@@ -60,9 +63,9 @@ struct VocabTestVectorTests {
         let path = "\(vocabDir)/\(file)"
         let gguf = try GGUFFile(path: path)
         let model = try gguf.string(Vocabulary.Key.model)
-        guard model == "gpt2" else {
-            print("\(file): skipped, tokenizer.ggml.model = \(model) is not byte-level BPE")
-            try Test.cancel("\(file): tokenizer.ggml.model = \(model), not byte-level BPE (later issue)")
+        guard Self.supportedModels.contains(model) else {
+            print("\(file): skipped, tokenizer.ggml.model = \(model) is not supported")
+            try Test.cancel("\(file): tokenizer.ggml.model = \(model), not supported (later issue)")
         }
         let tokenizer = try Tokenizer(gguf: gguf)
         let vectors = try Self.readVectors(path)
@@ -74,6 +77,6 @@ struct VocabTestVectorTests {
                 Issue.record("\(file) [\(tokenizer.preTokenizerName)]: \(String(reflecting: input))\n expected \(expected)\n got      \(got)")
             }
         }
-        print("\(file) (pre=\(tokenizer.preTokenizerName)): \(vectors.count - failures)/\(vectors.count) vectors match")
+        print("\(file) (model=\(model), pre=\(tokenizer.preTokenizerName)): \(vectors.count - failures)/\(vectors.count) vectors match")
     }
 }
