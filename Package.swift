@@ -14,6 +14,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -26,6 +28,10 @@ let package = Package(
         .target(name: "ChatTemplates"),
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats"]),
         .target(name: "Engine", dependencies: ["Models", "Tokenizers", "ChatTemplates", "ModelFormats", "Kernels"]),
+        .target(
+            name: "Ledger",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .executableTarget(
             name: "VerityCLI",
             dependencies: ["Engine", "Models", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -37,6 +43,11 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFormats", "Kernels"], exclude: ["Fixtures"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "ModelFormats", "Tokenizers", "ChatTemplates"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["VerityCLI"]),
+        .testTarget(
+            name: "LedgerTests",
+            dependencies: ["Ledger", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")],
+            exclude: ["Fixtures"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,56 @@
+import Foundation
+import Synchronization
+
+/// A ``LedgerStore`` in process memory, for tests and ephemeral nodes. Durable only as long as
+/// the process lives.
+public final class InMemoryLedgerStore: LedgerStore {
+    struct State {
+        var leaves: [StoredLeaf] = []
+        var blocks: [StoredBlock] = []
+        var indexByRecordID: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates an empty store.
+    public init() {}
+
+    public func append(_ leaf: StoredLeaf) throws {
+        try state.withLock { s in
+            guard leaf.index == UInt64(s.leaves.count) else {
+                throw LedgerError(.storage, "leaf index \(leaf.index) is not the next index \(s.leaves.count)")
+            }
+            guard s.indexByRecordID[leaf.recordID] == nil else {
+                throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
+            }
+            s.indexByRecordID[leaf.recordID] = s.leaves.count
+            s.leaves.append(leaf)
+        }
+    }
+
+    public func appendBlock(_ block: StoredBlock) throws {
+        try state.withLock { s in
+            guard block.height == UInt64(s.blocks.count) else {
+                throw LedgerError(.storage, "block height \(block.height) is not the next height \(s.blocks.count)")
+            }
+            s.blocks.append(block)
+        }
+    }
+
+    public func leaves() throws -> [StoredLeaf] { state.withLock { $0.leaves } }
+
+    public func blocks() throws -> [StoredBlock] { state.withLock { $0.blocks } }
+
+    public func leaf(recordID: String) throws -> StoredLeaf? {
+        state.withLock { s in s.indexByRecordID[recordID].flatMap { $0 < s.leaves.count ? s.leaves[$0] : nil } }
+    }
+
+    /// Edits the stored rows behind the log's back, as an attacker with disk access could; for
+    /// tamper tests only.
+    func tamper(_ body: (inout [StoredLeaf], inout [StoredBlock]) -> Void) {
+        state.withLock { s in
+            body(&s.leaves, &s.blocks)
+            s.indexByRecordID = Dictionary(s.leaves.enumerated().map { ($1.recordID, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+
+/// A ledger node: appends sealed records to the Merkle log, seals blocks, and hands out receipts
+/// and proofs. One node owns one store; it is an actor, so appends are serialised and every
+/// record gets its own leaf.
+///
+/// Flow: ``append(_:)`` stores the envelope durably and returns its leaf; ``seal()`` signs a
+/// block over everything appended (the server calls it on a timer or every N records); then
+/// ``receipt(recordID:)`` returns the offline-verifiable receipt.
+public actor LedgerNode {
+    /// Where a record landed.
+    public struct Appended: Sendable, Hashable {
+        /// The record id.
+        public var recordID: String
+        /// The leaf index.
+        public var leafIndex: UInt64
+        /// The RFC 6962 leaf hash of the envelope.
+        public var leafHash: Data
+    }
+
+    private let store: any LedgerStore
+    private var tree: MerkleTree
+    private var blockSigner: BlockSigner
+    private var blocks: [Block]
+
+    /// The node key's verifier, to publish.
+    public nonisolated let verifier: NoteVerifier
+
+    /// Opens the ledger in `store`, re-deriving and auditing it first.
+    /// - Parameters:
+    ///   - store: The storage; empty for a new ledger.
+    ///   - signer: The node key; its name is the log's origin.
+    /// - Throws: ``LedgerError/Code/tampered`` naming the first problem if the stored ledger does
+    ///   not verify under this key: the node will not extend a log it cannot vouch for.
+    public init(store: any LedgerStore, signer: NoteSigner) throws {
+        let audit = try LedgerAudit.run(store: store, verifier: signer.verifier)
+        if let first = audit.problems.first {
+            throw LedgerError(.tampered, "the stored ledger does not verify: \(first) (\(audit.problems.count) problems)")
+        }
+        self.store = store
+        self.verifier = signer.verifier
+        self.tree = MerkleTree(leafHashes: try store.leaves().map(\.leafHash))
+        self.blocks = try store.blocks().map { try Block(text: $0.note, verifier: signer.verifier) }
+        self.blockSigner = BlockSigner(signer: signer, lastBlock: blocks.last)
+    }
+
+    /// The number of leaves.
+    public var size: UInt64 { tree.size }
+
+    /// The latest block, if any.
+    public var latestBlock: Block? { blocks.last }
+
+    /// Appends a sealed record. Returns once the store holds it durably.
+    /// - Throws: ``LedgerError/Code/duplicateRecord`` if the id is already in the log;
+    ///   ``LedgerError/Code/storage`` if the store fails (nothing is appended then).
+    public func append(_ envelope: RecordEnvelope) throws -> Appended {
+        let bytes = try envelope.canonicalBytes()
+        let hash = RFC6962.leafHash(bytes)
+        guard try store.leaf(recordID: envelope.recordID) == nil else {
+            throw LedgerError(.duplicateRecord, "record \(envelope.recordID) is already in the log")
+        }
+        let index = tree.size
+        try store.append(StoredLeaf(index: index, recordID: envelope.recordID, envelope: bytes, leafHash: hash))
+        tree.append(leafHash: hash)
+        return Appended(recordID: envelope.recordID, leafIndex: index, leafHash: hash)
+    }
+
+    /// Seals a block over every leaf appended so far.
+    /// - Returns: The new block, or nil if nothing was appended since the last one.
+    /// - Throws: ``LedgerError/Code/inconsistentCheckpoint`` if the tree no longer extends the
+    ///   last signed block (nothing is signed); ``LedgerError/Code/storage`` if storing fails.
+    @discardableResult
+    public func seal() throws -> Block? {
+        let lastSize = blocks.last?.treeSize ?? 0
+        guard tree.size > lastSize else { return nil }
+        var candidate = blockSigner
+        let block = try candidate.signNext(
+            size: tree.size, rootHash: try tree.rootHash(),
+            consistencyProof: try tree.consistencyProof(from: lastSize, to: tree.size)
+        )
+        try store.appendBlock(StoredBlock(height: block.height, note: block.note.formatted))
+        blockSigner = candidate
+        blocks.append(block)
+        return block
+    }
+
+    /// The block at `height`.
+    /// - Throws: ``LedgerError/Code/notFound``.
+    public func block(height: UInt64) throws -> Block {
+        guard height < UInt64(blocks.count) else { throw LedgerError(.notFound, "no block \(height)") }
+        return blocks[Int(height)]
+    }
+
+    /// The stored envelope of a record.
+    /// - Throws: ``LedgerError/Code/notFound``.
+    public func envelope(recordID: String) throws -> RecordEnvelope {
+        guard let leaf = try store.leaf(recordID: recordID) else { throw LedgerError(.notFound, "no record \(recordID)") }
+        return try RecordEnvelope(canonicalBytes: leaf.envelope)
+    }
+
+    /// The receipt of a record against the latest block.
+    /// - Throws: ``LedgerError/Code/notFound`` for an unknown record;
+    ///   ``LedgerError/Code/notYetSealed`` if no block covers it yet.
+    public func receipt(recordID: String) throws -> Receipt {
+        guard let leaf = try store.leaf(recordID: recordID) else { throw LedgerError(.notFound, "no record \(recordID)") }
+        guard let block = blocks.last, leaf.index < block.treeSize else {
+            throw LedgerError(.notYetSealed, "record \(recordID) (leaf \(leaf.index)) is not in a sealed block yet")
+        }
+        return Receipt(
+            recordID: recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
+            inclusionProof: try tree.inclusionProof(index: leaf.index, size: block.treeSize),
+            block: block.note.formatted
+        )
+    }
+
+    /// The consistency proof between two tree sizes (for `/v1/ledger/consistency`).
+    /// - Throws: ``LedgerError/Code/notFound`` unless `from <= to <= size`.
+    public func consistencyProof(from: UInt64, to: UInt64) throws -> [Data] {
+        try tree.consistencyProof(from: from, to: to)
+    }
+
+    /// Re-derives the whole ledger from storage and checks every signature and link.
+    public func verifyAll() throws -> LedgerAudit {
+        try LedgerAudit.run(store: store, verifier: verifier)
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// One stored leaf: a record's envelope at its index in the log.
+public struct StoredLeaf: Sendable, Hashable {
+    /// The leaf index; leaves are stored at 0, 1, 2, … without gaps.
+    public var index: UInt64
+    /// The record id (unique in the log).
+    public var recordID: String
+    /// The envelope's canonical bytes (``RecordEnvelope/canonicalBytes()``).
+    public var envelope: Data
+    /// `RFC6962.leafHash(envelope)`, stored so readers need not re-hash.
+    public var leafHash: Data
+
+    /// Creates a stored leaf.
+    public init(index: UInt64, recordID: String, envelope: Data, leafHash: Data) {
+        self.index = index
+        self.recordID = recordID
+        self.envelope = envelope
+        self.leafHash = leafHash
+    }
+}
+
+/// One stored block: its height and signed note text.
+public struct StoredBlock: Sendable, Hashable {
+    /// The block height; blocks are stored at 0, 1, 2, … without gaps.
+    public var height: UInt64
+    /// The signed note text (``SignedNote/formatted``).
+    public var note: String
+
+    /// Creates a stored block.
+    public init(height: UInt64, note: String) {
+        self.height = height
+        self.note = note
+    }
+}
+
+/// Append-only storage for the ledger's leaves and blocks.
+///
+/// Contract for implementations:
+/// - `append` and `appendBlock` return only once the row is durable (for a database: committed
+///   and synced), so nothing acknowledged is lost;
+/// - they reject a leaf whose index is not the current leaf count, a duplicate record id, and a
+///   block whose height is not the current block count (``LedgerError/Code/storage`` or
+///   ``LedgerError/Code/duplicateRecord``);
+/// - nothing is ever updated or deleted;
+/// - readers return rows in storage order, which ``LedgerAudit`` checks against the indices.
+public protocol LedgerStore: Sendable {
+    /// Appends a leaf durably.
+    func append(_ leaf: StoredLeaf) throws
+    /// Appends a block durably.
+    func appendBlock(_ block: StoredBlock) throws
+    /// All leaves, in storage order.
+    func leaves() throws -> [StoredLeaf]
+    /// All blocks, in storage order.
+    func blocks() throws -> [StoredBlock]
+    /// The leaf with this record id, if any.
+    func leaf(recordID: String) throws -> StoredLeaf?
+}

@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+
+/// A ``LedgerStore`` in an SQLite database file, through GRDB.
+///
+/// Durability: the database runs in WAL mode with `synchronous = FULL`, so every append is
+/// fsynced to the WAL before `append` returns: nothing acknowledged is lost on a crash or power
+/// failure. Writes go through one serial `DatabaseQueue`.
+///
+/// Schema (migration `v1`):
+/// ```
+/// leaves(idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, envelope BLOB NOT NULL,
+///        leaf_hash BLOB NOT NULL)
+/// blocks(height INTEGER PRIMARY KEY, note TEXT NOT NULL)
+/// ```
+/// Triggers refuse `UPDATE` and `DELETE` on both tables. They stop mistakes, not an attacker
+/// with the file; ``LedgerAudit`` is what finds tampering.
+public final class SQLiteLedgerStore: LedgerStore {
+    private let queue: DatabaseQueue
+
+    /// Opens (creating if needed) the ledger database at `path` and migrates it.
+    /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try queue.writeWithoutTransaction { db in
+                // DatabaseQueue defaults to a rollback journal; the ledger wants WAL.
+                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            }
+            try Self.migrator.migrate(queue)
+        } catch {
+            throw LedgerError(.storage, "cannot open the ledger database at \(path)", cause: error)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE leaves (
+                    idx INTEGER PRIMARY KEY,
+                    record_id TEXT NOT NULL UNIQUE,
+                    envelope BLOB NOT NULL,
+                    leaf_hash BLOB NOT NULL
+                );
+                CREATE TABLE blocks (
+                    height INTEGER PRIMARY KEY,
+                    note TEXT NOT NULL
+                );
+                CREATE TRIGGER leaves_no_update BEFORE UPDATE ON leaves BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+                CREATE TRIGGER leaves_no_delete BEFORE DELETE ON leaves BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+                CREATE TRIGGER blocks_no_update BEFORE UPDATE ON blocks BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+                CREATE TRIGGER blocks_no_delete BEFORE DELETE ON blocks BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+                """)
+        }
+        return migrator
+    }
+
+    /// The journal mode in effect (`wal` once opened).
+    public func journalMode() throws -> String {
+        try wrap("read the journal mode") { try queue.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") ?? "" } }
+    }
+
+    public func append(_ leaf: StoredLeaf) throws {
+        try wrap("append leaf \(leaf.index)") {
+            try queue.write { db in
+                let count = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM leaves") ?? 0
+                guard Int64(bitPattern: leaf.index) == count else {
+                    throw LedgerError(.storage, "leaf index \(leaf.index) is not the next index \(count)")
+                }
+                if try Bool.fetchOne(db, sql: "SELECT 1 FROM leaves WHERE record_id = ?", arguments: [leaf.recordID]) != nil {
+                    throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
+                }
+                try db.execute(
+                    sql: "INSERT INTO leaves (idx, record_id, envelope, leaf_hash) VALUES (?, ?, ?, ?)",
+                    arguments: [Int64(bitPattern: leaf.index), leaf.recordID, leaf.envelope, leaf.leafHash]
+                )
+            }
+        }
+    }
+
+    public func appendBlock(_ block: StoredBlock) throws {
+        try wrap("append block \(block.height)") {
+            try queue.write { db in
+                let count = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM blocks") ?? 0
+                guard Int64(bitPattern: block.height) == count else {
+                    throw LedgerError(.storage, "block height \(block.height) is not the next height \(count)")
+                }
+                try db.execute(sql: "INSERT INTO blocks (height, note) VALUES (?, ?)", arguments: [Int64(bitPattern: block.height), block.note])
+            }
+        }
+    }
+
+    public func leaves() throws -> [StoredLeaf] {
+        try wrap("read leaves") {
+            try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT idx, record_id, envelope, leaf_hash FROM leaves ORDER BY idx").map(Self.leaf)
+            }
+        }
+    }
+
+    public func blocks() throws -> [StoredBlock] {
+        try wrap("read blocks") {
+            try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT height, note FROM blocks ORDER BY height").map {
+                    StoredBlock(height: UInt64(bitPattern: $0["height"]), note: $0["note"])
+                }
+            }
+        }
+    }
+
+    public func leaf(recordID: String) throws -> StoredLeaf? {
+        try wrap("read record \(recordID)") {
+            try queue.read { db in
+                try Row.fetchOne(db, sql: "SELECT idx, record_id, envelope, leaf_hash FROM leaves WHERE record_id = ?", arguments: [recordID])
+                    .map(Self.leaf)
+            }
+        }
+    }
+
+    private static func leaf(_ row: Row) -> StoredLeaf {
+        StoredLeaf(index: UInt64(bitPattern: row["idx"]), recordID: row["record_id"], envelope: row["envelope"], leafHash: row["leaf_hash"])
+    }
+
+    private func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as LedgerError {
+            throw error
+        } catch {
+            throw LedgerError(.storage, "cannot \(what)", cause: error)
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import GRDB
+import Testing
+@testable import Ledger
+
+@Suite("SQLite ledger store")
+struct SQLiteLedgerStoreTests {
+    let alice = Account()
+
+    func withDatabase(_ body: (String) async throws -> Void) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await body(dir.appendingPathComponent("ledger.sqlite").path)
+    }
+
+    func fill(_ path: String, signer: NoteSigner, prompts: [String]) async throws {
+        let node = try LedgerNode(store: try SQLiteLedgerStore(path: path), signer: signer)
+        for (i, prompt) in prompts.enumerated() {
+            let record = Fixtures.record("rec-\(i)", prompt: prompt, sender: alice)
+            _ = try await node.append(try RecordEnvelope.seal(record, to: [alice.recipientKey], nodeID: "n"))
+        }
+        try await node.seal()
+    }
+
+    /// Rewrites the database as an attacker with the file could: drop the triggers, run `sql`.
+    func tamper(_ path: String, _ sql: String, _ arguments: StatementArguments = []) throws {
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in
+            for name in ["leaves_no_update", "leaves_no_delete", "blocks_no_update", "blocks_no_delete"] {
+                try db.execute(sql: "DROP TRIGGER IF EXISTS \(name)")
+            }
+            try db.execute(sql: sql, arguments: arguments)
+        }
+    }
+
+    @Test func recordsSurviveReopeningAndTheChainContinues() async throws {
+        try await withDatabase { path in
+            let signer = try NoteSigner(name: "verity.test/ledger")
+            try await fill(path, signer: signer, prompts: ["one", "two", "three"])
+            let store = try SQLiteLedgerStore(path: path)
+            #expect(try store.journalMode() == "wal")
+            let node = try LedgerNode(store: store, signer: signer)
+            #expect(await node.size == 3)
+            let receipt = try await node.receipt(recordID: "rec-1")
+            try receipt.verify(verifier: signer.verifier)
+            #expect(try alice.open(try await node.envelope(recordID: "rec-2")).prompt == "three")
+            _ = try await node.append(try RecordEnvelope.seal(Fixtures.record("rec-3", sender: alice), to: [alice.recipientKey], nodeID: "n"))
+            let block = try #require(try await node.seal())
+            #expect(block.height == 1)
+            #expect(try await node.verifyAll().isValid)
+        }
+    }
+
+    @Test func updatesAndDeletesAreRefused() async throws {
+        try await withDatabase { path in
+            try await fill(path, signer: try NoteSigner(name: "verity.test/ledger"), prompts: ["a"])
+            let queue = try DatabaseQueue(path: path)
+            #expect(throws: (any Error).self) { try queue.write { try $0.execute(sql: "DELETE FROM leaves") } }
+            #expect(throws: (any Error).self) { try queue.write { try $0.execute(sql: "UPDATE blocks SET note = 'x'") } }
+            let store = try SQLiteLedgerStore(path: path)
+            let leaf = try #require(try store.leaves().first)
+            let error = try #require(throws: LedgerError.self) { try store.append(leaf) }
+            #expect(error.code == .storage)
+        }
+    }
+
+    @Test func alteringOneStoredByteNamesTheRecord() async throws {
+        try await withDatabase { path in
+            let signer = try NoteSigner(name: "verity.test/ledger")
+            try await fill(path, signer: signer, prompts: ["a", "b", "c", "d"])
+            var envelope = try #require(try SQLiteLedgerStore(path: path).leaf(recordID: "rec-2")).envelope
+            envelope[envelope.count - 1] ^= 0x01
+            try tamper(path, "UPDATE leaves SET envelope = ? WHERE idx = 2", [envelope])
+            let report = try LedgerAudit.run(store: try SQLiteLedgerStore(path: path), verifier: signer.verifier)
+            #expect(report.problems.contains { $0.subject == .record(index: 2, recordID: "rec-2") })
+            #expect(throws: LedgerError.self) { try LedgerNode(store: try SQLiteLedgerStore(path: path), signer: signer) }
+        }
+    }
+
+    @Test func deletingOrReorderingRowsIsFound() async throws {
+        try await withDatabase { path in
+            let signer = try NoteSigner(name: "verity.test/ledger")
+            try await fill(path, signer: signer, prompts: ["a", "b", "c", "d"])
+            try tamper(path, "DELETE FROM leaves WHERE idx = 1")
+            let report = try LedgerAudit.run(store: try SQLiteLedgerStore(path: path), verifier: signer.verifier)
+            #expect(report.problems.contains { $0.subject == .record(index: 1, recordID: "rec-2") })
+        }
+        try await withDatabase { path in
+            let signer = try NoteSigner(name: "verity.test/ledger")
+            try await fill(path, signer: signer, prompts: ["a", "b", "c", "d"])
+            // Swap the rows' positions: rec-0 becomes leaf 3 and rec-3 leaf 0.
+            try tamper(path, "UPDATE leaves SET idx = -1 WHERE idx = 0; UPDATE leaves SET idx = 0 WHERE idx = 3; UPDATE leaves SET idx = 3 WHERE idx = -1")
+            let report = try LedgerAudit.run(store: try SQLiteLedgerStore(path: path), verifier: signer.verifier)
+            #expect(report.problems.contains { $0.subject == .records(from: 0, to: 4) })
+            #expect(!report.isValid)
+        }
+    }
+
+    /// A unique marker sent in a prompt appears in none of the database's files.
+    @Test func noPlaintextReachesTheDisk() async throws {
+        try await withDatabase { path in
+            let marker = "MARKER-\(UUID().uuidString)"
+            try await fill(path, signer: try NoteSigner(name: "verity.test/ledger"), prompts: [marker, "x \(marker) y"])
+            let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
+            let files = try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)
+            #expect(!files.isEmpty)
+            for file in files {
+                let bytes = try Data(contentsOf: file)
+                #expect(bytes.range(of: Data(marker.utf8)) == nil, "\(file.lastPathComponent) holds the prompt")
+            }
+        }
+    }
+}
