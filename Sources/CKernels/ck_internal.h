@@ -129,4 +129,23 @@ int ck_dequantize_kq_avx2(int type, const void *x, float *y, size_t n);
 void ck_fp16_to_fp32_row_avx2(const uint16_t *x, float *y, size_t n);
 void ck_fp32_to_fp16_row_avx2(const float *x, uint16_t *y, size_t n);
 
+
+/// An nr×nt tile of dot products (nr in 1, 2, 4; nt in 1, 2): out[t * ld + r] = dot(x row r, y row t),
+/// rows x_stride / y_stride bytes apart, n elements.
+typedef void (*ck_tile_fn)(int nr, int nt, const void *x, size_t x_stride, const void *y, size_t y_stride,
+                           size_t n, float *out, size_t ld);
+/// Tile kernels of the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL); NULL otherwise.
+ck_tile_fn ck_resolve_tile_avx2(int type);
+ck_tile_fn ck_resolve_tile_vnni(int type);
+/// The tile kernel the dispatcher selects now (NULL: use the dot kernel row by row).
+ck_tile_fn ck_resolve_tile(int type);
+
+// AVX-VNNI kernels (the same tiles with vpdpbusd).
+float ck_dot_q4_0_q8_0_vnni(const void *x, const void *y, size_t n);
+float ck_dot_q4_1_q8_1_vnni(const void *x, const void *y, size_t n);
+float ck_dot_q5_0_q8_0_vnni(const void *x, const void *y, size_t n);
+float ck_dot_q5_1_q8_1_vnni(const void *x, const void *y, size_t n);
+float ck_dot_q8_0_q8_0_vnni(const void *x, const void *y, size_t n);
+float ck_dot_iq4_nl_q8_0_vnni(const void *x, const void *y, size_t n);
+
 #endif

@@ -5,6 +5,23 @@
 #include <string.h>
 
 static _Atomic int ck_isa_forced = -1;
+static _Atomic int ck_features_on = 0;
+
+int ck_cpu_features(void) {
+    int f = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avxvnni") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f |= CK_FEAT_AVXVNNI;
+#endif
+    return f;
+}
+
+static int ck_features_for(int level) { return level >= CK_ISA_AVX2 ? ck_cpu_features() : 0; }
+
+int ck_active_features(void) {
+    (void)ck_active_isa();
+    return atomic_load_explicit(&ck_features_on, memory_order_relaxed);
+}
 
 int ck_cpu_isa(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -23,15 +40,21 @@ int ck_active_isa(void) {
     const int forced = atomic_load_explicit(&ck_isa_forced, memory_order_relaxed);
     if (forced >= 0) return forced;
     // VERITY_ISA=scalar|avx2|avx512 caps the level (to test the fallbacks on a capable CPU).
+    // VERITY_ISA=avx2 also turns AVX-VNNI off (plain AVX2 kernels); VERITY_VNNI=0 turns only it off.
     int level = ck_cpu_isa();
+    int features = ck_features_for(level);
     const char *env = getenv("VERITY_ISA");
     if (env) {
         int cap = level;
         if (strcmp(env, "scalar") == 0) cap = CK_ISA_SCALAR;
-        else if (strcmp(env, "avx2") == 0) cap = CK_ISA_AVX2;
+        else if (strcmp(env, "avx2") == 0) { cap = CK_ISA_AVX2; features = 0; }
         else if (strcmp(env, "avx512") == 0) cap = CK_ISA_AVX512;
         if (cap < level) level = cap;
+        if (level < CK_ISA_AVX2) features = 0;
     }
+    const char *vnni = getenv("VERITY_VNNI");
+    if (vnni && strcmp(vnni, "0") == 0) features &= ~CK_FEAT_AVXVNNI;
+    atomic_store_explicit(&ck_features_on, features, memory_order_relaxed);
     atomic_store_explicit(&ck_isa_forced, level, memory_order_relaxed);
     return level;
 }
@@ -39,6 +62,7 @@ int ck_active_isa(void) {
 int ck_set_isa(int isa) {
     const int best = ck_cpu_isa();
     if (isa < 0 || isa > best) isa = best;
+    atomic_store_explicit(&ck_features_on, ck_features_for(isa), memory_order_relaxed);
     atomic_store_explicit(&ck_isa_forced, isa, memory_order_relaxed);
     return isa;
 }
@@ -117,8 +141,44 @@ int ck_quantize_row(int type, const float *x, void *y, size_t n) {
     return ck_quantize_row_scalar(type, x, y, n);
 }
 
+ck_tile_fn ck_resolve_tile(int type) {
+    if (ck_active_isa() < CK_ISA_AVX2) return NULL;
+    if (ck_active_features() & CK_FEAT_AVXVNNI) return ck_resolve_tile_vnni(type);
+    return ck_resolve_tile_avx2(type);
+}
+
+static float ck_vec_dot_vnni(int type, const void *x, const void *y, size_t n) {
+    switch (type) {
+    case CK_Q4_0: return ck_dot_q4_0_q8_0_vnni(x, y, n);
+    case CK_Q4_1: return ck_dot_q4_1_q8_1_vnni(x, y, n);
+    case CK_Q5_0: return ck_dot_q5_0_q8_0_vnni(x, y, n);
+    case CK_Q5_1: return ck_dot_q5_1_q8_1_vnni(x, y, n);
+    case CK_Q8_0: return ck_dot_q8_0_q8_0_vnni(x, y, n);
+    case CK_IQ4_NL: return ck_dot_iq4_nl_q8_0_vnni(x, y, n);
+    default: return ck_vec_dot_variant(CK_VARIANT_AVX2, type, x, y, n);
+    }
+}
+
+int ck_variant_available(int variant) {
+    switch (variant) {
+    case CK_VARIANT_SCALAR: return 1;
+    case CK_VARIANT_AVX2: return ck_cpu_isa() >= CK_ISA_AVX2;
+    case CK_VARIANT_AVXVNNI: return ck_cpu_isa() >= CK_ISA_AVX2 && (ck_cpu_features() & CK_FEAT_AVXVNNI);
+    default: return 0;
+    }
+}
+
 float ck_vec_dot(int type, const void *x, const void *y, size_t n) {
-    if (ck_active_isa() >= CK_ISA_AVX2) {
+    const int isa = ck_active_isa();
+    if (isa < CK_ISA_AVX2) return ck_vec_dot_scalar(type, x, y, n);
+    if (ck_active_features() & CK_FEAT_AVXVNNI) return ck_vec_dot_vnni(type, x, y, n);
+    return ck_vec_dot_variant(CK_VARIANT_AVX2, type, x, y, n);
+}
+
+float ck_vec_dot_variant(int variant, int type, const void *x, const void *y, size_t n) {
+    if (!ck_variant_available(variant)) return NAN;
+    if (variant == CK_VARIANT_AVXVNNI) return ck_vec_dot_vnni(type, x, y, n);
+    if (variant == CK_VARIANT_AVX2) {
         switch (type) {
         case CK_F32: return ck_dot_f32_avx2(x, y, n);
         case CK_F16: return ck_dot_f16_f16_avx2(x, y, n);

@@ -23,7 +23,8 @@ CK_AVX2 static inline int hsum_epi32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-CK_AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+// vmovd + vcvtph2ps: no false dependency on a live register (_cvtsh_ss inserts into one).
+CK_AVX2 static inline float h2f(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
 
 // 16 bytes of nibbles -> 32 bytes: lanes 0..15 low nibbles, lanes 16..31 high nibbles.
 CK_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {
@@ -43,88 +44,33 @@ CK_AVX2 static inline __m256i bits32(const uint8_t qh[4]) {
     return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
 }
 
-// Sum of products of unsigned bytes ux and signed bytes sy, as 8 float lanes.
-CK_AVX2 static inline __m256 mul_us(__m256i ux, __m256i sy) {
-    const __m256i p16 = _mm256_maddubs_epi16(ux, sy);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+// Sums of products of unsigned bytes u and signed bytes s: 8 int32 lanes (AVX2: pmaddubsw, whose
+// int16 pair sums cannot saturate for these operands except |x| = 128 paired with s = -128 twice).
+CK_AVX2 static inline __m256i dot_us_avx2(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-// Sum of products of signed bytes x and y, as 8 float lanes.
-CK_AVX2 static inline __m256 mul_ss(__m256i x, __m256i y) {
-    return mul_us(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+#define CK_SFX avx2
+#define CK_TGT CK_AVX2
+#define CK_DOTI(u, s) dot_us_avx2(u, s)
+#include "quants_tile_impl.h"
+#undef CK_SFX
+#undef CK_TGT
+#undef CK_DOTI
+
+// AVX-VNNI (VEX-encoded vpdpbusd, 256-bit): Alder Lake / Sapphire Rapids and later.
+#define CK_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+CK_VNNI static inline __m256i dot_us_vnni(__m256i u, __m256i s) {
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
 }
 
-CK_AVX2 float ck_dot_q4_0_q8_0_avx2(const void *vx, const void *vy, size_t n) {
-    const ck_block_q4_0 *x = vx;
-    const ck_block_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t i = 0; i < n / CK_QK; i++) {
-        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        const __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_ss(qx, qy), acc);
-    }
-    return hsum_ps(acc);
-}
-
-CK_AVX2 float ck_dot_q4_1_q8_1_avx2(const void *vx, const void *vy, size_t n) {
-    const ck_block_q4_1 *x = vx;
-    const ck_block_q8_1 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
-    for (size_t i = 0; i < n / CK_QK; i++) {
-        summs += h2f(x[i].m) * h2f(y[i].s);
-        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        const __m256i qx = nibbles32(x[i].qs);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_us(qx, qy), acc);
-    }
-    return hsum_ps(acc) + summs;
-}
-
-CK_AVX2 float ck_dot_q5_0_q8_0_avx2(const void *vx, const void *vy, size_t n) {
-    const ck_block_q5_0 *x = vx;
-    const ck_block_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t i = 0; i < n / CK_QK; i++) {
-        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256i qx = nibbles32(x[i].qs);
-        const __m256i hi = _mm256_andnot_si256(bits32(x[i].qh), _mm256_set1_epi8((char)0xF0));
-        qx = _mm256_or_si256(qx, hi); // (nibble | h << 4) - 16 as a signed byte
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_ss(qx, qy), acc);
-    }
-    return hsum_ps(acc);
-}
-
-CK_AVX2 float ck_dot_q5_1_q8_1_avx2(const void *vx, const void *vy, size_t n) {
-    const ck_block_q5_1 *x = vx;
-    const ck_block_q8_1 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
-    for (size_t i = 0; i < n / CK_QK; i++) {
-        summs += h2f(x[i].m) * h2f(y[i].s);
-        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        __m256i qx = nibbles32(x[i].qs);
-        qx = _mm256_or_si256(qx, _mm256_and_si256(bits32(x[i].qh), _mm256_set1_epi8(0x10)));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_us(qx, qy), acc);
-    }
-    return hsum_ps(acc) + summs;
-}
-
-CK_AVX2 float ck_dot_q8_0_q8_0_avx2(const void *vx, const void *vy, size_t n) {
-    const ck_block_q8_0 *x = vx;
-    const ck_block_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t i = 0; i < n / CK_QK; i++) {
-        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, mul_ss(qx, qy), acc);
-    }
-    return hsum_ps(acc);
-}
+#define CK_SFX vnni
+#define CK_TGT CK_VNNI
+#define CK_DOTI(u, s) dot_us_vnni(u, s)
+#include "quants_tile_impl.h"
+#undef CK_SFX
+#undef CK_TGT
+#undef CK_DOTI
 
 CK_AVX2 float ck_dot_f16_f16_avx2(const void *vx, const void *vy, size_t n) {
     const uint16_t *x = vx, *y = vy;
@@ -225,6 +171,15 @@ float ck_dot_q4_1_q8_1_avx2(const void *x, const void *y, size_t n) { return ck_
 float ck_dot_q5_0_q8_0_avx2(const void *x, const void *y, size_t n) { return ck_dot_q5_0_q8_0_scalar(x, y, n); }
 float ck_dot_q5_1_q8_1_avx2(const void *x, const void *y, size_t n) { return ck_dot_q5_1_q8_1_scalar(x, y, n); }
 float ck_dot_q8_0_q8_0_avx2(const void *x, const void *y, size_t n) { return ck_dot_q8_0_q8_0_scalar(x, y, n); }
+float ck_dot_iq4_nl_q8_0_avx2(const void *x, const void *y, size_t n) { return ck_dot_iq4_nl_q8_0_scalar(x, y, n); }
+float ck_dot_q4_0_q8_0_vnni(const void *x, const void *y, size_t n) { return ck_dot_q4_0_q8_0_scalar(x, y, n); }
+float ck_dot_q4_1_q8_1_vnni(const void *x, const void *y, size_t n) { return ck_dot_q4_1_q8_1_scalar(x, y, n); }
+float ck_dot_q5_0_q8_0_vnni(const void *x, const void *y, size_t n) { return ck_dot_q5_0_q8_0_scalar(x, y, n); }
+float ck_dot_q5_1_q8_1_vnni(const void *x, const void *y, size_t n) { return ck_dot_q5_1_q8_1_scalar(x, y, n); }
+float ck_dot_q8_0_q8_0_vnni(const void *x, const void *y, size_t n) { return ck_dot_q8_0_q8_0_scalar(x, y, n); }
+float ck_dot_iq4_nl_q8_0_vnni(const void *x, const void *y, size_t n) { return ck_dot_iq4_nl_q8_0_scalar(x, y, n); }
+ck_tile_fn ck_resolve_tile_avx2(int type) { (void)type; return NULL; }
+ck_tile_fn ck_resolve_tile_vnni(int type) { (void)type; return NULL; }
 float ck_dot_f16_f16_avx2(const void *x, const void *y, size_t n) { return ck_dot_f16_f16_scalar(x, y, n); }
 float ck_dot_f32_avx2(const float *x, const float *y, size_t n) { return ck_dot_f32_scalar(x, y, n); }
 void ck_quantize_q8_0_avx2(const float *x, void *y, size_t n) { ck_quantize_q8_0_scalar(x, y, n); }

@@ -22,7 +22,8 @@ CK_AVX2 static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-CK_AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+// vmovd + vcvtph2ps: no false dependency on a live register (_cvtsh_ss inserts into one).
+CK_AVX2 static inline float h2f(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
 
 // Shuffle controls that spread the 16-element scales p*2 and p*2+1 over the 16 int16 lanes of a
 // 32-element product (lanes 0-7 cover elements 0-15, lanes 8-15 elements 16-31).
@@ -222,21 +223,7 @@ CK_AVX2 float ck_dot_q6_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     return hsum_ps(acc);
 }
 
-CK_AVX2 float ck_dot_iq4_nl_q8_0_avx2(const void *vx, const void *vy, size_t n) {
-    const ck_block_iq4_nl *x = vx;
-    const ck_block_q8_0 *y = vy;
-    const __m128i table = _mm_loadu_si128((const __m128i *)ck_iq4nl_values);
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t i = 0; i < n / CK_QK; i++) {
-        const __m256i qx = iq4_values32(x[i].qs, table);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const __m256i s32 = _mm256_madd_epi16(dot_ss16(qx, qy), ones);
-        const float d = h2f(y[i].d) * h2f(x[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s32), acc);
-    }
-    return hsum_ps(acc);
-}
+// ck_dot_iq4_nl_q8_0_avx2: see quants_tile_impl.h (tiled with the other 32-element types).
 
 CK_AVX2 float ck_dot_iq4_xs_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_iq4_xs *x = vx;
@@ -471,7 +458,6 @@ float ck_dot_q3_K_q8_K_avx2(const void *x, const void *y, size_t n) { return ck_
 float ck_dot_q4_K_q8_K_avx2(const void *x, const void *y, size_t n) { return ck_dot_q4_K_q8_K_scalar(x, y, n); }
 float ck_dot_q5_K_q8_K_avx2(const void *x, const void *y, size_t n) { return ck_dot_q5_K_q8_K_scalar(x, y, n); }
 float ck_dot_q6_K_q8_K_avx2(const void *x, const void *y, size_t n) { return ck_dot_q6_K_q8_K_scalar(x, y, n); }
-float ck_dot_iq4_nl_q8_0_avx2(const void *x, const void *y, size_t n) { return ck_dot_iq4_nl_q8_0_scalar(x, y, n); }
 float ck_dot_iq4_xs_q8_K_avx2(const void *x, const void *y, size_t n) { return ck_dot_iq4_xs_q8_K_scalar(x, y, n); }
 void ck_quantize_q8_K_avx2(const float *x, void *y, size_t n) { ck_quantize_q8_K_scalar(x, y, n); }
 int ck_dequantize_kq_avx2(int type, const void *x, float *y, size_t n) { return ck_dequantize_kq_scalar(type, x, y, n); }

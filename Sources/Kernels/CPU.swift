@@ -23,6 +23,10 @@ public enum InstructionSet: Int32, Sendable, Comparable, CustomStringConvertible
     /// The level the kernels use now.
     public static var active: InstructionSet { InstructionSet(rawValue: ck_active_isa()) ?? .scalar }
 
+    /// Whether the kernels use AVX-VNNI now (detected at run time; VERITY_ISA=avx2 or VERITY_VNNI=0
+    /// turn it off).
+    public static var usesVNNI: Bool { ck_active_features() & Int32(CK_FEAT_AVXVNNI) != 0 }
+
     /// Restricts the kernels to `level` (clamped to what the CPU has); returns the level in force.
     /// For tests and benchmarks that compare a SIMD path with its scalar twin.
     @discardableResult

@@ -51,6 +51,32 @@ public enum Kernels {
         ck_vec_dot_scalar(Int32(type.rawValue), x, y, n)
     }
 
+    /// One SIMD implementation of the quantized dot products, for tests that compare each with the
+    /// scalar twin without changing the process-wide level.
+    public enum DotVariant: Int32, Sendable, CaseIterable, CustomStringConvertible {
+        case scalar = 0
+        case avx2 = 1
+        /// AVX2 with AVX-VNNI's vpdpbusd (the 32-element block types; others run their AVX2 kernel).
+        case avxVNNI = 2
+
+        /// Whether this CPU can run the variant.
+        public var isAvailable: Bool { ck_variant_available(rawValue) != 0 }
+
+        public var description: String {
+            switch self {
+            case .scalar: "scalar"
+            case .avx2: "AVX2"
+            case .avxVNNI: "AVX-VNNI"
+            }
+        }
+    }
+
+    /// `dot` through one variant; nil when this CPU cannot run it.
+    public static func dot(_ type: GGMLType, _ x: UnsafeRawPointer, _ y: UnsafeRawPointer, count n: Int, variant: DotVariant) -> Float? {
+        guard variant.isAvailable else { return nil }
+        return ck_vec_dot_variant(variant.rawValue, Int32(type.rawValue), x, y, n)
+    }
+
     /// Float dot product (SIMD when available).
     @inline(__always)
     public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) -> Float {

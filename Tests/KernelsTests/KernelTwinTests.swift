@@ -80,40 +80,50 @@ struct KernelTwinTests {
     /// double-precision dot of the dequantized rows to float rounding (1e-5 of Σ|products|).
     static let tightReference: Set<GGMLType> = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs]
 
-    @Test("dot product: SIMD equals scalar within 1e-5 of Σ|products|", arguments: weightTypes, [32, 96, 256, 576, 1536])
-    func dotTwin(type: GGMLType, n: Int) {
-        guard n % type.blockSize == 0 else { return } // K-quant rows are whole 256-element blocks
-        var rng = TestRNG(state: UInt64(type.rawValue) * 1000 + UInt64(n))
-        for _ in 0..<20 {
-            let w = randomBlocks(type, blocks: n / type.blockSize, rng: &rng)
-            let x = randomFloats(n, rng: &rng)
-            let actType = Kernels.activationType(for: type)
-            var act = [UInt8](repeating: 0, count: Kernels.rowBytes(actType, n))
-            x.withUnsafeBufferPointer { xp in
-                act.withUnsafeMutableBytes { Kernels.quantizeScalar(actType, xp.baseAddress!, into: $0.baseAddress!, count: n) }
-            }
-            let (simd, scalar, reference) = w.withUnsafeBytes { wp in
-                act.withUnsafeBytes { ap in
-                    // Reference: dequantize both sides and take a double-precision dot.
-                    var wf = [Float](repeating: 0, count: n), af = [Float](repeating: 0, count: n)
-                    Kernels.dequantizeScalar(type, wp.baseAddress!, into: &wf, count: n)
-                    Kernels.dequantizeScalar(actType, ap.baseAddress!, into: &af, count: n)
-                    var ref: Double = 0, magnitude: Double = 0
-                    for i in 0..<n {
-                        ref += Double(wf[i]) * Double(af[i])
-                        magnitude += abs(Double(wf[i]) * Double(af[i]))
-                    }
-                    return (Kernels.dot(type, wp.baseAddress!, ap.baseAddress!, count: n),
-                            Kernels.dotScalar(type, wp.baseAddress!, ap.baseAddress!, count: n), (ref, magnitude))
+    /// nil: the dispatched kernel (what `Kernels.dot` and `matmul` run); otherwise one variant,
+    /// skipped where the CPU lacks it.
+    static let variants: [Kernels.DotVariant?] = [nil, .avx2, .avxVNNI]
+
+    @Test("dot product: SIMD equals scalar within 1e-5 of Σ|products|", arguments: weightTypes, variants)
+    func dotTwin(type: GGMLType, variant: Kernels.DotVariant?) {
+        if let variant, !variant.isAvailable { return }
+        // 32·k + tails: the 32-element kernels step 4 blocks at a time (18 = 4·4 + 2, 3 < 4).
+        for n in [32, 96, 256, 576, 1536, 4 * 32, 7 * 32] {
+            guard n % type.blockSize == 0 else { continue } // K-quant rows are whole 256-element blocks
+            var rng = TestRNG(state: UInt64(type.rawValue) * 1000 + UInt64(n))
+            for _ in 0..<20 {
+                let w = randomBlocks(type, blocks: n / type.blockSize, rng: &rng)
+                let x = randomFloats(n, rng: &rng)
+                let actType = Kernels.activationType(for: type)
+                var act = [UInt8](repeating: 0, count: Kernels.rowBytes(actType, n))
+                x.withUnsafeBufferPointer { xp in
+                    act.withUnsafeMutableBytes { Kernels.quantizeScalar(actType, xp.baseAddress!, into: $0.baseAddress!, count: n) }
                 }
+                let (simd, scalar, reference) = w.withUnsafeBytes { wp in
+                    act.withUnsafeBytes { ap in
+                        // Reference: dequantize both sides and take a double-precision dot.
+                        var wf = [Float](repeating: 0, count: n), af = [Float](repeating: 0, count: n)
+                        Kernels.dequantizeScalar(type, wp.baseAddress!, into: &wf, count: n)
+                        Kernels.dequantizeScalar(actType, ap.baseAddress!, into: &af, count: n)
+                        var ref: Double = 0, magnitude: Double = 0
+                        for i in 0..<n {
+                            ref += Double(wf[i]) * Double(af[i])
+                            magnitude += abs(Double(wf[i]) * Double(af[i]))
+                        }
+                        let simd = variant.map { Kernels.dot(type, wp.baseAddress!, ap.baseAddress!, count: n, variant: $0)! }
+                            ?? Kernels.dot(type, wp.baseAddress!, ap.baseAddress!, count: n)
+                        return (simd,
+                                Kernels.dotScalar(type, wp.baseAddress!, ap.baseAddress!, count: n), (ref, magnitude))
+                    }
+                }
+                // Errors are relative to the sum of |products| (the result itself can be near zero).
+                let scale = max(1, reference.1)
+                #expect(abs(Double(simd) - Double(scalar)) / scale < 1e-5, "\(type) \(variant?.description ?? "dispatched") n=\(n): simd \(simd) scalar \(scalar)")
+                // The scalar kernel agrees with dequantize-then-dot (checks the block layout itself). Q8_1's
+                // stored block sum s is fp16, so allow its rounding; the new types get 1e-5.
+                let tolerance = Self.tightReference.contains(type) ? 1e-5 : 1e-3
+                #expect(abs(Double(scalar) - reference.0) / scale < tolerance, "\(type) n=\(n): scalar \(scalar) reference \(reference.0)")
             }
-            // Errors are relative to the sum of |products| (the result itself can be near zero).
-            let scale = max(1, reference.1)
-            #expect(abs(Double(simd) - Double(scalar)) / scale < 1e-5, "\(type) n=\(n): simd \(simd) scalar \(scalar)")
-            // The scalar kernel agrees with dequantize-then-dot (checks the block layout itself). Q8_1's
-            // stored block sum s is fp16, so allow its rounding; the new types get 1e-5.
-            let tolerance = Self.tightReference.contains(type) ? 1e-5 : 1e-3
-            #expect(abs(Double(scalar) - reference.0) / scale < tolerance, "\(type) n=\(n): scalar \(scalar) reference \(reference.0)")
         }
     }
 

@@ -5,23 +5,26 @@ import Testing
 
 @Suite("Matrix products and the thread pool")
 struct MatmulTests {
-    @Test("threaded matmul equals row-by-row dots, any thread count", arguments: [GGMLType.q4_1, .q8_0, .q4_0, .f16, .f32, .q4_K, .q6_K, .iq4_xs, .iq4_nl], [1, 2, 3])
+    @Test("threaded matmul equals row-by-row dots, any thread count", arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .f16, .f32, .q4_K, .q6_K, .iq4_xs, .iq4_nl], [1, 2, 3])
     func threadedMatmul(type: GGMLType, threads: Int) throws {
-        var rng = TestRNG(state: 42)
-        let rows = 67, cols = 256, tokens = 5
-        let bytes = randomBlocks(type, blocks: rows * cols / type.blockSize, rng: &rng)
-        let x = randomFloats(tokens * cols, rng: &rng)
-        let pool = ThreadPool(threads: threads)
-        try bytes.withUnsafeBytes { wp in
-            let w = try QuantizedMatrix(type: type, bytes: wp, rows: rows, columns: cols)
-            let act = ActivationBuffer(type: w.activationType, columns: cols, capacity: tokens)
-            x.withUnsafeBufferPointer { act.load($0.baseAddress!, tokens: tokens, stride: cols) }
-            var out = [Float](repeating: .nan, count: tokens * rows)
-            out.withUnsafeMutableBufferPointer { Kernels.matmul(w, act, tokens: tokens, into: $0.baseAddress!, ldOut: rows, pool: pool) }
-            for t in 0..<tokens {
-                for r in 0..<rows {
-                    let expected = Kernels.dot(type, wp.baseAddress! + r * w.rowBytes, act.row(t), count: cols)
-                    #expect(out[t * rows + r] == expected)
+        // 1 token (decode: 4-row tiles) and 5 (2×2 tiles plus an odd token); 67 rows leave edge tiles.
+        for tokens in [1, 5] {
+            var rng = TestRNG(state: 42)
+            let rows = 67, cols = 256
+            let bytes = randomBlocks(type, blocks: rows * cols / type.blockSize, rng: &rng)
+            let x = randomFloats(tokens * cols, rng: &rng)
+            let pool = ThreadPool(threads: threads)
+            try bytes.withUnsafeBytes { wp in
+                let w = try QuantizedMatrix(type: type, bytes: wp, rows: rows, columns: cols)
+                let act = ActivationBuffer(type: w.activationType, columns: cols, capacity: tokens)
+                x.withUnsafeBufferPointer { act.load($0.baseAddress!, tokens: tokens, stride: cols) }
+                var out = [Float](repeating: .nan, count: tokens * rows)
+                out.withUnsafeMutableBufferPointer { Kernels.matmul(w, act, tokens: tokens, into: $0.baseAddress!, ldOut: rows, pool: pool) }
+                for t in 0..<tokens {
+                    for r in 0..<rows {
+                        let expected = Kernels.dot(type, wp.baseAddress! + r * w.rowBytes, act.row(t), count: cols)
+                        #expect(out[t * rows + r] == expected)
+                    }
                 }
             }
         }

@@ -54,6 +54,23 @@ int ck_set_isa(int isa);
 /// The level in force.
 int ck_active_isa(void);
 
+/// Optional instruction-set features used on top of the level (bit mask).
+enum { CK_FEAT_AVXVNNI = 1 };
+/// The features this CPU has.
+int ck_cpu_features(void);
+/// The features in use: AVX-VNNI when the CPU has it, the level in force is AVX2 or above, and
+/// neither VERITY_ISA=avx2 / scalar nor VERITY_VNNI=0 turned it off.
+int ck_active_features(void);
+
+/// One implementation of a dot product, for tests comparing every SIMD variant with its twin
+/// without changing the process-wide level (tests run concurrently).
+enum { CK_VARIANT_SCALAR = 0, CK_VARIANT_AVX2 = 1, CK_VARIANT_AVXVNNI = 2 };
+/// Whether `variant` can run here (the CPU has the instructions).
+int ck_variant_available(int variant);
+/// ck_vec_dot through `variant`; a type without such a variant uses the next lower one. NAN when
+/// the variant cannot run on this CPU.
+float ck_vec_dot_variant(int variant, int type, const void *x, const void *y, size_t n);
+
 // ---- fp16 / bf16 -------------------------------------------------------------------------------
 float ck_fp16_to_fp32(uint16_t h);
 uint16_t ck_fp32_to_fp16(float f);
