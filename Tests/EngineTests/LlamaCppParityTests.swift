@@ -86,7 +86,7 @@ struct LlamaCppParityTests {
         if c.model.hasPrefix("gemma") {
             // Open in issue 3: Verity's KL is 30% below the yardstick, but top-1 agreement is 2 of
             // 2,905 positions short of llama.cpp's own flash-attention switch (94.70% vs 94.77%).
-            withKnownIssue("Gemma 3 top-1 agreement is just under llama.cpp's flash-attention yardstick") {
+            withKnownIssue("Gemma 3 top-1 agreement is just under llama.cpp's flash-attention yardstick", isIntermittent: true) {
                 #expect(top1 >= yard.top1)
             }
         } else {
