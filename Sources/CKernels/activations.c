@@ -59,8 +59,7 @@ double ck_softmax_scalar(float *x, size_t n) {
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define CK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#include "ck_avx2.h"
 
 CK_AVX2 static inline __m256 v_expf(__m256 x) {
     const __m256 r = _mm256_set1_ps(C_SHIFT);

@@ -9,21 +9,8 @@
 #include "ck_internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "ck_avx2.h"
 
-#define CK_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-CK_AVX2 static inline float hsum_ps(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v);
-    __m128 hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
-
-// vmovd + vcvtph2ps: no false dependency on a live register (_cvtsh_ss inserts into one).
-CK_AVX2 static inline float h2f(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
 
 // Shuffle controls that spread the 16-element scales p*2 and p*2+1 over the 16 int16 lanes of a
 // 32-element product (lanes 0-7 cover elements 0-15, lanes 8-15 elements 16-31).

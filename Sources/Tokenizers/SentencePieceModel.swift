@@ -156,54 +156,17 @@ struct ScoredBigram {
     var size: Int32
 }
 
-/// A binary max-heap of ``ScoredBigram``s ordered as llama.cpp's `llm_bigram_spm::comparator`:
-/// the highest score first and, among equal scores, the leftmost pair.
-struct BigramQueue {
-    private var items: [ScoredBigram] = []
-
-    var isEmpty: Bool { items.isEmpty }
-
-    mutating func removeAll() {
-        items.removeAll(keepingCapacity: true)
-    }
-
-    /// `true` when `a` should be popped before `b`.
+/// ``ScoredBigram``s pop as llama.cpp's `llm_bigram_spm::comparator` orders them: the highest
+/// score first and, among equal scores, the leftmost pair.
+extension ScoredBigram: QueueOrdered {
     @inline(__always)
-    private static func before(_ a: ScoredBigram, _ b: ScoredBigram) -> Bool {
+    static func popsBefore(_ a: ScoredBigram, _ b: ScoredBigram) -> Bool {
         // llama.cpp's comparator says "l < r" when l.score < r.score, or equal scores and
         // l.left > r.left; the top is the greatest element.
         if a.score != b.score { return a.score > b.score }
         return a.left < b.left
     }
-
-    mutating func push(_ item: ScoredBigram) {
-        items.append(item)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            if !Self.before(items[child], items[parent]) { break }
-            items.swapAt(parent, child)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> ScoredBigram? {
-        guard let last = items.popLast() else { return nil }
-        guard !items.isEmpty else { return last }
-        let top = items[0]
-        items[0] = last
-        var parent = 0
-        let count = items.count
-        while true {
-            let l = 2 * parent + 1
-            if l >= count { break }
-            let r = l + 1
-            var best = l
-            if r < count && Self.before(items[r], items[l]) { best = r }
-            if !Self.before(items[best], items[parent]) { break }
-            items.swapAt(parent, best)
-            parent = best
-        }
-        return top
-    }
 }
+
+/// The SentencePiece work queue.
+typealias BigramQueue = PriorityQueue<ScoredBigram>
