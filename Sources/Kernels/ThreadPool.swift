@@ -19,6 +19,20 @@ public final class ThreadPool: @unchecked Sendable {
     /// Number of threads taking part in each operation.
     public var size: Int { Int(ck_pool_size(handle)) }
 
+    /// Runs `body(ith, nth)` on every thread of the pool (the caller is `ith == 0`) and returns
+    /// when all have finished. `body` must split its work by `ith` and touch disjoint memory.
+    public func run(_ body: (_ ith: Int, _ nth: Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var task = body
+            withUnsafeMutablePointer(to: &task) { pointer in
+                ck_pool_run(handle, { context, ith, nth in
+                    guard let context else { return }
+                    context.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(ith), Int(nth))
+                }, UnsafeMutableRawPointer(pointer))
+            }
+        }
+    }
+
     /// The number of threads that suits this machine: its online cores.
     public static var defaultThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 }

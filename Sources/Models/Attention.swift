@@ -20,24 +20,21 @@ struct Attention: Sendable {
         let query16: UnsafeMutablePointer<UInt16>
     }
 
-    /// out[h * valueDim + d] for every head h, attending to cache positions `visible`.
-    func run(query: UnsafePointer<Float>, cache: KVCache, layer: Int, visible: Range<Int>,
+    /// out[h * valueDim + d] for head h, attending to cache positions `visible`.
+    func run(head h: Int, query: UnsafePointer<Float>, cache: KVCache, layer: Int, visible: Range<Int>,
              out: UnsafeMutablePointer<Float>, scratch: Scratch) {
-        let group = heads / kvHeads
+        let g = h / (heads / kvHeads)
         let first = visible.lowerBound, n = visible.count
-        for h in 0..<heads {
-            let g = h / group
-            VectorOps.toFP16(query + h * keyDim, into: scratch.query16, count: keyDim)
-            for j in 0..<n {
-                let k = cache.keyRow(layer: layer, head: g, position: first + j)
-                scratch.scores[j] = VectorOps.dotFP16(k, scratch.query16, count: keyDim) * scale
-            }
-            VectorOps.softmax(scratch.scores, count: n)
-            VectorOps.toFP16(scratch.scores, into: scratch.probs16, count: n)
-            let o = out + h * valueDim
-            for d in 0..<valueDim {
-                o[d] = VectorOps.dotFP16(cache.valueColumn(layer: layer, head: g, dim: d) + first, scratch.probs16, count: n)
-            }
+        VectorOps.toFP16(query + h * keyDim, into: scratch.query16, count: keyDim)
+        for j in 0..<n {
+            let k = cache.keyRow(layer: layer, head: g, position: first + j)
+            scratch.scores[j] = VectorOps.dotFP16(k, scratch.query16, count: keyDim) * scale
+        }
+        VectorOps.softmax(scratch.scores, count: n)
+        VectorOps.toFP16(scratch.scores, into: scratch.probs16, count: n)
+        let o = out + h * valueDim
+        for d in 0..<valueDim {
+            o[d] = VectorOps.dotFP16(cache.valueColumn(layer: layer, head: g, dim: d) + first, scratch.probs16, count: n)
         }
     }
 }

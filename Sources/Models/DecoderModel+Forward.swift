@@ -51,11 +51,19 @@ extension DecoderModel {
                                     key: ctx.k + t * kDim + g * hp.keyDim, value: ctx.v + t * vDim + g * hp.valueDim)
                 }
             }
-            for t in 0..<n {
-                let position = base + t
-                let first = layer.window.map { max(0, position - $0 + 1) } ?? 0
-                attention.run(query: ctx.q + t * qDim, cache: ctx.cache, layer: l, visible: first..<(position + 1),
-                              out: ctx.attn + t * attnDim, scratch: ctx.attnScratch)
+            // (token, head) pairs split across the pool, interleaved so long and short rows mix.
+            let heads = hp.heads, window = layer.window, attention = self.attention
+            let q = ctx.q, attn = ctx.attn, cache = ctx.cache, scratch = ctx.attnScratch
+            ctx.pool.run { ith, nth in
+                var item = ith
+                while item < n * heads {
+                    let t = item / heads, head = item % heads
+                    let position = base + t
+                    let first = window.map { max(0, position - $0 + 1) } ?? 0
+                    attention.run(head: head, query: q + t * qDim, cache: cache, layer: l, visible: first..<(position + 1),
+                                  out: attn + t * attnDim, scratch: scratch[ith])
+                    item += nth
+                }
             }
             ctx.setInput(ctx.attn)
             ctx.project(layer.wo, tokens: n, into: ctx.h)

@@ -22,7 +22,7 @@ final class TransformerContext: ModelContext {
     let fused: UnsafeMutablePointer<Float>    // batch × fused QKV or gate+up width
     let ropeCos: UnsafeMutablePointer<Float>
     let ropeSin: UnsafeMutablePointer<Float>
-    let attnScratch: Attention.Scratch
+    let attnScratch: [Attention.Scratch]      // one per pool thread
     let logits: UnsafeMutablePointer<Float>   // batch × vocab
     private var buffers: [UnsafeMutableRawPointer] = []
     private var activations: [ActivationKey: ActivationBuffer] = [:]
@@ -45,11 +45,15 @@ final class TransformerContext: ModelContext {
         attn = alloc(batch * heads * cache.valueDim)
         gate = alloc(batch * ff); up = alloc(batch * ff); fused = alloc(batch * fusedWidth)
         ropeCos = alloc(ropeDims / 2 + 1); ropeSin = alloc(ropeDims / 2 + 1)
-        attnScratch = Attention.Scratch(scores: alloc(cache.capacity), probs16: alloc(cache.capacity, UInt16.self),
-                                        query16: alloc(cache.keyDim, UInt16.self))
+        attnScratch = (0..<pool.size).map { _ in
+            Attention.Scratch(scores: alloc(cache.capacity), probs16: alloc(cache.capacity, UInt16.self),
+                              query16: alloc(cache.keyDim, UInt16.self))
+        }
         logits = alloc(vocab)                  // one row: the last token of a `.last` pass
-        buffers = [x, h, q, k, v, attn, gate, up, fused, ropeCos, ropeSin, attnScratch.scores, logits].map { UnsafeMutableRawPointer($0) }
-        buffers += [UnsafeMutableRawPointer(attnScratch.probs16), UnsafeMutableRawPointer(attnScratch.query16)]
+        buffers = [x, h, q, k, v, attn, gate, up, fused, ropeCos, ropeSin, logits].map { UnsafeMutableRawPointer($0) }
+        for s in attnScratch {
+            buffers += [UnsafeMutableRawPointer(s.scores), UnsafeMutableRawPointer(s.probs16), UnsafeMutableRawPointer(s.query16)]
+        }
     }
 
     deinit {

@@ -37,7 +37,7 @@ struct LogitsCommand: ParsableCommand {
         }
         let longest = sequences.map(\.count).max() ?? 1
         let generator = try Generator(model: model, capacity: max(1, longest), threads: modelOptions.threadCount)
-        FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: output) else { throw CLIError("cannot write \(output)") }
         defer { try? handle.close() }
         for sequence in sequences {
