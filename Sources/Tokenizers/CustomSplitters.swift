@@ -2,8 +2,6 @@
 /// llama.cpp's `unicode_regex_split_custom_gpt2` / `_llama3` / `_qwen2` / `_qwen35` step by step
 /// (including their treatment of chunk boundaries as "out of range").
 enum CustomSplitters {
-    private static let outOfRange: UInt32 = 0xFFFF_FFFF
-
     /// GPT-2: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
     static func gpt2(_ text: SplitText, _ chunks: [Int]) -> [Int] {
         var out: [Int] = []
@@ -12,36 +10,20 @@ enum CustomSplitters {
         let fl = text.flags
         var start = 0
         for chunkLen in chunks {
-            let ini = start
-            let end = start + chunkLen
+            var chunk = SplitChunk(cps: cps, flags: fl, start: start, end: start + chunkLen)
+            let ini = start, end = start + chunkLen
             start = end
-            @inline(__always) func cpt(_ p: Int) -> UInt32 { p >= ini && p < end ? cps[p] : outOfRange }
-            @inline(__always) func flags(_ p: Int) -> CodepointFlags { p >= ini && p < end ? fl[p] : .outOfRange }
-            var prevEnd = ini
-            @inline(__always) func add(_ e: Int) -> Int {
-                let len = e - prevEnd
-                if len > 0 { out.append(len) }
-                prevEnd = e
-                return len
-            }
+            @inline(__always) func cpt(_ p: Int) -> UInt32 { chunk.cpt(p) }
+            @inline(__always) func flags(_ p: Int) -> CodepointFlags { chunk.flags(p) }
+            @inline(__always) func add(_ e: Int) -> Int { chunk.add(e, to: &out) }
             var pos = ini
             while pos < end {
                 let c = cpt(pos)
                 let f = flags(pos)
                 // 's|'t|'re|'ve|'m|'ll|'d
-                if c == 0x27, pos + 1 < end {
-                    let n1 = cpt(pos + 1)
-                    if n1 == 0x73 || n1 == 0x74 || n1 == 0x6D || n1 == 0x64 {
-                        pos += add(pos + 2)
-                        continue
-                    }
-                    if pos + 2 < end {
-                        let n2 = cpt(pos + 2)
-                        if (n1 == 0x72 && n2 == 0x65) || (n1 == 0x76 && n2 == 0x65) || (n1 == 0x6C && n2 == 0x6C) {
-                            pos += add(pos + 3)
-                            continue
-                        }
-                    }
+                if c == 0x27, let e = chunk.contractionEnd(at: pos, caseInsensitive: false) {
+                    pos += add(e)
+                    continue
                 }
                 var f2 = c == 0x20 ? flags(pos + 1) : f
                 // <space>?\p{L}+
@@ -70,20 +52,8 @@ enum CustomSplitters {
                 }
                 var nws = 0
                 while flags(pos + nws).isWhitespace { nws += 1 }
-                // \s+(?!\S)
-                if nws > 1 && cpt(pos + nws) != outOfRange {
-                    pos += nws - 1
-                    _ = add(pos)
-                    continue
-                }
-                // \s+
-                if nws > 0 {
-                    pos += nws
-                    _ = add(pos)
-                    continue
-                }
-                // no match
-                pos += 1
+                // \s+(?!\S)|\s+ (or no match)
+                pos = chunk.whitespaceEnd(at: pos, count: nws)
                 _ = add(pos)
             }
         }
@@ -98,39 +68,23 @@ enum CustomSplitters {
         let fl = text.flags
         var start = 0
         for chunkLen in chunks {
-            let ini = start
-            let end = start + chunkLen
+            var chunk = SplitChunk(cps: cps, flags: fl, start: start, end: start + chunkLen)
+            let ini = start, end = start + chunkLen
             start = end
-            @inline(__always) func cpt(_ p: Int) -> UInt32 { p >= ini && p < end ? cps[p] : outOfRange }
-            @inline(__always) func flags(_ p: Int) -> CodepointFlags { p >= ini && p < end ? fl[p] : .outOfRange }
+            @inline(__always) func cpt(_ p: Int) -> UInt32 { chunk.cpt(p) }
+            @inline(__always) func flags(_ p: Int) -> CodepointFlags { chunk.flags(p) }
+            @inline(__always) func add(_ e: Int) -> Int { chunk.add(e, to: &out) }
             @inline(__always) func wordy(_ f: CodepointFlags) -> Bool {
                 f.isLetter || (marksAsLetters && f.isMark)
-            }
-            var prevEnd = ini
-            @inline(__always) func add(_ e: Int) -> Int {
-                let len = e - prevEnd
-                if len > 0 { out.append(len) }
-                prevEnd = e
-                return len
             }
             var pos = ini
             while pos < end {
                 let c = cpt(pos)
                 let f = flags(pos)
                 // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-                if c == 0x27, pos + 1 < end {
-                    let n1 = asciiLower(cpt(pos + 1))
-                    if n1 == 0x73 || n1 == 0x74 || n1 == 0x6D || n1 == 0x64 {
-                        pos += add(pos + 2)
-                        continue
-                    }
-                    if pos + 2 < end {
-                        let n2 = asciiLower(cpt(pos + 2))
-                        if (n1 == 0x72 && n2 == 0x65) || (n1 == 0x76 && n2 == 0x65) || (n1 == 0x6C && n2 == 0x6C) {
-                            pos += add(pos + 3)
-                            continue
-                        }
-                    }
+                if c == 0x27, let e = chunk.contractionEnd(at: pos, caseInsensitive: true) {
+                    pos += add(e)
+                    continue
                 }
                 // [^\r\n\p{L}\p{N}]?\p{L}+
                 if !(c == 0x0D || c == 0x0A || f.isNumber) {
@@ -183,29 +137,66 @@ enum CustomSplitters {
                     _ = add(pos)
                     continue
                 }
-                // \s+(?!\S)
-                if nws > 1 && cpt(pos + nws) != outOfRange {
-                    pos += nws - 1
-                    _ = add(pos)
-                    continue
-                }
-                // \s+
-                if nws > 0 {
-                    pos += nws
-                    _ = add(pos)
-                    continue
-                }
-                pos += 1
+                // \s+(?!\S)|\s+ (or no match)
+                pos = chunk.whitespaceEnd(at: pos, count: nws)
                 _ = add(pos)
             }
         }
         return out
     }
+}
 
-    /// llama.cpp uses `unicode_tolower` here; the only code points that lower-case to the ASCII
-    /// letters tested are the ASCII capitals themselves.
-    @inline(__always)
-    private static func asciiLower(_ c: UInt32) -> UInt32 {
-        (c >= 0x41 && c <= 0x5A) ? c + 0x20 : c
+/// One chunk being split. Reads outside the chunk see "out of range", as llama.cpp's splitters do;
+/// `add` records the piece that ends at a position. Holds the parts both matcher families share.
+struct SplitChunk {
+    static let outOfRange: UInt32 = 0xFFFF_FFFF
+
+    let cps: [UInt32]
+    let codepointFlags: [CodepointFlags]
+    let start: Int
+    let end: Int
+    private var pieceStart: Int
+
+    init(cps: [UInt32], flags: [CodepointFlags], start: Int, end: Int) {
+        self.cps = cps
+        self.codepointFlags = flags
+        self.start = start
+        self.end = end
+        pieceStart = start
+    }
+
+    @inline(__always) func cpt(_ p: Int) -> UInt32 { p >= start && p < end ? cps[p] : Self.outOfRange }
+
+    @inline(__always) func flags(_ p: Int) -> CodepointFlags { p >= start && p < end ? codepointFlags[p] : .outOfRange }
+
+    /// Appends the piece ending at `e` (if non-empty) to `out`; returns its length.
+    @inline(__always) mutating func add(_ e: Int, to out: inout [Int]) -> Int {
+        let len = e - pieceStart
+        if len > 0 { out.append(len) }
+        pieceStart = e
+        return len
+    }
+
+    /// End of `'s|'t|'re|'ve|'m|'ll|'d` at `pos` (an apostrophe), ASCII case-insensitively if asked
+    /// (llama.cpp lower-cases with `unicode_tolower`; only ASCII capitals lower to these letters).
+    @inline(__always) func contractionEnd(at pos: Int, caseInsensitive: Bool) -> Int? {
+        guard pos + 1 < end else { return nil }
+        @inline(__always) func letter(_ p: Int) -> UInt32 {
+            let c = cpt(p)
+            return caseInsensitive && c >= 0x41 && c <= 0x5A ? c + 0x20 : c
+        }
+        let n1 = letter(pos + 1)
+        if n1 == 0x73 || n1 == 0x74 || n1 == 0x6D || n1 == 0x64 { return pos + 2 }
+        guard pos + 2 < end else { return nil }
+        let n2 = letter(pos + 2)
+        if (n1 == 0x72 && n2 == 0x65) || (n1 == 0x76 && n2 == 0x65) || (n1 == 0x6C && n2 == 0x6C) { return pos + 3 }
+        return nil
+    }
+
+    /// Where `\s+(?!\S)|\s+` ends given `count` whitespace code points at `pos` (one past `pos`
+    /// when there are none: no match, a single-code-point piece).
+    @inline(__always) func whitespaceEnd(at pos: Int, count nws: Int) -> Int {
+        if nws > 1 && cpt(pos + nws) != Self.outOfRange { return pos + nws - 1 }
+        return nws > 0 ? pos + nws : pos + 1
     }
 }
