@@ -4,7 +4,7 @@ import PackageDescription
 // Engine stack, bottom up (see ../shared/ARCHITECTURE.md):
 // CKernels (C hot loops) → Kernels (Swift API, dispatch, thread pool) → ModelFormats (GGUF)
 // → Tokenizers, ChatTemplates → Models (architectures, KV cache) → Engine (sampling, generation)
-// → VerityCLI (the `verity` binary).
+// → Server (OpenAI-compatible HTTP API, continuous batching) → VerityCLI (the `verity` binary).
 let package = Package(
     name: "Verity",
     platforms: [.macOS(.v15)],
@@ -16,6 +16,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(
@@ -32,9 +36,23 @@ let package = Package(
             name: "Ledger",
             dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(
+            name: "Server",
+            dependencies: [
+                "Engine", "ChatTemplates", "Tokenizers",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "VerityCLI",
-            dependencies: ["Engine", "Models", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "Engine", "Models", "Server",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "ModelFormats"], exclude: ["Fixtures"]),

@@ -12,6 +12,10 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
         public static let promptTooLong = Code(name: "promptTooLong")
         public static let invalidParameter = Code(name: "invalidParameter")
         public static let model = Code(name: "model")
+        /// The scheduler's queue is full; retry later.
+        public static let overloaded = Code(name: "overloaded")
+        /// The scheduler is shutting down.
+        public static let shuttingDown = Code(name: "shuttingDown")
     }
 
     public var code: Code

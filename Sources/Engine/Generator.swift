@@ -76,9 +76,7 @@ public final class Generator {
         guard prompt.count < context.capacity else {
             throw EngineError(.promptTooLong, "the prompt has \(prompt.count) tokens but the context holds \(context.capacity)")
         }
-        let tokenizer = model.tokenizer
-        var sampler = Sampler(parameters: parameters.sampling)
-        sampler.accept(prompt)
+        var completion = Completion(prompt: prompt, parameters: parameters, tokenizer: model.tokenizer)
 
         // Reuse the cached prefix; always evaluate at least the last prompt token for its logits.
         var shared = 0
@@ -87,62 +85,39 @@ public final class Generator {
         cachedTokens.removeSubrange(shared...)
 
         let promptStart = Date()
-        var logits: UnsafeBufferPointer<Float>
+        var logits = try evaluate(Array(prompt[shared...]))
+        let promptSeconds = Date().timeIntervalSince(promptStart)
+
+        var finish = FinishReason.length
+        let genStart = Date()
+        while !completion.isExhausted {
+            let step = completion.step(logits)
+            let wanted = onEvent(.token(id: step.token, text: step.text, logprob: step.logprob, top: step.top))
+            if let reason = step.finish { finish = reason; break }
+            if !wanted { finish = .cancelled; break }
+            if context.count + 1 > context.capacity { break }
+            logits = try evaluate([step.token])
+        }
+        if finish != .stop {
+            let tail = completion.finish()
+            if !tail.isEmpty { _ = onEvent(.token(id: -1, text: tail, logprob: nil, top: [])) }
+        }
+        return GenerationResult(promptTokens: prompt, completionTokens: completion.tokens, text: completion.text,
+                                finishReason: finish, promptSeconds: promptSeconds,
+                                generationSeconds: Date().timeIntervalSince(genStart), logprobs: completion.logprobs)
+    }
+
+    /// Appends `tokens` to the context; on failure forgets the cache so the next call starts clean.
+    private func evaluate(_ tokens: [Int32]) throws(EngineError) -> UnsafeBufferPointer<Float> {
         do {
-            logits = try model.network.forward(Array(prompt[shared...]), context: context, logits: .last)
+            let logits = try model.network.forward(tokens, context: context, logits: .last)
+            cachedTokens.append(contentsOf: tokens)
+            return logits
         } catch {
             cachedTokens = []
             context.truncate(to: 0)
             throw EngineError(.model, error.message, cause: error)
         }
-        cachedTokens.append(contentsOf: prompt[shared...])
-        let promptSeconds = Date().timeIntervalSince(promptStart)
-
-        var result = GenerationResult(promptTokens: prompt, completionTokens: [], text: "", finishReason: .length,
-                                      promptSeconds: promptSeconds, generationSeconds: 0, logprobs: [])
-        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
-        var stops = StopMatcher(stops: parameters.stop)
-        let genStart = Date()
-        var finished = false
-        while !finished {
-            if result.completionTokens.count >= parameters.maxTokens { result.finishReason = .length; break }
-            let (token, logprob, top) = sampler.sample(logits, topLogprobs: parameters.logprobs)
-            result.completionTokens.append(token)
-            if let logprob { result.logprobs.append(logprob) }
-            if tokenizer.isEndOfGeneration(token) {
-                let tail = stops.feed(detokenizer.finish()).released + stops.flush()
-                result.text += tail
-                _ = onEvent(.token(id: token, text: tail, logprob: logprob, top: top))
-                result.finishReason = .stop
-                break
-            }
-            let (text, stopped) = stops.feed(detokenizer.append(token))
-            result.text += text
-            if !onEvent(.token(id: token, text: text, logprob: logprob, top: top)) {
-                result.finishReason = .cancelled
-                break
-            }
-            if stopped { result.finishReason = .stop; break }
-            if result.completionTokens.count >= parameters.maxTokens { finished = true; result.finishReason = .length; continue }
-            if context.count + 1 > context.capacity { result.finishReason = .length; break }
-            do {
-                logits = try model.network.forward([token], context: context, logits: .last)
-                cachedTokens.append(token)
-            } catch {
-                cachedTokens = []
-                context.truncate(to: 0)
-                throw EngineError(.model, error.message, cause: error)
-            }
-        }
-        if result.finishReason != .stop {
-            let tail = stops.feed(detokenizer.finish()).released + stops.flush()
-            if !tail.isEmpty {
-                result.text += tail
-                _ = onEvent(.token(id: -1, text: tail, logprob: nil, top: []))
-            }
-        }
-        result.generationSeconds = Date().timeIntervalSince(genStart)
-        return result
     }
 
     /// Teacher-forced logits: evaluates `tokens` from an empty cache and returns

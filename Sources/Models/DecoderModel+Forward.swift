@@ -2,10 +2,29 @@ import Foundation
 import Kernels
 
 extension DecoderModel {
-    /// Runs all layers over one batch of tokens, leaving the final residual stream in ctx.x.
-    func evaluate(_ tokens: UnsafeBufferPointer<Int32>, _ ctx: TransformerContext) {
+    /// A run of consecutive tokens of one pass that belong to one sequence.
+    struct Segment {
+        let sequence: SequenceCache
+        let count: Int
+    }
+
+    /// Runs all layers over one batch of tokens (the segments' tokens, in order), appending them to
+    /// their sequences' KV caches and leaving the final residual stream in ctx.x.
+    func evaluate(_ tokens: UnsafeBufferPointer<Int32>, segments: [Segment], _ ctx: Workspace) {
         let hp = hyperparameters
         let n = tokens.count, embd = hp.embedding
+        // Per token: its sequence's cache and its position there.
+        var caches: [KVCache] = []
+        var positions: [Int] = []
+        caches.reserveCapacity(n)
+        positions.reserveCapacity(n)
+        for segment in segments {
+            for i in 0..<segment.count {
+                caches.append(segment.sequence.cache)
+                positions.append(segment.sequence.count + i)
+            }
+        }
+        precondition(caches.count == n, "segments do not cover the batch")
         let qDim = hp.heads * hp.keyDim, kDim = hp.kvHeads * hp.keyDim, vDim = hp.kvHeads * hp.valueDim
         let attnDim = hp.heads * hp.valueDim, ff = hp.feedForward
         for t in 0..<n {
@@ -14,7 +33,6 @@ extension DecoderModel {
                 for i in 0..<embd { ctx.x[t * embd + i] *= scale }
             }
         }
-        let base = ctx.count
 
         for (l, layer) in layers.enumerated() {
             norm(ctx.x, layer.attnNorm, into: ctx.h, rows: n, width: embd)
@@ -40,27 +58,27 @@ extension DecoderModel {
             if let qNorm = layer.qNorm { norm(ctx.q, qNorm, into: ctx.q, rows: n * hp.heads, width: hp.keyDim) }
             if let kNorm = layer.kNorm { norm(ctx.k, kNorm, into: ctx.k, rows: n * hp.kvHeads, width: hp.keyDim) }
             for t in 0..<n {
-                layer.rope.angles(position: base + t, cos: ctx.ropeCos, sin: ctx.ropeSin)
+                layer.rope.angles(position: positions[t], cos: ctx.ropeCos, sin: ctx.ropeSin)
                 layer.rope.apply(ctx.q + t * qDim, heads: hp.heads, headDim: hp.keyDim, cos: ctx.ropeCos, sin: ctx.ropeSin)
                 layer.rope.apply(ctx.k + t * kDim, heads: hp.kvHeads, headDim: hp.keyDim, cos: ctx.ropeCos, sin: ctx.ropeSin)
                 if let s = options.queryScale {
                     for i in 0..<qDim { ctx.q[t * qDim + i] *= s }
                 }
                 for g in 0..<hp.kvHeads {
-                    ctx.cache.store(layer: l, head: g, position: base + t,
+                    caches[t].store(layer: l, head: g, position: positions[t],
                                     key: ctx.k + t * kDim + g * hp.keyDim, value: ctx.v + t * vDim + g * hp.valueDim)
                 }
             }
             // (token, head) pairs split across the pool, interleaved so long and short rows mix.
             let heads = hp.heads, window = layer.window, attention = self.attention
-            let q = ctx.q, attn = ctx.attn, cache = ctx.cache, scratch = ctx.attnScratch
+            let q = ctx.q, attn = ctx.attn, scratch = ctx.attnScratch
             ctx.pool.run { ith, nth in
                 var item = ith
                 while item < n * heads {
                     let t = item / heads, head = item % heads
-                    let position = base + t
+                    let position = positions[t]
                     let first = window.map { max(0, position - $0 + 1) } ?? 0
-                    attention.run(head: head, query: q + t * qDim, cache: cache, layer: l, visible: first..<(position + 1),
+                    attention.run(head: head, query: q + t * qDim, cache: caches[t], layer: l, visible: first..<(position + 1),
                                   out: attn + t * attnDim, scratch: scratch[ith])
                     item += nth
                 }
@@ -91,11 +109,11 @@ extension DecoderModel {
             if let post = layer.postFFNNorm { norm(ctx.h, post, into: ctx.h, rows: n, width: embd) }
             VectorOps.add(ctx.x, ctx.h, count: n * embd)
         }
-        ctx.advance(by: n)
+        for segment in segments { segment.sequence.advance(by: segment.count) }
     }
 
     /// Final norm, output projection (and soft-cap) for `rows` of the last batch.
-    func outputLogits(_ ctx: TransformerContext, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    func outputLogits(_ ctx: Workspace, rows: some Collection<Int>, into out: UnsafeMutablePointer<Float>) {
         let embd = hyperparameters.embedding
         outputNorm.withUnsafeBufferPointer { wn in
             for (i, t) in rows.enumerated() {

@@ -75,13 +75,31 @@ public final class DecoderModel: LanguageModel {
     }
 
     public func makeContext(capacity: Int, threads: Int) throws(ModelError) -> any ModelContext {
+        let sequence = try makeSequenceCache(capacity: capacity)
+        return TransformerContext(sequence: sequence, workspace: makeWorkspaceObject(batch: Self.batchSize, maxPositions: capacity, threads: threads))
+    }
+
+    public func makeSequence(capacity: Int) throws(ModelError) -> any ModelContext {
+        try makeSequenceCache(capacity: capacity)
+    }
+
+    public func makeWorkspace(batch: Int, maxPositions: Int, threads: Int) throws(ModelError) -> any BatchWorkspace {
+        guard batch > 0, maxPositions > 0 else { throw ModelError(.invalidHyperparameter, "workspace sizes must be positive") }
+        return makeWorkspaceObject(batch: batch, maxPositions: maxPositions, threads: threads)
+    }
+
+    private func makeSequenceCache(capacity: Int) throws(ModelError) -> SequenceCache {
         guard capacity > 0 else { throw ModelError(.invalidHyperparameter, "context capacity must be positive") }
         let hp = hyperparameters
-        let cache = KVCache(layers: hp.layers, kvHeads: hp.kvHeads, keyDim: hp.keyDim, valueDim: hp.valueDim, capacity: capacity)
+        return SequenceCache(cache: KVCache(layers: hp.layers, kvHeads: hp.kvHeads, keyDim: hp.keyDim, valueDim: hp.valueDim, capacity: capacity))
+    }
+
+    private func makeWorkspaceObject(batch: Int, maxPositions: Int, threads: Int) -> Workspace {
+        let hp = hyperparameters
         let qkvWidth = (hp.heads + 2 * hp.kvHeads) * max(hp.keyDim, hp.valueDim)
-        return TransformerContext(cache: cache, threads: threads, batch: Self.batchSize, embd: hp.embedding,
-                                  heads: hp.heads, ff: hp.feedForward, vocab: hp.vocabulary, ropeDims: hp.ropeDims,
-                                  fusedWidth: max(qkvWidth, 2 * hp.feedForward))
+        return Workspace(threads: threads, batch: batch, maxPositions: maxPositions, embd: hp.embedding, heads: hp.heads,
+                         kvHeads: hp.kvHeads, keyDim: hp.keyDim, valueDim: hp.valueDim, ff: hp.feedForward,
+                         ropeDims: hp.ropeDims, fusedWidth: max(qkvWidth, 2 * hp.feedForward))
     }
 
     public func forward(_ tokens: [Int32], context: any ModelContext, logits mode: LogitsMode) throws(ModelError)
@@ -90,28 +108,65 @@ public final class DecoderModel: LanguageModel {
             throw ModelError(.invalidHyperparameter, "context was not made by this model")
         }
         guard !tokens.isEmpty else { throw ModelError(.invalidToken, "no tokens to evaluate") }
-        guard ctx.count + tokens.count <= ctx.capacity else {
-            throw ModelError(.contextFull, "context full: \(ctx.count) + \(tokens.count) tokens exceed its \(ctx.capacity) positions")
+        try validate(tokens[...], for: ctx.sequence)
+        let vocab = vocabularySize, ws = ctx.workspace
+        ws.reserveLogits((mode == .all ? tokens.count : 1) * vocab)
+        var start = 0
+        while start < tokens.count {
+            let n = min(ws.batch, tokens.count - start)
+            tokens.withUnsafeBufferPointer { buf in
+                evaluate(UnsafeBufferPointer(rebasing: buf[start..<(start + n)]), segments: [Segment(sequence: ctx.sequence, count: n)], ws)
+            }
+            if mode == .all {
+                outputLogits(ws, rows: 0..<n, into: ws.logits + start * vocab)
+            } else if start + n == tokens.count {
+                outputLogits(ws, rows: (n - 1)..<n, into: ws.logits)
+            }
+            start += n
+        }
+        return UnsafeBufferPointer(start: ws.logits, count: (mode == .all ? tokens.count : 1) * vocab)
+    }
+
+    public func forward(batch entries: [BatchEntry], workspace: any BatchWorkspace) throws(ModelError) -> UnsafeBufferPointer<Float> {
+        guard let ws = workspace as? Workspace else {
+            throw ModelError(.invalidHyperparameter, "workspace was not made by this model")
+        }
+        var segments: [Segment] = []
+        var tokens: [Int32] = []
+        var rows: [Int] = []
+        for entry in entries {
+            guard let sequence = entry.sequence as? SequenceCache else {
+                throw ModelError(.invalidHyperparameter, "sequence was not made by makeSequence(capacity:)")
+            }
+            guard !entry.tokens.isEmpty else { throw ModelError(.invalidToken, "a batch entry has no tokens") }
+            guard !segments.contains(where: { $0.sequence === sequence }) else {
+                throw ModelError(.invalidHyperparameter, "a sequence appears twice in one batch")
+            }
+            guard sequence.capacity <= ws.maxPositions else {
+                throw ModelError(.invalidHyperparameter, "a sequence of \(sequence.capacity) positions exceeds the workspace's \(ws.maxPositions)")
+            }
+            try validate(entry.tokens, for: sequence)
+            segments.append(Segment(sequence: sequence, count: entry.tokens.count))
+            tokens.append(contentsOf: entry.tokens)
+            if entry.wantsLogits { rows.append(tokens.count - 1) }
+        }
+        guard !tokens.isEmpty else { throw ModelError(.invalidToken, "no tokens to evaluate") }
+        guard tokens.count <= ws.batch else {
+            throw ModelError(.invalidHyperparameter, "a batch of \(tokens.count) tokens exceeds the workspace's \(ws.batch)")
+        }
+        let vocab = vocabularySize
+        ws.reserveLogits(max(1, rows.count) * vocab)
+        tokens.withUnsafeBufferPointer { evaluate($0, segments: segments, ws) }
+        if !rows.isEmpty { outputLogits(ws, rows: rows, into: ws.logits) }
+        return UnsafeBufferPointer(start: ws.logits, count: rows.count * vocab)
+    }
+
+    private func validate(_ tokens: ArraySlice<Int32>, for sequence: SequenceCache) throws(ModelError) {
+        guard sequence.count + tokens.count <= sequence.capacity else {
+            throw ModelError(.contextFull, "context full: \(sequence.count) + \(tokens.count) tokens exceed its \(sequence.capacity) positions")
         }
         for t in tokens where t < 0 || Int(t) >= vocabularySize {
             throw ModelError(.invalidToken, "token id \(t) is outside the vocabulary (0..<\(vocabularySize))")
         }
-        let vocab = vocabularySize
-        if mode == .all { ctx.reserveAllLogits(tokens.count * vocab) }
-        var start = 0
-        while start < tokens.count {
-            let n = min(ctx.batch, tokens.count - start)
-            tokens.withUnsafeBufferPointer { buf in
-                evaluate(UnsafeBufferPointer(rebasing: buf[start..<(start + n)]), ctx)
-            }
-            if mode == .all {
-                outputLogits(ctx, rows: 0..<n, into: ctx.allLogits + start * vocab)
-            } else if start + n == tokens.count {
-                outputLogits(ctx, rows: (n - 1)..<n, into: ctx.logits)
-            }
-            start += n
-        }
-        if mode == .all { return UnsafeBufferPointer(start: ctx.allLogits, count: tokens.count * vocab) }
-        return UnsafeBufferPointer(start: ctx.logits, count: vocab)
     }
 }

@@ -27,6 +27,40 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// token, or one per token. The buffer is owned by the context and valid until its next call.
     func forward(_ tokens: [Int32], context: any ModelContext, logits: LogitsMode) throws(ModelError)
         -> UnsafeBufferPointer<Float>
+
+    /// Creates an empty sequence (a KV cache for `capacity` positions) for batched evaluation.
+    func makeSequence(capacity: Int) throws(ModelError) -> any ModelContext
+
+    /// Creates the scratch and thread pool that batched passes of up to `batch` tokens in all,
+    /// over sequences of up to `maxPositions` positions, run on.
+    func makeWorkspace(batch: Int, maxPositions: Int, threads: Int) throws(ModelError) -> any BatchWorkspace
+
+    /// Evaluates several sequences' tokens in one pass (one matrix product per weight for all of
+    /// them), appending each entry's tokens to its sequence. Returns one row of logits for the last
+    /// token of each entry that wants them, in entry order. Each token's logits are bit-identical
+    /// to what a pass over that sequence alone computes. The buffer is owned by the workspace and
+    /// valid until its next pass.
+    func forward(batch: [BatchEntry], workspace: any BatchWorkspace) throws(ModelError) -> UnsafeBufferPointer<Float>
+}
+
+/// Scratch buffers and threads shared by batched forward passes (made by ``LanguageModel``).
+public protocol BatchWorkspace: AnyObject {
+    /// Most tokens one pass may hold, over all entries.
+    var batch: Int { get }
+}
+
+/// One sequence's share of a batched forward pass.
+public struct BatchEntry {
+    public var sequence: any ModelContext
+    public var tokens: ArraySlice<Int32>
+    /// Whether to return logits for the entry's last token.
+    public var wantsLogits: Bool
+
+    public init(sequence: any ModelContext, tokens: ArraySlice<Int32>, wantsLogits: Bool) {
+        self.sequence = sequence
+        self.tokens = tokens
+        self.wantsLogits = wantsLogits
+    }
 }
 
 /// Per-sequence mutable state: the KV cache and scratch buffers of one model.

@@ -1,14 +1,26 @@
 import Kernels
 import ModelFormats
 
-/// The mutable state of one sequence on a decoder-only transformer: KV cache, a thread pool, and
-/// scratch buffers sized once for `batch` tokens per step, so a forward pass allocates nothing.
-final class TransformerContext: ModelContext {
+/// One sequence's state on a decoder-only transformer: its KV cache and how many positions are
+/// filled. Many of these share one ``Workspace`` in batched evaluation.
+final class SequenceCache: ModelContext {
     let cache: KVCache
-    let pool: ThreadPool
-    let batch: Int
     private(set) var count = 0
     var capacity: Int { cache.capacity }
+
+    init(cache: KVCache) { self.cache = cache }
+
+    func truncate(to newCount: Int) { count = max(0, min(count, newCount)) }
+    func advance(by n: Int) { count += n }
+}
+
+/// Everything a forward pass needs besides the KV caches: a thread pool and scratch buffers sized
+/// once for `batch` tokens per step (attention scratch for `maxPositions`), so that a pass
+/// allocates nothing. Owned by one thread at a time.
+final class Workspace: BatchWorkspace {
+    let pool: ThreadPool
+    let batch: Int
+    let maxPositions: Int
 
     // Scratch, each `batch` rows.
     let x: UnsafeMutablePointer<Float>        // residual stream, batch × embd
@@ -23,7 +35,6 @@ final class TransformerContext: ModelContext {
     let ropeCos: UnsafeMutablePointer<Float>
     let ropeSin: UnsafeMutablePointer<Float>
     let attnScratch: [Attention.Scratch]      // one per pool thread
-    let logits: UnsafeMutablePointer<Float>   // batch × vocab
     private var buffers: [UnsafeMutableRawPointer] = []
     private var activations: [ActivationKey: ActivationBuffer] = [:]
     private var quantizedSource: UnsafePointer<Float>?
@@ -31,26 +42,24 @@ final class TransformerContext: ModelContext {
 
     struct ActivationKey: Hashable { let type: GGMLType; let columns: Int }
 
-    init(cache: KVCache, threads: Int, batch: Int, embd: Int, heads: Int, ff: Int, vocab: Int, ropeDims: Int, fusedWidth: Int) {
-        self.cache = cache
+    init(threads: Int, batch: Int, maxPositions: Int, embd: Int, heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int,
+         ff: Int, ropeDims: Int, fusedWidth: Int) {
         self.pool = ThreadPool(threads: threads)
         self.batch = batch
+        self.maxPositions = maxPositions
         func alloc<T>(_ n: Int, _: T.Type = Float.self) -> UnsafeMutablePointer<T> {
-            let p = UnsafeMutablePointer<T>.allocate(capacity: max(1, n))
-            return p
+            UnsafeMutablePointer<T>.allocate(capacity: max(1, n))
         }
-        let qDim = heads * cache.keyDim, kDim = cache.kvHeads * cache.keyDim, vDim = cache.kvHeads * cache.valueDim
         x = alloc(batch * embd); h = alloc(batch * embd)
-        q = alloc(batch * qDim); k = alloc(batch * kDim); v = alloc(batch * vDim)
-        attn = alloc(batch * heads * cache.valueDim)
+        q = alloc(batch * heads * keyDim); k = alloc(batch * kvHeads * keyDim); v = alloc(batch * kvHeads * valueDim)
+        attn = alloc(batch * heads * valueDim)
         gate = alloc(batch * ff); up = alloc(batch * ff); fused = alloc(batch * fusedWidth)
         ropeCos = alloc(ropeDims / 2 + 1); ropeSin = alloc(ropeDims / 2 + 1)
         attnScratch = (0..<pool.size).map { _ in
-            Attention.Scratch(scores: alloc(cache.capacity), probs16: alloc(cache.capacity, UInt16.self),
-                              query16: alloc(cache.keyDim, UInt16.self))
+            Attention.Scratch(scores: alloc(maxPositions), probs16: alloc(maxPositions, UInt16.self),
+                              query16: alloc(keyDim, UInt16.self))
         }
-        logits = alloc(vocab)                  // one row: the last token of a `.last` pass
-        buffers = [x, h, q, k, v, attn, gate, up, fused, ropeCos, ropeSin, logits].map { UnsafeMutableRawPointer($0) }
+        buffers = [x, h, q, k, v, attn, gate, up, fused, ropeCos, ropeSin].map { UnsafeMutableRawPointer($0) }
         for s in attnScratch {
             buffers += [UnsafeMutableRawPointer(s.scores), UnsafeMutableRawPointer(s.probs16), UnsafeMutableRawPointer(s.query16)]
         }
@@ -58,23 +67,19 @@ final class TransformerContext: ModelContext {
 
     deinit {
         for b in buffers { b.deallocate() }
-        allLogits.deallocate()
+        logits.deallocate()
     }
 
-    func truncate(to newCount: Int) { count = max(0, min(count, newCount)) }
+    /// Logits rows of the last pass; grows on demand, never shrinks.
+    private(set) var logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var logitsCapacity = 1
 
-    /// Logits of every token of a `.all` forward pass; grows on demand, never shrinks.
-    private(set) var allLogits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var allLogitsCapacity = 1
-
-    func reserveAllLogits(_ n: Int) {
-        guard n > allLogitsCapacity else { return }
-        allLogits.deallocate()
-        allLogits = .allocate(capacity: n)
-        allLogitsCapacity = n
+    func reserveLogits(_ n: Int) {
+        guard n > logitsCapacity else { return }
+        logits.deallocate()
+        logits = .allocate(capacity: n)
+        logitsCapacity = n
     }
-
-    func advance(by n: Int) { count += n }
 
     /// Marks `input` as the rows the next matrix products read; they are quantized lazily, once per
     /// activation type.
@@ -100,4 +105,20 @@ final class TransformerContext: ModelContext {
         }
         Kernels.matmul(w, buffer, tokens: tokens, into: out, ldOut: w.rows, pool: pool)
     }
+}
+
+/// A single sequence with a workspace of its own: what ``LanguageModel/makeContext(capacity:threads:)``
+/// returns for one-at-a-time generation.
+final class TransformerContext: ModelContext {
+    let sequence: SequenceCache
+    let workspace: Workspace
+    var count: Int { sequence.count }
+    var capacity: Int { sequence.capacity }
+
+    init(sequence: SequenceCache, workspace: Workspace) {
+        self.sequence = sequence
+        self.workspace = workspace
+    }
+
+    func truncate(to newCount: Int) { sequence.truncate(to: newCount) }
 }

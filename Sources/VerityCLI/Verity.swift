@@ -6,7 +6,7 @@ struct Verity: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verity",
         abstract: "Verity: a self-hostable LLM inference engine.",
-        subcommands: [RunCommand.self, ChatCommand.self, BenchCommand.self, TokenizeCommand.self, LogitsCommand.self])
+        subcommands: [ServeCommand.self, RunCommand.self, ChatCommand.self, BenchCommand.self, TokenizeCommand.self, LogitsCommand.self])
 }
 
 /// Where the provisioning script (scripts/fetch-models) puts models.

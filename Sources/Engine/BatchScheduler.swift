@@ -1,0 +1,325 @@
+import Foundation
+import Models
+import Tokenizers
+
+/// Continuous batching for one model: a scheduler thread owns the model's sequences (KV caches)
+/// and advances every active completion together, one batched forward pass per step. Requests
+/// join between steps; prompts are prefilled in chunks within a per-step token budget, so running
+/// streams keep flowing while a long prompt is read; a finished sequence keeps its cache, and the
+/// next request whose prompt shares a prefix with it (the next turn of a conversation) reuses it.
+///
+/// Every token's logits are bit-identical to evaluating its sequence alone (see
+/// ``LanguageModel/forward(batch:workspace:)``), so with the same sampling parameters and seed a
+/// completion does not depend on what else is running.
+public final class BatchScheduler: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// Sequences decoded at once (each holds a KV cache of `contextLength` positions).
+        public var maxSequences = 8
+        /// Positions per sequence: prompt plus completion.
+        public var contextLength = 4096
+        /// Compute threads.
+        public var threads = ThreadCount.default
+        /// Requests that may wait for a free sequence before ``submit(prompt:parameters:)`` refuses.
+        public var maxQueue = 64
+        /// Tokens per forward pass (decode tokens plus prefill chunks).
+        public var stepTokens = 64
+        public init() {}
+    }
+
+    public enum ThreadCount {
+        public static var `default`: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    }
+
+    /// What a submitted request sees, in order: tokens, then one `finished` (or `failed`).
+    public enum Event: Sendable {
+        case token(Completion.Step)
+        /// The completion ended. `tail` is text held back until the end (an unfinished character
+        /// or a partial stop string), to be appended after the last token's text.
+        case finished(Summary)
+        case failed(EngineError)
+    }
+
+    public struct Summary: Sendable {
+        public var finishReason: FinishReason
+        public var tail: String
+        public var promptTokens: Int
+        /// Prompt tokens whose KV entries were reused from an earlier request.
+        public var cachedPromptTokens: Int
+        public var completionTokens: Int
+    }
+
+    /// A submitted request: its events, and a way to stop it (a client that went away).
+    public final class Request: Sendable {
+        public let events: AsyncStream<Event>
+        fileprivate let id: Int
+        fileprivate let continuation: AsyncStream<Event>.Continuation
+        private let onCancel: @Sendable () -> Void
+
+        fileprivate init(id: Int, scheduler: BatchScheduler) {
+            self.id = id
+            onCancel = { [weak scheduler] in scheduler?.cancel(id) }
+            (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
+        }
+
+        /// Stops generating; the sequence is freed before the next step. Idempotent.
+        public func cancel() { onCancel() }
+    }
+
+    public struct Load: Sendable {
+        public var active: Int
+        public var queued: Int
+    }
+
+    public let model: LoadedModel
+    public let configuration: Configuration
+
+    private struct Pending {
+        let request: Request
+        let prompt: [Int32]
+        let parameters: GenerationParameters
+    }
+
+    /// A sequence slot: a KV cache and the tokens it holds (kept after its request ends, for reuse).
+    private final class Slot {
+        let sequence: any ModelContext
+        var cached: [Int32] = []
+        var lastUsed = 0
+        var job: Job?
+        init(sequence: any ModelContext) { self.sequence = sequence }
+    }
+
+    private struct Job {
+        let request: Request
+        let prompt: [Int32]
+        var completion: Completion
+        var prefilled: Int          // prompt tokens in the cache
+        let reused: Int
+        var next: Int32?            // sampled, not yet in the cache
+    }
+
+    private let lock = NSCondition()
+    private var queue: [Pending] = []
+    private var cancelled: Set<Int> = []
+    private var nextID = 0
+    private var running = true
+    private var activeCount = 0
+    private var clock = 0
+    private var slots: [Slot] = []
+    private let workspace: any BatchWorkspace
+
+    public init(model: LoadedModel, configuration: Configuration) throws(EngineError) {
+        guard configuration.maxSequences > 0, configuration.contextLength > 1, configuration.stepTokens > 0 else {
+            throw EngineError(.invalidParameter, "max sequences, context length and step tokens must be positive")
+        }
+        self.model = model
+        self.configuration = configuration
+        do {
+            workspace = try model.network.makeWorkspace(batch: max(configuration.stepTokens, configuration.maxSequences),
+                                                        maxPositions: configuration.contextLength,
+                                                        threads: configuration.threads)
+            for _ in 0..<configuration.maxSequences {
+                slots.append(Slot(sequence: try model.network.makeSequence(capacity: configuration.contextLength)))
+            }
+        } catch {
+            throw EngineError(.model, error.message, cause: error)
+        }
+        // The thread holds the scheduler until shutdown() ends its loop.
+        let thread = Thread { self.loop() }
+        thread.name = "verity-scheduler"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Queues a completion of `prompt`. Throws `.overloaded` when `maxQueue` requests already wait,
+    /// `.promptTooLong` when the prompt does not fit the context, `.shuttingDown` after ``shutdown()``.
+    public func submit(prompt: [Int32], parameters: GenerationParameters) throws(EngineError) -> Request {
+        guard !prompt.isEmpty else { throw EngineError(.invalidParameter, "the prompt is empty") }
+        guard prompt.count < configuration.contextLength else {
+            throw EngineError(.promptTooLong, "the prompt has \(prompt.count) tokens but the context holds \(configuration.contextLength)")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        guard running else { throw EngineError(.shuttingDown, "the server is shutting down") }
+        guard queue.count < configuration.maxQueue else {
+            throw EngineError(.overloaded, "\(queue.count) requests are already waiting for \(model.name); retry shortly")
+        }
+        nextID += 1
+        let request = Request(id: nextID, scheduler: self)
+        queue.append(Pending(request: request, prompt: prompt, parameters: parameters))
+        lock.signal()
+        return request
+    }
+
+    /// Sequences generating and requests waiting, now.
+    public var load: Load {
+        lock.lock()
+        defer { lock.unlock() }
+        return Load(active: activeCount, queued: queue.count)
+    }
+
+    /// Ends every queued and running request (finish reason `.cancelled`), refuses new ones and
+    /// stops the scheduler thread once they are ended.
+    public func shutdown() {
+        lock.lock()
+        running = false
+        lock.signal()
+        lock.unlock()
+    }
+
+    fileprivate func cancel(_ id: Int) {
+        lock.lock()
+        cancelled.insert(id)
+        lock.signal()
+        lock.unlock()
+    }
+
+    // MARK: The scheduler thread
+
+    private func loop() {
+        while true {
+            lock.lock()
+            // Drop cancelled requests still waiting.
+            if !cancelled.isEmpty {
+                queue.removeAll { pending in
+                    guard cancelled.contains(pending.request.id) else { return false }
+                    pending.request.continuation.yield(.finished(Summary(finishReason: .cancelled, tail: "",
+                        promptTokens: pending.prompt.count, cachedPromptTokens: 0, completionTokens: 0)))
+                    pending.request.continuation.finish()
+                    return true
+                }
+            }
+            let stopping = !running
+            if stopping {
+                for pending in queue {
+                    pending.request.continuation.yield(.failed(EngineError(.shuttingDown, "the server is shutting down")))
+                    pending.request.continuation.finish()
+                }
+                queue.removeAll()
+            }
+            let cancelledNow = cancelled
+            cancelled.removeAll()
+            while !stopping, !queue.isEmpty, let slot = freeSlot(for: queue[0].prompt) {
+                admit(queue.removeFirst(), into: slot)
+            }
+            let idle = slots.allSatisfy { $0.job == nil }
+            if idle && stopping { lock.unlock(); return }
+            if idle && queue.isEmpty && cancelled.isEmpty {
+                lock.wait()
+                lock.unlock()
+                continue
+            }
+            lock.unlock()
+
+            for slot in slots {
+                guard let job = slot.job else { continue }
+                if stopping || cancelledNow.contains(job.request.id) { end(slot, reason: .cancelled) }
+            }
+            step()
+        }
+    }
+
+    /// The free slot whose cached tokens share the longest prefix with `prompt` (least recently
+    /// used on ties), or nil when all are busy. Called with the lock held.
+    private func freeSlot(for prompt: [Int32]) -> Slot? {
+        var best: (slot: Slot, shared: Int)?
+        for slot in slots where slot.job == nil {
+            let shared = commonPrefix(slot.cached, prompt)
+            if best == nil || shared > best!.shared || (shared == best!.shared && slot.lastUsed < best!.slot.lastUsed) {
+                best = (slot, shared)
+            }
+        }
+        return best?.slot
+    }
+
+    private func commonPrefix(_ a: [Int32], _ b: [Int32]) -> Int {
+        var n = 0
+        let limit = min(a.count, b.count - 1)   // always evaluate the last prompt token for its logits
+        while n < limit, a[n] == b[n] { n += 1 }
+        return n
+    }
+
+    /// Called with the lock held.
+    private func admit(_ pending: Pending, into slot: Slot) {
+        let shared = commonPrefix(slot.cached, pending.prompt)
+        slot.sequence.truncate(to: shared)
+        slot.cached.removeSubrange(shared...)
+        clock += 1
+        slot.lastUsed = clock
+        slot.job = Job(request: pending.request, prompt: pending.prompt,
+                       completion: Completion(prompt: pending.prompt, parameters: pending.parameters, tokenizer: model.tokenizer),
+                       prefilled: shared, reused: shared, next: nil)
+        activeCount += 1
+        if slot.job!.completion.isExhausted { end(slot, reason: .length, locked: true) }
+    }
+
+    /// One forward pass: one token for every decoding sequence, then prompt chunks in slot order
+    /// while the step's token budget lasts.
+    private func step() {
+        var entries: [BatchEntry] = []
+        var owners: [(slot: Slot, count: Int, sampling: Bool)] = []
+        var budget = configuration.stepTokens
+        for slot in slots {
+            guard let job = slot.job, let next = job.next else { continue }
+            if slot.sequence.count + 1 > slot.sequence.capacity { end(slot, reason: .length); continue }
+            entries.append(BatchEntry(sequence: slot.sequence, tokens: [next], wantsLogits: true))
+            owners.append((slot, 1, true))
+            budget -= 1
+        }
+        for slot in slots where budget > 0 {
+            guard let job = slot.job, job.next == nil else { continue }
+            let count = min(budget, job.prompt.count - job.prefilled)
+            let last = job.prefilled + count == job.prompt.count
+            entries.append(BatchEntry(sequence: slot.sequence, tokens: job.prompt[job.prefilled..<(job.prefilled + count)], wantsLogits: last))
+            owners.append((slot, count, last))
+            budget -= count
+        }
+        guard !entries.isEmpty else { return }
+        let logits: UnsafeBufferPointer<Float>
+        do {
+            logits = try model.network.forward(batch: entries, workspace: workspace)
+        } catch {
+            // A failed pass leaves the caches unknown: fail its requests and forget their caches.
+            for owner in owners {
+                owner.slot.job?.request.continuation.yield(.failed(EngineError(.model, error.message, cause: error)))
+                owner.slot.cached = []
+                owner.slot.sequence.truncate(to: 0)
+                end(owner.slot, reason: nil)
+            }
+            return
+        }
+        let vocab = model.network.vocabularySize
+        var row = 0
+        for (i, owner) in owners.enumerated() {
+            let slot = owner.slot
+            guard var job = slot.job else { continue }
+            slot.cached.append(contentsOf: entries[i].tokens)
+            if job.next != nil { job.next = nil } else { job.prefilled += owner.count }
+            guard owner.sampling else { slot.job = job; continue }
+            let step = job.completion.step(UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)]))
+            row += 1
+            job.request.continuation.yield(.token(step))
+            if let reason = step.finish {
+                slot.job = job
+                end(slot, reason: reason)
+            } else {
+                job.next = step.token
+                slot.job = job
+            }
+        }
+    }
+
+    /// Finishes the slot's request (a nil reason: already failed) and frees the slot, keeping its cache.
+    private func end(_ slot: Slot, reason: FinishReason?, locked: Bool = false) {
+        guard var job = slot.job else { return }
+        if let reason {
+            let tail = reason == .stop ? "" : job.completion.finish()
+            job.request.continuation.yield(.finished(Summary(finishReason: reason, tail: tail, promptTokens: job.prompt.count,
+                cachedPromptTokens: job.reused, completionTokens: job.completion.tokens.count)))
+        }
+        job.request.continuation.finish()
+        slot.job = nil
+        if !locked { lock.lock() }
+        activeCount -= 1
+        if !locked { lock.unlock() }
+    }
+}

@@ -1,0 +1,84 @@
+import HTTPTypes
+import Hummingbird
+
+/// An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+struct APIError: Error, Sendable {
+    var status: HTTPResponse.Status
+    var message: String
+    var type: String
+    var param: String?
+    var code: String?
+    var headers: HTTPFields = [:]
+
+    var body: JSON {
+        ["error": ["message": .string(message), "type": .string(type), "param": .optional(param), "code": .optional(code)]]
+    }
+
+    func response() -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: body.serialized())))
+    }
+
+    static func invalidRequest(_ message: String, param: String? = nil, code: String? = "invalid_value") -> APIError {
+        APIError(status: .badRequest, message: message, type: "invalid_request_error", param: param, code: code)
+    }
+
+    static func invalidJSON(_ detail: String) -> APIError {
+        invalidRequest("The request body is not valid JSON: \(detail)", code: "invalid_json")
+    }
+
+    static func missing(_ param: String) -> APIError {
+        invalidRequest("Missing required parameter: '\(param)'.", param: param, code: "missing_required_parameter")
+    }
+
+    static func invalidType(_ param: String, _ detail: String) -> APIError {
+        invalidRequest("Invalid type for '\(param)': \(detail)", param: param, code: "invalid_type")
+    }
+
+    static func unsupported(_ param: String, _ message: String) -> APIError {
+        invalidRequest(message, param: param, code: "unsupported_parameter")
+    }
+
+    static func modelNotFound(_ id: String) -> APIError {
+        APIError(status: .notFound, message: "The model '\(id)' does not exist or is not served here; GET /v1/models lists the served models.",
+                 type: "invalid_request_error", param: "model", code: "model_not_found")
+    }
+
+    static func unauthorized(_ message: String) -> APIError {
+        APIError(status: .unauthorized, message: message, type: "invalid_request_error", param: nil, code: "invalid_api_key")
+    }
+
+    static func contextLength(promptTokens: Int, maxTokens: Int?, context: Int, param: String) -> APIError {
+        let message: String
+        if let maxTokens {
+            message = "This model's maximum context length is \(context) tokens. However, you requested \(promptTokens + maxTokens) tokens (\(promptTokens) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or the completion length."
+        } else {
+            message = "This model's maximum context length is \(context) tokens. However, the prompt has \(promptTokens) tokens, leaving no room for a completion. Please reduce the prompt."
+        }
+        return invalidRequest(message, param: param, code: "context_length_exceeded")
+    }
+
+    static func tooLarge(limit: Int) -> APIError {
+        APIError(status: .contentTooLarge, message: "The request body exceeds the limit of \(limit) bytes.",
+                 type: "invalid_request_error", param: nil, code: "request_too_large")
+    }
+
+    static func overloaded(_ message: String, retryAfter: Int) -> APIError {
+        APIError(status: .tooManyRequests, message: message, type: "server_overloaded", param: nil, code: "queue_full",
+                 headers: [.retryAfter: String(retryAfter)])
+    }
+
+    static func unavailable(_ message: String) -> APIError {
+        APIError(status: .serviceUnavailable, message: message, type: "server_error", param: nil, code: "unavailable",
+                 headers: [.retryAfter: "1"])
+    }
+
+    static func server(_ message: String) -> APIError {
+        APIError(status: .internalServerError, message: message, type: "server_error", param: nil, code: "internal_error")
+    }
+
+    static func notFound(_ path: String) -> APIError {
+        APIError(status: .notFound, message: "No route for \(path).", type: "invalid_request_error", param: nil, code: "not_found")
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+
+/// Request bodies of the OpenAI endpoints. Unknown fields are ignored, as OpenAI does; a field of
+/// the wrong type is an error naming it (see ``decodeRequest(_:from:)``).
+
+/// Any JSON value, decoded only to learn that it is there (for fields we refuse, like `tools`).
+struct AnyValue: Decodable {
+    enum Kind { case null, scalar, array(Int), object }
+    let kind: Kind
+
+    init(from decoder: any Decoder) throws {
+        if var array = try? decoder.unkeyedContainer() {
+            var n = 0
+            while !array.isAtEnd { _ = try array.decode(AnyValue.self); n += 1 }
+            kind = .array(n)
+        } else if (try? decoder.container(keyedBy: AnyKey.self)) != nil {
+            kind = .object
+        } else {
+            let single = try decoder.singleValueContainer()
+            kind = single.decodeNil() ? .null : .scalar
+        }
+    }
+
+    var isEmptyOrNull: Bool {
+        switch kind {
+        case .null: return true
+        case .array(let n): return n == 0
+        default: return false
+        }
+    }
+}
+
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// A string or an array of strings (`stop`).
+enum StringOrArray: Decodable {
+    case one(String)
+    case many([String])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let s = try? c.decode(String.self) { self = .one(s); return }
+        if let a = try? c.decode([String].self) { self = .many(a); return }
+        throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath, debugDescription: "expected a string or an array of strings"))
+    }
+
+    var values: [String] {
+        switch self {
+        case .one(let s): return [s]
+        case .many(let a): return a
+        }
+    }
+}
+
+/// The sampling and length fields both completion endpoints share.
+struct SamplingFields: Decodable {
+    var temperature: Double?
+    var topP: Double?
+    var topK: Int?
+    var minP: Double?
+    var presencePenalty: Double?
+    var frequencyPenalty: Double?
+    var repetitionPenalty: Double?
+    var seed: Int64?
+    var stop: StringOrArray?
+    var maxTokens: Int?
+    var maxCompletionTokens: Int?
+    var logitBias: [String: Double]?
+    var user: String?
+    var n: Int?
+    var stream: Bool?
+    var streamOptions: StreamOptions?
+
+    struct StreamOptions: Decodable {
+        var includeUsage: Bool?
+        enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case temperature, topP = "top_p", topK = "top_k", minP = "min_p", presencePenalty = "presence_penalty"
+        case frequencyPenalty = "frequency_penalty", repetitionPenalty = "repetition_penalty", seed, stop
+        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", logitBias = "logit_bias", user, n
+        case stream, streamOptions = "stream_options"
+    }
+}
+
+struct ChatCompletionRequest: Decodable {
+    var model: String
+    var messages: [Message]
+    var sampling: SamplingFields
+    var logprobs: Bool?
+    var topLogprobs: Int?
+    var tools: AnyValue?
+    var functions: AnyValue?
+    var responseFormat: ResponseFormat?
+
+    struct Message: Decodable {
+        var role: String
+        var content: Content?
+        var toolCalls: AnyValue?
+
+        enum CodingKeys: String, CodingKey { case role, content, toolCalls = "tool_calls" }
+    }
+
+    /// A message's content: a string or an array of parts.
+    enum Content: Decodable {
+        case text(String)
+        case parts([Part])
+
+        struct Part: Decodable {
+            var type: String
+            var text: String?
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .text(s); return }
+            if let parts = try? c.decode([Part].self) { self = .parts(parts); return }
+            throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath, debugDescription: "expected a string or an array of content parts"))
+        }
+    }
+
+    struct ResponseFormat: Decodable {
+        var type: String
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, messages, logprobs, topLogprobs = "top_logprobs", tools, functions, responseFormat = "response_format"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(String.self, forKey: .model)
+        messages = try c.decode([Message].self, forKey: .messages)
+        logprobs = try c.decodeIfPresent(Bool.self, forKey: .logprobs)
+        topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
+        tools = try c.decodeIfPresent(AnyValue.self, forKey: .tools)
+        functions = try c.decodeIfPresent(AnyValue.self, forKey: .functions)
+        responseFormat = try c.decodeIfPresent(ResponseFormat.self, forKey: .responseFormat)
+        sampling = try SamplingFields(from: decoder)
+    }
+}
+
+struct CompletionRequest: Decodable {
+    var model: String
+    var prompt: Prompt
+    var sampling: SamplingFields
+    var logprobs: Int?
+    var echo: Bool?
+    var suffix: String?
+    var bestOf: Int?
+
+    /// A string, an array of strings, an array of token ids or an array of such arrays.
+    enum Prompt: Decodable {
+        case texts([String])
+        case tokens([[Int32]])
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .texts([s]); return }
+            if let a = try? c.decode([String].self) { self = .texts(a); return }
+            if let t = try? c.decode([Int32].self) { self = .tokens([t]); return }
+            if let t = try? c.decode([[Int32]].self) { self = .tokens(t); return }
+            throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath, debugDescription: "expected a string, an array of strings or an array of token ids"))
+        }
+
+        var count: Int {
+            switch self {
+            case .texts(let a): return a.count
+            case .tokens(let a): return a.count
+            }
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case model, prompt, logprobs, echo, suffix, bestOf = "best_of" }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(String.self, forKey: .model)
+        prompt = try c.decode(Prompt.self, forKey: .prompt)
+        logprobs = try c.decodeIfPresent(Int.self, forKey: .logprobs)
+        echo = try c.decodeIfPresent(Bool.self, forKey: .echo)
+        suffix = try c.decodeIfPresent(String.self, forKey: .suffix)
+        bestOf = try c.decodeIfPresent(Int.self, forKey: .bestOf)
+        sampling = try SamplingFields(from: decoder)
+    }
+}
+
+struct TokenizeRequest: Decodable {
+    var model: String
+    var prompt: String?
+    var messages: [ChatCompletionRequest.Message]?
+    var addSpecialTokens: Bool?
+    var addGenerationPrompt: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case model, prompt, messages, addSpecialTokens = "add_special_tokens", addGenerationPrompt = "add_generation_prompt"
+    }
+}
+
+struct DetokenizeRequest: Decodable {
+    var model: String
+    var tokens: [Int32]
+}
+
+/// Decodes a request body, turning every failure into the 400 OpenAI clients expect, with the
+/// offending field's path in `param`.
+func decodeRequest<T: Decodable>(_ type: T.Type, from data: Data) throws(APIError) -> T {
+    do {
+        return try JSONDecoder().decode(T.self, from: data)
+    } catch let error as DecodingError {
+        switch error {
+        case .keyNotFound(let key, let context):
+            throw APIError.missing(path(context.codingPath + [key]))
+        case .typeMismatch(let expected, let context), .valueNotFound(let expected, let context):
+            if context.codingPath.isEmpty {
+                throw data.isEmpty ? APIError.invalidJSON("the body is empty") : APIError.invalidRequest("The request body must be a JSON object.", code: "invalid_type")
+            }
+            throw APIError.invalidType(path(context.codingPath), "expected \(describe(expected)). \(context.debugDescription)")
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+                throw APIError.invalidJSON(detail ?? context.debugDescription)
+            }
+            throw APIError.invalidType(path(context.codingPath), context.debugDescription)
+        @unknown default:
+            throw APIError.invalidJSON("\(error)")
+        }
+    } catch {
+        throw APIError.invalidJSON("\(error)")
+    }
+}
+
+/// `messages[0].content` from a coding path.
+private func path(_ keys: [any CodingKey]) -> String {
+    var out = ""
+    for key in keys {
+        if let i = key.intValue { out += "[\(i)]" } else { out += out.isEmpty ? key.stringValue : "." + key.stringValue }
+    }
+    return out
+}
+
+private func describe(_ type: Any.Type) -> String {
+    switch type {
+    case is String.Type: return "a string"
+    case is Bool.Type: return "a boolean"
+    case is Int.Type, is Int32.Type, is Int64.Type: return "an integer"
+    case is Double.Type, is Float.Type: return "a number"
+    default:
+        let name = String(describing: type)
+        if name.hasPrefix("Array") { return "an array" }
+        if name.hasPrefix("Dictionary") { return "an object" }
+        return "a value of another type"
+    }
+}

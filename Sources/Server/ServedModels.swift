@@ -1,0 +1,89 @@
+import Engine
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// A model being served: its weights, tokenizer and template, and the scheduler that batches its
+/// requests.
+final class ServedModel: Sendable {
+    let id: String
+    let model: LoadedModel
+    let scheduler: BatchScheduler
+    let created: Int
+
+    var contextLength: Int { scheduler.configuration.contextLength }
+
+    init(id: String, model: LoadedModel, scheduler: BatchScheduler, created: Int) {
+        self.id = id
+        self.model = model
+        self.scheduler = scheduler
+        self.created = created
+    }
+}
+
+/// Loads the served models after the socket is open (so `/health` can say "loading"), then, on
+/// graceful shutdown, ends every generation so that open streams finish cleanly before the HTTP
+/// server stops.
+final class ModelHost: Service, @unchecked Sendable {
+    struct Spec: Sendable {
+        var path: String
+        var contextLength: Int?
+    }
+
+    private let specs: [Spec]
+    private let configuration: BatchScheduler.Configuration
+    private let logger: Logger
+    private let lock = NSLock()
+    private var loaded: [ServedModel]?
+
+    init(specs: [Spec], configuration: BatchScheduler.Configuration, logger: Logger) {
+        self.specs = specs
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The served models in command-line order, or nil while loading.
+    var models: [ServedModel]? {
+        lock.withLock { loaded }
+    }
+
+    /// The model with this id; 503 while loading, 404 when unknown.
+    func model(_ id: String) throws(APIError) -> ServedModel {
+        guard let models else { throw APIError.unavailable("Models are still loading; retry shortly.") }
+        guard let served = models.first(where: { $0.id == id }) else { throw APIError.modelNotFound(id) }
+        return served
+    }
+
+    func run() async throws {
+        var served: [ServedModel] = []
+        for spec in specs {
+            let model = try LoadedModel(path: spec.path)
+            var config = configuration
+            let trained = model.network.trainedContextLength
+            config.contextLength = min(spec.contextLength ?? min(trained, 4096), trained)
+            let scheduler = try BatchScheduler(model: model, configuration: config)
+            let id = Self.id(for: spec.path)
+            guard !served.contains(where: { $0.id == id }) else {
+                throw EngineError(.invalidParameter, "two models would be served as '\(id)'; rename one file")
+            }
+            let created = (try? FileManager.default.attributesOfItem(atPath: spec.path)[.modificationDate] as? Date)
+                .map { Int($0.timeIntervalSince1970) } ?? Int(Date().timeIntervalSince1970)
+            served.append(ServedModel(id: id, model: model, scheduler: scheduler, created: created))
+            logger.info("loaded \(id) (\(model.network.architecture), context \(config.contextLength) × \(config.maxSequences) sequences) in \(String(format: "%.2f", model.loadSeconds)) s")
+        }
+        lock.withLock { loaded = served }
+        logger.info("ready")
+        try? await gracefulShutdown()
+        for model in served { model.scheduler.shutdown() }
+        // Let the ended streams write their last chunks before the HTTP server closes.
+        while served.contains(where: { $0.scheduler.load.active > 0 }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// A model's id: its file name without `.gguf`.
+    static func id(for path: String) -> String {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        return name.lowercased().hasSuffix(".gguf") ? String(name.dropLast(5)) : name
+    }
+}

@@ -1,0 +1,49 @@
+import Prometheus
+
+/// The server's Prometheus metrics (`GET /metrics`).
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let timeToFirstToken: ValueHistogram
+    let timePerOutputToken: ValueHistogram
+
+    init() {
+        timeToFirstToken = registry.makeValueHistogram(
+            name: "verity_time_to_first_token_seconds",
+            buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+            help: "Seconds from a completion request's arrival to its first generated token.")
+        timePerOutputToken = registry.makeValueHistogram(
+            name: "verity_time_per_output_token_seconds",
+            buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+            help: "Seconds between consecutive generated tokens of one completion.")
+    }
+
+    func request(endpoint: String, status: Int) {
+        registry.makeCounter(name: "verity_requests_total", labels: [("endpoint", endpoint), ("status", String(status))],
+                             help: "HTTP requests answered, by endpoint and status.").increment()
+    }
+
+    /// A token's latency: since the request arrived (`first`) or since the previous token.
+    func record(_ latency: Duration, first: Bool) {
+        let seconds = Double(latency.components.seconds) + Double(latency.components.attoseconds) / 1e18
+        (first ? timeToFirstToken : timePerOutputToken).record(seconds)
+    }
+
+    func tokens(model: String, prompt: Int, completion: Int) {
+        registry.makeCounter(name: "verity_prompt_tokens_total", labels: [("model", model)],
+                             help: "Prompt tokens of finished completions.").increment(by: Int64(prompt))
+        registry.makeCounter(name: "verity_completion_tokens_total", labels: [("model", model)],
+                             help: "Generated tokens of finished completions.").increment(by: Int64(completion))
+    }
+
+    /// Prometheus text, with the schedulers' live load.
+    func render(models: [ServedModel]) -> [UInt8] {
+        for served in models {
+            let load = served.scheduler.load
+            registry.makeGauge(name: "verity_active_sequences", labels: [("model", served.id)],
+                               help: "Sequences being generated now.").set(Double(load.active))
+            registry.makeGauge(name: "verity_queue_depth", labels: [("model", served.id)],
+                               help: "Requests waiting for a free sequence.").set(Double(load.queued))
+        }
+        return registry.emitToBuffer()
+    }
+}
