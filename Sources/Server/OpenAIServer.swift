@@ -116,7 +116,7 @@ struct FrontMiddleware<Context: RequestContext>: RouterMiddleware {
         let known = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/tokenize", "/v1/detokenize",
                      "/v1/chat/template", "/health", "/metrics"]
         if known.contains(path) { return path }
-        if path.hasPrefix("/v1/models/") { return "/v1/models/{id}" }
+        if path.hasPrefix("/v1/models/") { return "/v1/models/:id" }
         return "other"
     }
 

@@ -1,0 +1,123 @@
+import ChatTemplates
+import Engine
+import Foundation
+import Testing
+
+@Suite("Continuous batching on SmolLM2", .enabled(if: TestModels.hasSmolLM2, "run scripts/fetch-models first"))
+struct BatchSchedulerTests {
+    static let model: LoadedModel? = try? LoadedModel(path: TestModels.smolLM2)
+    static let questions = ["What is the capital of France?", "Write a haiku about rain.", "Name three prime numbers.",
+                            "How do I reverse a list in Python?", "Why is the sky blue?", "Say hello in Spanish."]
+
+    func scheduler(_ configure: (inout BatchScheduler.Configuration) -> Void = { _ in }) throws -> BatchScheduler {
+        var config = BatchScheduler.Configuration()
+        config.maxSequences = 4
+        config.contextLength = 512
+        config.threads = 2
+        config.stepTokens = 24     // small, so prompts are prefilled in several chunks beside decoding sequences
+        configure(&config)
+        return try BatchScheduler(model: try #require(Self.model), configuration: config)
+    }
+
+    func greedy(_ maxTokens: Int) -> GenerationParameters {
+        var p = GenerationParameters()
+        p.sampling = .greedy
+        p.maxTokens = maxTokens
+        return p
+    }
+
+    struct Outcome { var tokens: [Int32] = []; var text = ""; var summary: BatchScheduler.Summary? }
+
+    func drain(_ request: BatchScheduler.Request) async -> Outcome {
+        var out = Outcome()
+        for await event in request.events {
+            switch event {
+            case .token(let step): out.tokens.append(step.token); out.text += step.text
+            case .finished(let summary): out.text += summary.tail; out.summary = summary
+            case .failed(let error): Issue.record("failed: \(error)")
+            }
+        }
+        return out
+    }
+
+    @Test("concurrent greedy completions equal the one-at-a-time generator's, token for token")
+    func matchesGenerator() async throws {
+        let model = try #require(Self.model)
+        let prompts = try Self.questions.map { try model.chatTokens([ChatMessage(role: "user", content: $0)]) }
+        var expected: [GenerationResult] = []
+        for prompt in prompts {
+            let generator = try Generator(model: model, capacity: 512, threads: 2)
+            expected.append(try generator.generate(prompt: prompt, parameters: greedy(40)))
+        }
+        let scheduler = try scheduler()
+        defer { scheduler.shutdown() }
+        // Six requests on four sequences: two wait in the queue and join as others finish.
+        let requests = try prompts.map { try scheduler.submit(prompt: $0, parameters: greedy(40)) }
+        var outcomes: [Outcome] = []
+        for request in requests { outcomes.append(await drain(request)) }
+        for (i, outcome) in outcomes.enumerated() {
+            #expect(outcome.tokens == expected[i].completionTokens, "prompt \(i)")
+            #expect(outcome.text == expected[i].text, "prompt \(i)")
+            #expect(outcome.summary?.finishReason == expected[i].finishReason)
+            #expect(outcome.summary?.completionTokens == expected[i].completionTokens.count)
+        }
+        #expect(scheduler.load.active == 0 && scheduler.load.queued == 0)
+    }
+
+    @Test("the next turn of a conversation reuses the cached prefix and gives the same text")
+    func prefixReuse() async throws {
+        let model = try #require(Self.model)
+        let scheduler = try scheduler()
+        defer { scheduler.shutdown() }
+        var history = [ChatMessage(role: "user", content: "What is the capital of France?")]
+        let first = await drain(try scheduler.submit(prompt: try model.chatTokens(history), parameters: greedy(20)))
+        history.append(ChatMessage(role: "assistant", content: first.text))
+        history.append(ChatMessage(role: "user", content: "And of Italy?"))
+        let prompt = try model.chatTokens(history)
+        let second = await drain(try scheduler.submit(prompt: prompt, parameters: greedy(20)))
+        let reused = try #require(second.summary?.cachedPromptTokens)
+        #expect(reused > 20, "only \(reused) prompt tokens reused")
+        let generator = try Generator(model: model, capacity: 512, threads: 2)
+        #expect(second.text == (try generator.generate(prompt: prompt, parameters: greedy(20))).text)
+    }
+
+    @Test("a cancelled request ends with reason cancelled and frees its sequence")
+    func cancellation() async throws {
+        let model = try #require(Self.model)
+        let scheduler = try scheduler()
+        defer { scheduler.shutdown() }
+        var parameters = greedy(400)
+        for id in model.tokenizer.endOfGenerationTokenIDs { parameters.sampling.logitBias[id] = -100 }   // can't stop by itself
+        let request = try scheduler.submit(prompt: try model.chatTokens([ChatMessage(role: "user", content: "Tell me a long story.")]),
+                                           parameters: parameters)
+        var summary: BatchScheduler.Summary?
+        for await event in request.events {
+            switch event {
+            case .token: request.cancel()
+            case .finished(let s): summary = s
+            case .failed(let error): Issue.record("failed: \(error)")
+            }
+        }
+        #expect(summary?.finishReason == .cancelled)
+        #expect((summary?.completionTokens ?? 400) < 400)
+        #expect(scheduler.load.active == 0)
+    }
+
+    @Test("a full queue refuses with overloaded; a too-long prompt and shutdown are refused too")
+    func admission() async throws {
+        let model = try #require(Self.model)
+        let scheduler = try scheduler { $0.maxSequences = 1; $0.maxQueue = 1 }
+        let prompt = try model.chatTokens([ChatMessage(role: "user", content: "Count to one hundred.")])
+        let running = try scheduler.submit(prompt: prompt, parameters: greedy(200))
+        // Wait until the first request holds the only sequence, then fill the one queue place.
+        while scheduler.load.active == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let waiting = try scheduler.submit(prompt: prompt, parameters: greedy(2))
+        #expect(throws: EngineError.self) { try scheduler.submit(prompt: prompt, parameters: greedy(2)) }
+        do { _ = try scheduler.submit(prompt: prompt, parameters: greedy(2)) } catch { #expect(error.code == .overloaded) }
+        do { _ = try scheduler.submit(prompt: Array(repeating: 1, count: 600), parameters: greedy(2)) } catch { #expect(error.code == .promptTooLong) }
+        running.cancel()
+        #expect(await drain(waiting).summary?.completionTokens == 2)
+        scheduler.shutdown()
+        do { _ = try scheduler.submit(prompt: prompt, parameters: greedy(2)) } catch { #expect(error.code == .shuttingDown) }
+    }
+}

@@ -1,0 +1,411 @@
+"""Helpers for the `verity serve` integration tests: the server process, an HTTP transport that
+records every response so its body can be checked against OpenAI's published schemas, SSE and
+Prometheus parsing, and the OpenAI error-shape assertion."""
+import gzip, json, os, re, select, signal, socket, subprocess, threading, time, zlib
+from pathlib import Path
+
+import jsonschema
+import openai._base_client as _openai_base_client
+
+# The HTTP library the installed openai SDK is built on: `httpx2` from openai 3.x, `httpx` before.
+# Its Client is what `OpenAI(http_client=...)` accepts, so raw calls use the same one.
+http = getattr(_openai_base_client, "httpx2", None) or getattr(_openai_base_client, "httpx")
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
+API_KEY = "test-key"
+CTX = 1024
+# SmolLM2's end-of-generation tokens (<|endoftext|> = 0, <|im_end|> = 2, checked against the GGUF
+# vocabulary with llama.cpp's tokenizer). A logit_bias of -100 on both forces full-length outputs.
+EOS_BIAS = {"0": -100, "2": -100}
+
+# ---------------------------------------------------------------------------------------------
+# OpenAI schemas
+
+_SCHEMAS = json.loads((HERE / "openai-schemas.json").read_text(encoding="utf-8"))
+_VALIDATORS = {}
+
+
+def schema_validator(name):
+    """A Draft 2020-12 validator for `#/components/schemas/<name>`; the root document carries the
+    components, so the schema's internal `#/components/schemas/...` references resolve."""
+    if name not in _VALIDATORS:
+        if name not in _SCHEMAS["components"]["schemas"]:
+            raise KeyError(f"{name} is not in openai-schemas.json (rerun scripts/extract-openai-schemas.py)")
+        root = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$ref": f"#/components/schemas/{name}", "components": _SCHEMAS["components"]}
+        jsonschema.Draft202012Validator.check_schema(root)
+        _VALIDATORS[name] = jsonschema.Draft202012Validator(root)
+    return _VALIDATORS[name]
+
+
+def schema_errors(name, instance):
+    """Human-readable schema violations (empty list: valid)."""
+    out = []
+    for e in sorted(schema_validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        best = jsonschema.exceptions.best_match([e])
+        out.append(f"{name} at /{'/'.join(map(str, best.absolute_path))}: {best.message}")
+    return out
+
+
+def assert_schema(name, instance, context=""):
+    errors = schema_errors(name, instance)
+    assert not errors, (f"{context}: " if context else "") + "response violates OpenAI schema:\n  " + \
+        "\n  ".join(errors) + "\nbody: " + json.dumps(instance)[:2000]
+
+
+# Verity's own endpoints (not in OpenAI's API): the shapes the contract promises.
+VERITY_SCHEMAS = {
+    "tokenize": {"type": "object", "required": ["tokens", "count", "max_model_len"], "properties": {
+        "tokens": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "count": {"type": "integer", "minimum": 0}, "max_model_len": {"type": "integer", "minimum": 1}}},
+    "detokenize": {"type": "object", "required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
+    "template": {"type": "object", "required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
+}
+
+# ---------------------------------------------------------------------------------------------
+# Recording transport: every response a test gets (through the SDK or raw) is kept, body included,
+# and checked against the schema for its endpoint when the test ends (fixture `recorded`).
+
+
+class Exchange:
+    def __init__(self, request):
+        self.method = request.method
+        self.path = request.url.path
+        self.status = None
+        self.headers = {}
+        self.body = bytearray()
+        self.complete = False  # the whole body was read (not cut short by the client)
+
+    @property
+    def is_sse(self):
+        return self.headers.get("content-type", "").startswith("text/event-stream")
+
+    def decoded_body(self):
+        data = bytes(self.body)
+        enc = self.headers.get("content-encoding", "")
+        if enc == "gzip":
+            data = gzip.decompress(data)
+        elif enc == "deflate":
+            data = zlib.decompress(data)
+        return data
+
+
+class _TeeStream(http.SyncByteStream):
+    def __init__(self, inner, exchange):
+        self.inner, self.exchange = inner, exchange
+
+    def __iter__(self):
+        for chunk in self.inner:
+            self.exchange.body += chunk
+            yield chunk
+        self.exchange.complete = True
+
+    def close(self):
+        self.inner.close()
+
+
+class RecordingTransport(http.HTTPTransport):
+    def __init__(self, log, lock, **kw):
+        super().__init__(**kw)
+        self.log, self.lock = log, lock
+
+    def handle_request(self, request):
+        response = super().handle_request(request)
+        ex = Exchange(request)
+        ex.status = response.status_code
+        ex.headers = {k.lower(): v for k, v in response.headers.items()}
+        with self.lock:
+            self.log.append(ex)
+        return http.Response(status_code=response.status_code, headers=response.headers,
+                             stream=_TeeStream(response.stream, ex), extensions=response.extensions,
+                             request=request)
+
+
+class Recorder:
+    def __init__(self):
+        self.log, self.lock = [], threading.Lock()
+
+    def client(self, base_url, **kw):
+        kw.setdefault("timeout", 120)
+        return http.Client(base_url=base_url, transport=RecordingTransport(self.log, self.lock), **kw)
+
+    def take(self):
+        with self.lock:
+            out, self.log[:] = list(self.log), []
+        return out
+
+
+def sse_events(data, complete_only=True):
+    """`data:` payloads of an SSE body, in order. A trailing event without its blank-line terminator
+    (a stream the client cut short) is dropped."""
+    text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+    text = text.replace("\r\n", "\n")
+    blocks = text.split("\n\n")
+    if complete_only and not text.endswith("\n\n"):
+        blocks = blocks[:-1]
+    out = []
+    for block in blocks:
+        lines = [l[5:].lstrip(" ") if l.startswith("data:") else None for l in block.split("\n")]
+        payload = [l for l in lines if l is not None]
+        if payload:
+            out.append("\n".join(payload))
+    return out
+
+
+RESPONSE_SCHEMAS = [
+    (re.compile(r"^/v1/chat/completions$"), "CreateChatCompletionResponse", "CreateChatCompletionStreamResponse"),
+    (re.compile(r"^/v1/completions$"), "CreateCompletionResponse", "CreateCompletionResponse"),
+    (re.compile(r"^/v1/models$"), "ListModelsResponse", None),
+    (re.compile(r"^/v1/models/.+$"), "Model", None),
+]
+VERITY_PATHS = {"/v1/tokenize": "tokenize", "/v1/detokenize": "detokenize", "/v1/chat/template": "template"}
+
+
+def _completion_chunk_as_response(chunk):
+    """OpenAI's schema has no chunk type for the legacy completions stream: it says chunks share
+    CreateCompletionResponse, whose finish_reason is a non-null enum, yet OpenAI (and every
+    compatible server) sends `"finish_reason": null` on all chunks but the last. Validate such a chunk
+    with the null replaced by "length" (any enum member), so only that one known discrepancy is
+    excused; a missing finish_reason still fails."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        return chunk
+    fixed = [dict(c, finish_reason="length") if isinstance(c, dict) and "finish_reason" in c
+             and c["finish_reason"] is None else c for c in choices]
+    return dict(chunk, choices=fixed)
+
+
+def check_exchange(ex):
+    """Schema violations of one recorded response (empty: fine)."""
+    where = f"{ex.method} {ex.path} -> {ex.status}"
+    known = ex.path in VERITY_PATHS or any(p.match(ex.path) for p, _, _ in RESPONSE_SCHEMAS)
+    if not known:
+        return []
+    if ex.status != 200:
+        if not ex.complete:
+            return []
+        try:
+            body = json.loads(ex.decoded_body())
+        except ValueError:
+            return [f"{where}: error body is not JSON: {bytes(ex.body)[:300]!r}"]
+        return [f"{where}: {e}" for e in schema_errors("ErrorResponse", body)]
+    if ex.path in VERITY_PATHS:
+        if not ex.complete:
+            return []
+        try:
+            body = json.loads(ex.decoded_body())
+        except ValueError:
+            return [f"{where}: body is not JSON"]
+        v = jsonschema.Draft202012Validator(VERITY_SCHEMAS[VERITY_PATHS[ex.path]])
+        return [f"{where}: {e.message}" for e in v.iter_errors(body)]
+    for pattern, body_schema, chunk_schema in RESPONSE_SCHEMAS:
+        if not pattern.match(ex.path):
+            continue
+        problems = []
+        if ex.is_sse:
+            if chunk_schema is None:
+                return [f"{where}: unexpected event stream"]
+            events = sse_events(ex.decoded_body())
+            if ex.complete and (not events or events[-1] != "[DONE]"):
+                problems.append(f"{where}: stream does not end with 'data: [DONE]'")
+            for i, ev in enumerate(events):
+                if ev == "[DONE]":
+                    if i != len(events) - 1:
+                        problems.append(f"{where}: [DONE] before the end of the stream")
+                    continue
+                try:
+                    chunk = json.loads(ev)
+                except ValueError:
+                    problems.append(f"{where}: event {i} is not JSON: {ev[:200]!r}")
+                    continue
+                if chunk_schema == "CreateCompletionResponse" and isinstance(chunk, dict):
+                    chunk = _completion_chunk_as_response(chunk)
+                problems += [f"{where} chunk {i}: {e}" for e in schema_errors(chunk_schema, chunk)]
+        elif ex.complete:
+            try:
+                body = json.loads(ex.decoded_body())
+            except ValueError:
+                return [f"{where}: body is not JSON: {bytes(ex.body)[:300]!r}"]
+            problems += [f"{where}: {e}" for e in schema_errors(body_schema, body)]
+        return problems
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Assertions and parsing
+
+
+def assert_openai_error(resp, status, *, code=..., param=..., type_=...):
+    """`resp` (an http Response) is an OpenAI-shaped error with this status (and code/param/type
+    when given). Returns the `error` object."""
+    body_text = resp.text
+    assert resp.status_code == status, f"expected HTTP {status}, got {resp.status_code}: {body_text[:500]}"
+    try:
+        body = resp.json()
+    except ValueError:
+        raise AssertionError(f"error body is not JSON: {body_text[:500]!r}")
+    assert_schema("ErrorResponse", body, f"HTTP {status} error")
+    err = body["error"]
+    for key, kind in (("message", str), ("type", str)):
+        assert isinstance(err.get(key), kind), f"error.{key} must be a string: {body}"
+    for key in ("param", "code"):
+        assert key in err and (err[key] is None or isinstance(err[key], str)), f"error.{key} must be string|null: {body}"
+    assert err["message"], f"error.message is empty: {body}"
+    if code is not ...:
+        assert err["code"] == code, f"expected error.code {code!r}, got {err['code']!r}: {body}"
+    if param is not ...:
+        assert err["param"] == param, f"expected error.param {param!r}, got {err['param']!r}: {body}"
+    if type_ is not ...:
+        assert err["type"] == type_, f"expected error.type {type_!r}, got {err['type']!r}: {body}"
+    return err
+
+
+_PROM_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)(\s+\S+)?$')
+_PROM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text):
+    """[(name, {label: value}, float)] of every sample in a Prometheus text exposition."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _PROM_LINE.match(line)
+        assert m, f"unparseable Prometheus line: {line!r}"
+        labels = dict(_PROM_LABEL.findall(m.group(2) or ""))
+        out.append((m.group(1), labels, float(m.group(3))))
+    return out
+
+
+def metric_sum(samples, name):
+    return sum(v for n, _, v in samples if n == name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raw_post_large(port, path, body, headers, chunk=256 * 1024, timeout=30):
+    """POST `body` over a plain socket, stopping the upload as soon as the server answers (a
+    server that rejects an oversized body early may close the connection mid-upload, and an
+    HTTP client that insists on sending everything first would then lose the response).
+    Returns (status, headers dict, body bytes)."""
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}",
+            "Connection: close"] + [f"{k}: {v}" for k, v in headers.items()]
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        sent = 0
+        while sent < len(body):
+            readable, _, _ = select.select([s], [], [], 0)
+            if readable:
+                break
+            try:
+                sent += s.send(body[sent:sent + chunk])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        data = bytearray()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                part = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not part:
+                break
+            data += part
+            if b"\r\n\r\n" in data:
+                hdr, _, rest = bytes(data).partition(b"\r\n\r\n")
+                m = re.search(rb"(?im)^content-length:\s*(\d+)", hdr)
+                if m and len(rest) >= int(m.group(1)):
+                    break
+    finally:
+        s.close()
+    assert data, "server sent no response to the oversized request (connection closed or reset with nothing)"
+    hdr, _, rest = bytes(data).partition(b"\r\n\r\n")
+    lines = hdr.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, rest
+
+
+# ---------------------------------------------------------------------------------------------
+# The server process
+
+
+def verity_binary():
+    path = Path(os.environ.get("VERITY_BIN", ".build/release/verity"))
+    if not path.is_absolute():
+        path = REPO / path
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise AssertionError(
+            f"verity binary not found at {path}. Build it first (swift build -c release) or set VERITY_BIN "
+            f"to the binary's path (relative paths are relative to the repository root {REPO}).")
+    return path
+
+
+class VerityServer:
+    """One `verity serve` process on a free loopback port; stderr goes to a log file."""
+
+    def __init__(self, extra_args, log_path, ready_timeout=120):
+        self.bin = verity_binary()
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path)
+        self.args = [str(self.bin), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                     "--api-key", API_KEY, "--ctx", str(CTX), "--threads", "2"] + list(extra_args)
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=REPO)
+        self._wait_ready(ready_timeout)
+
+    def log_tail(self, n=4000):
+        try:
+            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _wait_ready(self, timeout):
+        deadline, last = time.time() + timeout, None
+        saw_loading = False
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"`{' '.join(self.args)}` exited with {self.proc.returncode} before "
+                                     f"becoming ready. Log:\n{self.log_tail()}")
+            try:
+                r = http.get(self.base_url + "/health", timeout=5)
+                last = (r.status_code, r.text[:200])
+                if r.status_code == 200:
+                    self.health_body = r.json()
+                    self.saw_loading = saw_loading
+                    return
+                if r.status_code == 503:
+                    saw_loading = True
+                    assert r.json() == {"status": "loading"}, f"/health 503 body: {r.text!r}"
+            except http.TransportError as e:
+                last = repr(e)
+            time.sleep(0.1)
+        self.proc.kill()
+        raise AssertionError(f"verity serve not ready within {timeout}s (last /health: {last}). Log:\n{self.log_tail()}")
+
+    def stop(self, timeout=20):
+        """SIGTERM, then wait; returns the exit status (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.log_file.close()
+                return None
+        self.log_file.close()
+        return self.proc.returncode
