@@ -72,6 +72,8 @@ public final class BatchScheduler: @unchecked Sendable {
 
     public let model: LoadedModel
     public let configuration: Configuration
+    /// Shared prefixes shorter than this are recomputed rather than copied from another sequence.
+    static let minimumCopy = 8
 
     private struct Pending {
         let request: Request
@@ -240,9 +242,19 @@ public final class BatchScheduler: @unchecked Sendable {
 
     /// Called with the lock held.
     private func admit(_ pending: Pending, into slot: Slot) {
-        let shared = commonPrefix(slot.cached, pending.prompt)
+        var shared = commonPrefix(slot.cached, pending.prompt)
         slot.sequence.truncate(to: shared)
         slot.cached.removeSubrange(shared...)
+        // Another sequence (running or not) may hold a longer prefix of this prompt, e.g. the same
+        // system prompt: copying its KV entries costs a memory copy instead of a forward pass.
+        if let donor = slots.filter({ $0 !== slot }).max(by: { commonPrefix($0.cached, pending.prompt) < commonPrefix($1.cached, pending.prompt) }) {
+            let longer = commonPrefix(donor.cached, pending.prompt)
+            if longer >= shared + Self.minimumCopy,
+               (try? model.network.copyPrefix(from: donor.sequence, to: slot.sequence, count: longer)) != nil {
+                slot.cached = Array(donor.cached[..<longer])
+                shared = longer
+            }
+        }
         clock += 1
         slot.lastUsed = clock
         slot.job = Job(request: pending.request, prompt: pending.prompt,
@@ -311,15 +323,17 @@ public final class BatchScheduler: @unchecked Sendable {
     /// Finishes the slot's request (a nil reason: already failed) and frees the slot, keeping its cache.
     private func end(_ slot: Slot, reason: FinishReason?, locked: Bool = false) {
         guard var job = slot.job else { return }
+        slot.job = nil
+        // Count the sequence free before the request's stream ends, so that whoever sees the end
+        // also sees the load without it.
+        if !locked { lock.lock() }
+        activeCount -= 1
+        if !locked { lock.unlock() }
         if let reason {
             let tail = reason == .stop ? "" : job.completion.finish()
             job.request.continuation.yield(.finished(Summary(finishReason: reason, tail: tail, promptTokens: job.prompt.count,
                 cachedPromptTokens: job.reused, completionTokens: job.completion.tokens.count)))
         }
         job.request.continuation.finish()
-        slot.job = nil
-        if !locked { lock.lock() }
-        activeCount -= 1
-        if !locked { lock.unlock() }
     }
 }

@@ -161,6 +161,19 @@ public final class DecoderModel: LanguageModel {
         return UnsafeBufferPointer(start: ws.logits, count: rows.count * vocab)
     }
 
+    public func copyPrefix(from source: any ModelContext, to destination: any ModelContext, count: Int) throws(ModelError) {
+        guard let from = source as? SequenceCache, let to = destination as? SequenceCache else {
+            throw ModelError(.invalidHyperparameter, "sequences were not made by makeSequence(capacity:)")
+        }
+        guard count >= 0, count <= from.count, count <= to.capacity else {
+            throw ModelError(.invalidHyperparameter, "cannot copy \(count) positions from a sequence of \(from.count) into one of \(to.capacity)")
+        }
+        guard from !== to else { to.truncate(to: count); return }
+        to.cache.copyPrefix(from: from.cache, count: count)
+        to.truncate(to: 0)
+        to.advance(by: count)
+    }
+
     private func validate(_ tokens: ArraySlice<Int32>, for sequence: SequenceCache) throws(ModelError) {
         guard sequence.count + tokens.count <= sequence.capacity else {
             throw ModelError(.contextFull, "context full: \(sequence.count) + \(tokens.count) tokens exceed its \(sequence.capacity) positions")

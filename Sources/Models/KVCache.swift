@@ -42,6 +42,19 @@ final class KVCache {
         values + ((layer * kvHeads + head) * valueDim + dim) * capacity
     }
 
+    /// Copies positions `0..<count` of every layer and head from `source` (same shape).
+    func copyPrefix(from source: KVCache, count: Int) {
+        precondition(source.layers == layers && source.kvHeads == kvHeads && source.keyDim == keyDim && source.valueDim == valueDim)
+        for l in 0..<layers {
+            for g in 0..<kvHeads {
+                keyRow(layer: l, head: g, position: 0).update(from: source.keyRow(layer: l, head: g, position: 0), count: count * keyDim)
+                for d in 0..<valueDim {
+                    valueColumn(layer: l, head: g, dim: d).update(from: source.valueColumn(layer: l, head: g, dim: d), count: count)
+                }
+            }
+        }
+    }
+
     /// Stores one position's key and value for one KV head (floats converted to half precision).
     @inline(__always)
     func store(layer: Int, head: Int, position: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {

@@ -41,6 +41,11 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// to what a pass over that sequence alone computes. The buffer is owned by the workspace and
     /// valid until its next pass.
     func forward(batch: [BatchEntry], workspace: any BatchWorkspace) throws(ModelError) -> UnsafeBufferPointer<Float>
+
+    /// Makes `destination` hold the first `count` positions of `source` (both made by
+    /// ``makeSequence(capacity:)``): a memory copy of their KV entries instead of recomputing a
+    /// prefix two sequences share.
+    func copyPrefix(from source: any ModelContext, to destination: any ModelContext, count: Int) throws(ModelError)
 }
 
 /// Scratch buffers and threads shared by batched forward passes (made by ``LanguageModel``).

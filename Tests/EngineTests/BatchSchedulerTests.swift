@@ -81,6 +81,28 @@ struct BatchSchedulerTests {
         #expect(second.text == (try generator.generate(prompt: prompt, parameters: greedy(20))).text)
     }
 
+    @Test("a prompt sharing a prefix with another sequence copies its cache and gives the same text")
+    func prefixCopy() async throws {
+        let model = try #require(Self.model)
+        let scheduler = try scheduler()
+        defer { scheduler.shutdown() }
+        let system = ChatMessage(role: "system", content: "You are a careful assistant who answers in one short sentence, citing no sources.")
+        let first = try model.chatTokens([system, ChatMessage(role: "user", content: "What is the capital of France?")])
+        let second = try model.chatTokens([system, ChatMessage(role: "user", content: "Name a primary colour.")])
+        // The first request occupies a sequence while the second lands in another one.
+        var parameters = greedy(60)
+        for id in model.tokenizer.endOfGenerationTokenIDs { parameters.sampling.logitBias[id] = -100 }
+        let running = try scheduler.submit(prompt: first, parameters: parameters)
+        while scheduler.load.active == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let outcome = await drain(try scheduler.submit(prompt: second, parameters: greedy(20)))
+        running.cancel()
+        _ = await drain(running)
+        let reused = try #require(outcome.summary?.cachedPromptTokens)
+        #expect(reused >= 20, "only \(reused) prompt tokens reused")
+        let generator = try Generator(model: model, capacity: 512, threads: 2)
+        #expect(outcome.text == (try generator.generate(prompt: second, parameters: greedy(20))).text)
+    }
+
     @Test("a cancelled request ends with reason cancelled and frees its sequence")
     func cancellation() async throws {
         let model = try #require(Self.model)
