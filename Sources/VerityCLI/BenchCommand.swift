@@ -5,8 +5,9 @@ import Models
 
 /// `verity bench`: prefill and decode speed, like llama-bench. Prefill evaluates N prompt tokens
 /// in one pass from an empty cache; decode evaluates tokens one at a time after it (no sampling,
-/// so the figure is the engine's). Each test runs `--repetitions` times; median and spread are
-/// reported.
+/// so the figure is the engine's). With `--sequences`, batched decode: S sequences advance together,
+/// one token each per batched pass (what the server's continuous batching runs), reported as
+/// aggregate tokens/s. Each test runs `--repetitions` times; median and spread are reported.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure prefill and decode speed (tokens/s, median of repetitions).")
@@ -15,6 +16,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("prompt-tokens"), help: "Prompt sizes to prefill, comma-separated.")
     var promptTokens: String = "128,512"
     @Option(name: .customLong("gen-tokens"), help: "Tokens to decode one at a time.") var genTokens: Int = 128
+    @Option(help: "Batched decode: numbers of sequences decoded together, comma-separated (e.g. 4,8,16).")
+    var sequences: String?
     @Option(help: "Repetitions of each test.") var repetitions: Int = 5
     @Flag(help: "Print results as JSON.") var json = false
 
@@ -34,12 +37,17 @@ struct BenchCommand: ParsableCommand {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be ≥ 1") }
         guard genTokens >= 0 else { throw ValidationError("--gen-tokens must be ≥ 0") }
         guard parsedPromptSizes != nil else { throw ValidationError("--prompt-tokens must be positive integers, comma-separated") }
+        if let sequences, Self.positiveList(sequences) == nil {
+            throw ValidationError("--sequences must be positive integers, comma-separated")
+        }
     }
 
-    var parsedPromptSizes: [Int]? {
-        let sizes = promptTokens.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
-        return sizes.compactMap { $0 }
+    var parsedPromptSizes: [Int]? { Self.positiveList(promptTokens) }
+
+    static func positiveList(_ text: String) -> [Int]? {
+        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return values.compactMap { $0 }
     }
 
     func run() throws {
@@ -83,6 +91,26 @@ struct BenchCommand: ParsableCommand {
                 rates.append(Double(genTokens) / seconds)
             }
             results.append(Result(test: "tg\(genTokens)", tokens: genTokens, threads: modelOptions.threadCount, tokensPerSecond: rates))
+            report(results.last!)
+        }
+        for count in sequences.flatMap(Self.positiveList) ?? [] where genTokens > 0 {
+            let workspace = try network.makeWorkspace(batch: count, maxPositions: genTokens + 2, threads: modelOptions.threadCount)
+            let batch = try (0..<count).map { _ in try network.makeSequence(capacity: genTokens + 2) }
+            var rates: [Double] = []
+            for _ in 0..<repetitions {
+                for sequence in batch { sequence.truncate(to: 0) }
+                _ = try network.forward(batch: batch.map { BatchEntry(sequence: $0, tokens: [1], wantsLogits: true) }, workspace: workspace)
+                let steps = (0..<genTokens).map { _ in randomTokens(count) }
+                let start = DispatchTime.now().uptimeNanoseconds
+                for tokens in steps {
+                    let entries = zip(batch, tokens).map { BatchEntry(sequence: $0, tokens: [$1], wantsLogits: true) }
+                    _ = try network.forward(batch: entries, workspace: workspace)
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                rates.append(Double(genTokens * count) / seconds)
+            }
+            results.append(Result(test: "tg\(genTokens)x\(count)", tokens: genTokens * count, threads: modelOptions.threadCount,
+                                  tokensPerSecond: rates))
             report(results.last!)
         }
         if json {
