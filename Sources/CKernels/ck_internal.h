@@ -131,16 +131,38 @@ void ck_fp32_to_fp16_row_avx2(const float *x, uint16_t *y, size_t n);
 
 
 /// An nr×nt tile of dot products (nr in 1, 2, 4; nt in 1, 2): out[t * ld + r] = dot(x row r, y row t),
-/// rows x_stride / y_stride bytes apart, n elements.
+/// rows x_stride / y_stride bytes apart, n elements. The VNNI ones take nt = 1 only.
 typedef void (*ck_tile_fn)(int nr, int nt, const void *x, size_t x_stride, const void *y, size_t y_stride,
                            size_t n, float *out, size_t ld);
+/// Kernels over activations packed by ck_pack_act, groups of 8 tokens: an nr×(8·ng) tile (nr 1..4,
+/// ng 1..2) of the packed groups at pk (block b at pk + b * pstride), first nt tokens written.
+typedef void (*ck_tok_fn)(int nr, int ng, const void *x, size_t x_stride, const void *pk, size_t pstride,
+                          size_t n, int nt, float *out, size_t ld);
+/// Packed activations, per block and group of 8 tokens: the 8 dwords of quants (dword k of the 8
+/// tokens together), the scales d and s as floats, and the correction −ck_u_offset·Σq (int32).
+#define CK_PACK_D 256
+#define CK_PACK_S 288
+#define CK_PACK_CORR 320
+#define CK_PACK_BYTES 352
+/// What the VNNI kernels add to a weight type's quants to make them unsigned.
+static inline int ck_u_offset(int type) {
+    switch (type) {
+    case CK_Q4_0: return 8;
+    case CK_Q5_0: return 16;
+    case CK_Q8_0: case CK_IQ4_NL: return 128;
+    default: return 0;
+    }
+}
+ck_tok_fn ck_resolve_tok_vnni(int type);
+/// The packed-tokens kernel the dispatcher selects now (NULL: none).
+ck_tok_fn ck_resolve_tok(int type);
 /// Tile kernels of the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL); NULL otherwise.
 ck_tile_fn ck_resolve_tile_avx2(int type);
 ck_tile_fn ck_resolve_tile_vnni(int type);
 /// The tile kernel the dispatcher selects now (NULL: use the dot kernel row by row).
 ck_tile_fn ck_resolve_tile(int type);
 
-// AVX-VNNI kernels (the same tiles with vpdpbusd).
+// AVX-VNNI kernels (quants_tile_vnni.h: exact per-block sums, rows or packed-token layouts).
 float ck_dot_q4_0_q8_0_vnni(const void *x, const void *y, size_t n);
 float ck_dot_q4_1_q8_1_vnni(const void *x, const void *y, size_t n);
 float ck_dot_q5_0_q8_0_vnni(const void *x, const void *y, size_t n);

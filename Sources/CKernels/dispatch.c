@@ -147,6 +147,11 @@ ck_tile_fn ck_resolve_tile(int type) {
     return ck_resolve_tile_avx2(type);
 }
 
+ck_tok_fn ck_resolve_tok(int type) {
+    if (ck_active_isa() >= CK_ISA_AVX2 && (ck_active_features() & CK_FEAT_AVXVNNI)) return ck_resolve_tok_vnni(type);
+    return NULL;
+}
+
 static float ck_vec_dot_vnni(int type, const void *x, const void *y, size_t n) {
     switch (type) {
     case CK_Q4_0: return ck_dot_q4_0_q8_0_vnni(x, y, n);

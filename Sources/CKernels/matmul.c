@@ -1,6 +1,12 @@
 // Matrix products over weights in their file format: rows of W split across the pool's threads,
 // each row dotted with every (pre-quantized) activation row while it is hot in cache.
 #include "ck_internal.h"
+#include <stdlib.h>
+
+// From this many tokens the packed-token kernels (VNNI) beat one row tile per token.
+#ifndef CK_TOK_MIN
+#define CK_TOK_MIN 3
+#endif
 
 typedef float (*ck_dot_fn)(const void *, const void *, size_t);
 
@@ -39,23 +45,79 @@ static ck_dot_fn ck_resolve_dot(int type) {
     }
 }
 
-typedef struct { const ck_matmul_args *a; ck_dot_fn dot; ck_tile_fn tile; } ck_matmul_ctx;
+typedef struct {
+    const ck_matmul_args *a;
+    ck_dot_fn dot;
+    ck_tile_fn tile;
+    ck_tok_fn tok;
+    const uint8_t *pk; // activations packed for tok, groups of 8 tokens
+    size_t groups;
+} ck_matmul_ctx;
+
+// Packs Q8_0 / Q8_1 activation rows for the ck_tok_fn kernels of weight type wtype (layout: see
+// CK_PACK_BYTES); tokens past n_tokens in the last group are zeros.
+static void ck_pack_act(int wtype, const ck_matmul_args *a, size_t groups, uint8_t *pk) {
+    const int q81 = ck_vec_dot_type(wtype) == CK_Q8_1;
+    const size_t yb = q81 ? sizeof(ck_block_q8_1) : sizeof(ck_block_q8_0), yoff = q81 ? 4 : 2;
+    const int off = ck_u_offset(wtype);
+    const size_t nb = a->cols / CK_QK;
+    memset(pk, 0, nb * groups * CK_PACK_BYTES);
+    for (size_t t = 0; t < a->n_tokens; t++) {
+        const uint8_t *row = (const uint8_t *)a->act + t * a->act_row_bytes;
+        const size_t g = t / 8, i = t % 8;
+        for (size_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + b * yb;
+            uint8_t *p = pk + (b * groups + g) * CK_PACK_BYTES;
+            uint16_t h[2];
+            memcpy(h, blk, 4);
+            const float d = ck_fp16_to_fp32(h[0]), s = q81 ? ck_fp16_to_fp32(h[1]) : 0.0f;
+            int32_t sum = 0;
+            for (int k = 0; k < 8; k++) memcpy(p + 32 * k + 4 * i, blk + yoff + 4 * k, 4);
+            for (int j = 0; j < CK_QK; j++) sum += (int8_t)blk[yoff + j];
+            const int32_t corr = -off * sum;
+            memcpy(p + CK_PACK_D + 4 * i, &d, 4);
+            memcpy(p + CK_PACK_S + 4 * i, &s, 4);
+            memcpy(p + CK_PACK_CORR + 4 * i, &corr, 4);
+        }
+    }
+}
+
+// Packed tokens: tiles of 4 rows × 16 tokens (each weight dword meets 8 tokens per vpdpbusd; the
+// weight rows stay in L1 while every token group passes), edges in smaller tiles.
+static void ck_matmul_tok(const ck_matmul_ctx *c, size_t r0, size_t r1) {
+    const ck_matmul_args *a = c->a;
+    const char *w = a->w;
+    const size_t pstride = c->groups * CK_PACK_BYTES;
+    for (size_t r = r0; r < r1; r += 4) {
+        const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+        const char *row = w + r * a->w_row_bytes;
+        for (size_t g = 0; g < c->groups; g += 2) {
+            const int ng = c->groups - g < 2 ? 1 : 2;
+            const size_t t0 = g * 8;
+            const int nt = a->n_tokens - t0 < (size_t)ng * 8 ? (int)(a->n_tokens - t0) : ng * 8;
+            c->tok(nr, ng, row, a->w_row_bytes, c->pk + g * CK_PACK_BYTES, pstride, a->cols, nt,
+                   a->out + t0 * a->ld_out + r, a->ld_out);
+        }
+    }
+}
 
 // Tiles: 4 rows × 1 token for a single token (each activation block loaded once per 4 rows),
-// 2 rows × 2 tokens otherwise (each weight block loaded once per 2 tokens); edges in smaller tiles.
+// 2 rows × 2 tokens otherwise (each weight block loaded once per 2 tokens; the VNNI row kernels
+// take one token, so there every token gets its own 4 × 1 tiles); edges in smaller tiles.
 static void ck_matmul_tiled(const ck_matmul_ctx *c, size_t r0, size_t r1) {
     const ck_matmul_args *a = c->a;
     const char *w = a->w;
     const char *act = a->act;
     const size_t nt = a->n_tokens;
-    const int rb = nt == 1 ? 4 : 2;
+    const int tt = c->tok ? 1 : 2;
+    const int rb = nt == 1 || tt == 1 ? 4 : 2;
     size_t r = r0;
     while (r < r1) {
         int nr = rb;
         while ((size_t)nr > r1 - r) nr /= 2;
         const char *row = w + r * a->w_row_bytes;
         size_t t = 0;
-        for (; t + 2 <= nt; t += 2) {
+        for (; tt == 2 && t + 2 <= nt; t += 2) {
             c->tile(nr, 2, row, a->w_row_bytes, act + t * a->act_row_bytes, a->act_row_bytes, a->cols,
                     a->out + t * a->ld_out + r, a->ld_out);
         }
@@ -74,6 +136,7 @@ static void ck_matmul_task(void *p, int ith, int nth) {
     const size_t per = ((a->rows + (size_t)nth - 1) / (size_t)nth + 3) & ~(size_t)3;
     const size_t r0 = per * (size_t)ith < a->rows ? per * (size_t)ith : a->rows;
     const size_t r1 = r0 + per < a->rows ? r0 + per : a->rows;
+    if (c->pk) { ck_matmul_tok(c, r0, r1); return; }
     if (c->tile) { ck_matmul_tiled(c, r0, r1); return; }
     const char *w = a->w;
     const char *act = a->act;
@@ -88,11 +151,20 @@ static void ck_matmul_task(void *p, int ith, int nth) {
 int ck_matmul(ck_pool *pool, const ck_matmul_args *args) {
     ck_dot_fn dot = ck_resolve_dot(args->type);
     if (!dot) return -1;
-    ck_matmul_ctx ctx = { args, dot, ck_resolve_tile(args->type) };
+    ck_matmul_ctx ctx = { args, dot, ck_resolve_tile(args->type), ck_resolve_tok(args->type), NULL, 0 };
+    uint8_t *pk = NULL;
+    if (ctx.tok && args->n_tokens >= CK_TOK_MIN) {
+        ctx.groups = (args->n_tokens + 7) / 8;
+        pk = aligned_alloc(64, (args->cols / CK_QK * ctx.groups * CK_PACK_BYTES + 63) & ~(size_t)63);
+        if (!pk) return -1;
+        ck_pack_act(args->type, args, ctx.groups, pk);
+        ctx.pk = pk;
+    }
     if (!pool || args->rows * args->n_tokens < 64) {
         ck_matmul_task(&ctx, 0, 1);
     } else {
         ck_pool_run(pool, ck_matmul_task, &ctx);
     }
+    free(pk);
     return 0;
 }

@@ -47,17 +47,13 @@ CK_AVX2 static inline __m256i dot_us_avx2(__m256i u, __m256i s) {
 
 // AVX-VNNI (VEX-encoded vpdpbusd, 256-bit): Alder Lake / Sapphire Rapids and later.
 #define CK_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-CK_VNNI static inline __m256i dot_us_vnni(__m256i u, __m256i s) {
-    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
-}
-
 #define CK_SFX vnni
 #define CK_TGT CK_VNNI
-#define CK_DOTI(u, s) dot_us_vnni(u, s)
-#include "quants_tile_impl.h"
+#define CK_DP(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#include "quants_tile_vnni.h"
 #undef CK_SFX
 #undef CK_TGT
-#undef CK_DOTI
+#undef CK_DP
 
 CK_AVX2 float ck_dot_f16_f16_avx2(const void *vx, const void *vy, size_t n) {
     const uint16_t *x = vx, *y = vy;
@@ -167,6 +163,7 @@ float ck_dot_q8_0_q8_0_vnni(const void *x, const void *y, size_t n) { return ck_
 float ck_dot_iq4_nl_q8_0_vnni(const void *x, const void *y, size_t n) { return ck_dot_iq4_nl_q8_0_scalar(x, y, n); }
 ck_tile_fn ck_resolve_tile_avx2(int type) { (void)type; return NULL; }
 ck_tile_fn ck_resolve_tile_vnni(int type) { (void)type; return NULL; }
+ck_tok_fn ck_resolve_tok_vnni(int type) { (void)type; return NULL; }
 float ck_dot_f16_f16_avx2(const void *x, const void *y, size_t n) { return ck_dot_f16_f16_scalar(x, y, n); }
 float ck_dot_f32_avx2(const float *x, const float *y, size_t n) { return ck_dot_f32_scalar(x, y, n); }
 void ck_quantize_q8_0_avx2(const float *x, void *y, size_t n) { ck_quantize_q8_0_scalar(x, y, n); }

@@ -2,7 +2,7 @@
 // their Q8_0 / Q8_1 activations: R weight rows × T activation rows per call, 4 blocks per step.
 //
 // Included by quants_avx2.c once per instruction-set variant, with
-//   CK_SFX   the function-name suffix (avx2, vnni)
+//   CK_SFX   the function-name suffix (avx2; the VNNI variant has its own, quants_tile_vnni.h)
 //   CK_TGT   the function target attribute
 //   CK_DOTI  (u, s): 8 int32 lanes of sums of products of unsigned bytes u and signed bytes s
 // The per-(row, token) sequence of operations does not depend on the tile shape, so every tile

@@ -26,6 +26,15 @@ struct BatchSchedulerTests {
         return p
     }
 
+    /// Polls `condition` until it holds; records an issue (instead of hanging) after `seconds`.
+    func waitUntil(_ what: String, seconds: Double = 60, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { Issue.record("timed out waiting until \(what)"); return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     struct Outcome { var tokens: [Int32] = []; var text = ""; var summary: BatchScheduler.Summary? }
 
     func drain(_ request: BatchScheduler.Request) async -> Outcome {
@@ -93,7 +102,7 @@ struct BatchSchedulerTests {
         var parameters = greedy(60)
         for id in model.tokenizer.endOfGenerationTokenIDs { parameters.sampling.logitBias[id] = -100 }
         let running = try scheduler.submit(prompt: first, parameters: parameters)
-        while scheduler.load.active == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        try await waitUntil("the first request runs") { scheduler.load.active > 0 }
         let outcome = await drain(try scheduler.submit(prompt: second, parameters: greedy(20)))
         running.cancel()
         _ = await drain(running)
@@ -132,7 +141,7 @@ struct BatchSchedulerTests {
         let prompt = try model.chatTokens([ChatMessage(role: "user", content: "Count to one hundred.")])
         let running = try scheduler.submit(prompt: prompt, parameters: greedy(200))
         // Wait until the first request holds the only sequence, then fill the one queue place.
-        while scheduler.load.active == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        try await waitUntil("the first request runs") { scheduler.load.active > 0 }
         let waiting = try scheduler.submit(prompt: prompt, parameters: greedy(2))
         #expect(throws: EngineError.self) { try scheduler.submit(prompt: prompt, parameters: greedy(2)) }
         do { _ = try scheduler.submit(prompt: prompt, parameters: greedy(2)) } catch { #expect(error.code == .overloaded) }

@@ -7,8 +7,10 @@ import Testing
 struct MatmulTests {
     @Test("threaded matmul equals row-by-row dots, any thread count", arguments: [GGMLType.q4_1, .q8_0, .q4_0, .q5_0, .q5_1, .f16, .f32, .q4_K, .q6_K, .iq4_xs, .iq4_nl], [1, 2, 3])
     func threadedMatmul(type: GGMLType, threads: Int) throws {
-        // 1 token (decode: 4-row tiles) and 5 (2×2 tiles plus an odd token); 67 rows leave edge tiles.
-        for tokens in [1, 5] {
+        // 1 token (decode: 4-row tiles), 2 and 5 (2×2 tiles plus an odd token, or packed groups of 8
+        // tokens with VNNI), 8, 13 and 20 (whole and partial groups); 67 rows leave edge tiles. Every
+        // result must equal the single dot bit for bit: a sequence gets the same logits alone or batched.
+        for tokens in [1, 2, 5, 8, 13, 20] {
             var rng = TestRNG(state: 42)
             let rows = 67, cols = 256
             let bytes = randomBlocks(type, blocks: rows * cols / type.blockSize, rng: &rng)
