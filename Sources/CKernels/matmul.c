@@ -52,6 +52,7 @@ typedef struct {
     ck_tok_fn tok;
     const uint8_t *pk; // activations packed for tok, groups of 8 tokens
     size_t groups;
+    size_t chunk;      // rows per work item
 } ck_matmul_ctx;
 
 // Packs Q8_0 / Q8_1 activation rows for the ck_tok_fn kernels of weight type wtype (layout: see
@@ -129,13 +130,13 @@ static void ck_matmul_tiled(const ck_matmul_ctx *c, size_t r0, size_t r1) {
     }
 }
 
-static void ck_matmul_task(void *p, int ith, int nth) {
+// One chunk of rows (a multiple of 4, so that tiles stay whole).
+static void ck_matmul_task(void *p, size_t item, int ith) {
+    (void)ith;
     const ck_matmul_ctx *c = p;
     const ck_matmul_args *a = c->a;
-    // Split rows in multiples of 4 so that tiles stay whole.
-    const size_t per = ((a->rows + (size_t)nth - 1) / (size_t)nth + 3) & ~(size_t)3;
-    const size_t r0 = per * (size_t)ith < a->rows ? per * (size_t)ith : a->rows;
-    const size_t r1 = r0 + per < a->rows ? r0 + per : a->rows;
+    const size_t r0 = item * c->chunk < a->rows ? item * c->chunk : a->rows;
+    const size_t r1 = r0 + c->chunk < a->rows ? r0 + c->chunk : a->rows;
     if (c->pk) { ck_matmul_tok(c, r0, r1); return; }
     if (c->tile) { ck_matmul_tiled(c, r0, r1); return; }
     const char *w = a->w;
@@ -151,7 +152,7 @@ static void ck_matmul_task(void *p, int ith, int nth) {
 int ck_matmul(ck_pool *pool, const ck_matmul_args *args) {
     ck_dot_fn dot = ck_resolve_dot(args->type);
     if (!dot) return -1;
-    ck_matmul_ctx ctx = { args, dot, ck_resolve_tile(args->type), ck_resolve_tok(args->type), NULL, 0 };
+    ck_matmul_ctx ctx = { args, dot, ck_resolve_tile(args->type), ck_resolve_tok(args->type), NULL, 0, args->rows };
     uint8_t *pk = NULL;
     if (ctx.tok && args->n_tokens >= CK_TOK_MIN) {
         ctx.groups = (args->n_tokens + 7) / 8;
@@ -161,9 +162,13 @@ int ck_matmul(ck_pool *pool, const ck_matmul_args *args) {
         ctx.pk = pk;
     }
     if (!pool || args->rows * args->n_tokens < 64) {
-        ck_matmul_task(&ctx, 0, 1);
+        ck_matmul_task(&ctx, 0, 0);
     } else {
-        ck_pool_run(pool, ck_matmul_task, &ctx);
+        // About 8 items per thread: fine enough to balance threads (and to absorb one the OS did
+        // not schedule), coarse enough that claiming costs nothing.
+        const size_t items = (size_t)ck_pool_size(pool) * 8;
+        ctx.chunk = ((args->rows + items - 1) / items + 3) & ~(size_t)3;
+        ck_pool_for(pool, (args->rows + ctx.chunk - 1) / ctx.chunk, ck_matmul_task, &ctx);
     }
     free(pk);
     return 0;

@@ -1,5 +1,6 @@
 // A persistent thread pool: workers wait on a generation counter (spinning briefly, then sleeping
-// on a condition variable), so running a task costs no thread creation.
+// on a condition variable), so running a task costs no thread creation. Work is claimed item by
+// item; the caller never waits for a worker that has not started (see ck_pool_for).
 #include "ck_internal.h"
 #include <pthread.h>
 #include <sched.h>
@@ -16,19 +17,33 @@
 // catch the next operation of a forward pass, short enough not to starve other work on a busy machine.
 #define CK_SPIN_ITERATIONS 4096
 
+typedef struct {
+    ck_item_fn fn;
+    void *ctx;
+    size_t n;
+    _Atomic size_t next;
+} ck_items;
+
 struct ck_pool {
     int n_threads;
     pthread_t *threads;
     _Atomic unsigned generation;
-    _Atomic int pending;
+    // The last generation whose items are all claimed: a worker arriving later must not touch it.
+    _Atomic unsigned closed;
+    // Workers inside the current generation; the caller returns only when none is.
+    _Atomic int inside;
     _Atomic int stopping;
-    ck_task_fn fn;
-    void *ctx;
+    ck_items *items;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
 };
 
 typedef struct { ck_pool *pool; int ith; } ck_worker_arg;
+
+static void ck_items_claim(ck_items *it, int ith) {
+    size_t i;
+    while ((i = atomic_fetch_add_explicit(&it->next, 1, memory_order_relaxed)) < it->n) it->fn(it->ctx, i, ith);
+}
 
 static void *ck_worker_main(void *p) {
     ck_worker_arg arg = *(ck_worker_arg *)p;
@@ -50,8 +65,11 @@ static void *ck_worker_main(void *p) {
         }
         if (atomic_load_explicit(&pool->stopping, memory_order_acquire)) break;
         seen = gen;
-        pool->fn(pool->ctx, arg.ith, pool->n_threads);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
+        // Enter, then check the generation is still open (both sequentially consistent, against
+        // the caller's close-then-count): either the caller waits for us, or we skip.
+        atomic_fetch_add(&pool->inside, 1);
+        if (atomic_load(&pool->closed) != gen) ck_items_claim(pool->items, arg.ith);
+        atomic_fetch_sub(&pool->inside, 1);
     }
     return NULL;
 }
@@ -94,20 +112,20 @@ void ck_pool_destroy(ck_pool *pool) {
 
 int ck_pool_size(const ck_pool *pool) { return pool ? pool->n_threads : 1; }
 
-void ck_pool_run(ck_pool *pool, ck_task_fn fn, void *ctx) {
-    if (!pool || pool->n_threads == 1) { fn(ctx, 0, 1); return; }
-    pool->fn = fn;
-    pool->ctx = ctx;
-    atomic_store_explicit(&pool->pending, pool->n_threads - 1, memory_order_release);
+void ck_pool_for(ck_pool *pool, size_t n_items, ck_item_fn fn, void *ctx) {
+    ck_items it = { fn, ctx, n_items, 0 };
+    if (!pool || pool->n_threads == 1 || n_items < 2) { ck_items_claim(&it, 0); return; }
+    pool->items = &it;
     pthread_mutex_lock(&pool->mutex);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel);
+    const unsigned gen = atomic_fetch_add_explicit(&pool->generation, 1, memory_order_acq_rel) + 1;
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
-    fn(ctx, 0, pool->n_threads);
-    // Wait for the workers; yield once spinning has gone on long enough that a worker is probably
-    // descheduled (more runnable threads than cores), so it can get the core.
+    ck_items_claim(&it, 0);
+    // Every item is claimed; close the generation, then wait only for workers inside it (they are
+    // running: yield once spinning goes on long enough that one was probably descheduled).
+    atomic_store(&pool->closed, gen);
     int spins = 0;
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
+    while (atomic_load(&pool->inside) > 0) {
         if (++spins < CK_SPIN_ITERATIONS) CK_PAUSE(); else sched_yield();
     }
 }

@@ -1,7 +1,8 @@
 import CKernels
 
 /// A persistent pool of compute threads (the caller counts as one). Matrix products split their
-/// rows across it; workers are created once, so an operation costs no thread start.
+/// rows across it in chunks the threads claim; workers are created once, so an operation costs no
+/// thread start.
 /// Not reentrant: one model owns one pool and calls it from one thread at a time.
 public final class ThreadPool: @unchecked Sendable {
     let handle: OpaquePointer
@@ -19,15 +20,17 @@ public final class ThreadPool: @unchecked Sendable {
     /// Number of threads taking part in each operation.
     public var size: Int { Int(ck_pool_size(handle)) }
 
-    /// Runs `body(ith, nth)` on every thread of the pool (the caller is `ith == 0`) and returns
-    /// when all have finished. `body` must split its work by `ith` and touch disjoint memory.
-    public func run(_ body: (_ ith: Int, _ nth: Int) -> Void) {
+    /// Calls `body(item, ith)` once for every item in `0..<count`, each on whichever thread claims
+    /// it first (`ith` is that thread, 0 for the caller: use it to pick per-thread scratch), and
+    /// returns when all are done. A thread the OS has not scheduled does not hold the others up:
+    /// they take its share. Items must touch disjoint memory.
+    public func forEach(_ count: Int, _ body: (_ item: Int, _ ith: Int) -> Void) {
         withoutActuallyEscaping(body) { body in
             var task = body
             withUnsafeMutablePointer(to: &task) { pointer in
-                ck_pool_run(handle, { context, ith, nth in
+                ck_pool_for(handle, count, { context, item, ith in
                     guard let context else { return }
-                    context.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(ith), Int(nth))
+                    context.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(item), Int(ith))
                 }, UnsafeMutableRawPointer(pointer))
             }
         }

@@ -52,6 +52,15 @@ public enum VectorOps {
         ck_vec_dot(Int32(CK_F16), x, y, n)
     }
 
+    /// out[j·ldOut + i] = dotFP16(rows + i·stride, vectors + j·vectorStride, length) for i < count,
+    /// j < vectorCount, bit for bit, each row read once for all the vectors.
+    @inline(__always)
+    public static func dotFP16Rows(_ rows: UnsafePointer<UInt16>, stride: Int, count: Int, _ vectors: UnsafePointer<UInt16>,
+                                   vectorStride: Int = 0, vectorCount: Int = 1, length: Int,
+                                   into out: UnsafeMutablePointer<Float>, ldOut: Int = 0) {
+        ck_dot_f16_rows(rows, stride, count, vectors, vectorStride, vectorCount, length, out, ldOut)
+    }
+
     /// Scalar twins, for tests comparing them with the SIMD paths.
     public static func swigluScalar(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
         ck_silu_mul_scalar(gate, up, n)

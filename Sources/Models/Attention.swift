@@ -13,28 +13,37 @@ struct Attention: Sendable {
     /// Multiplies q·k before the softmax.
     let scale: Float
 
-    /// Scratch for one call: `scores` and `probs16` hold `positions` entries, `query16` `keyDim`.
+    /// Query heads per KV head.
+    var group: Int { heads / kvHeads }
+
+    /// Scratch for one call: `scores` and `probs16` hold `group × positions` entries, `query16`
+    /// `group × keyDim`.
     struct Scratch {
         let scores: UnsafeMutablePointer<Float>
         let probs16: UnsafeMutablePointer<UInt16>
         let query16: UnsafeMutablePointer<UInt16>
     }
 
-    /// out[h * valueDim + d] for head h, attending to cache positions `visible`.
-    func run(head h: Int, query: UnsafePointer<Float>, cache: KVCache, layer: Int, visible: Range<Int>,
-             out: UnsafeMutablePointer<Float>, scratch: Scratch) {
-        let g = h / (heads / kvHeads)
-        let first = visible.lowerBound, n = visible.count
-        VectorOps.toFP16(query + h * keyDim, into: scratch.query16, count: keyDim)
-        for j in 0..<n {
-            let k = cache.keyRow(layer: layer, head: g, position: first + j)
-            scratch.scores[j] = VectorOps.dotFP16(k, scratch.query16, count: keyDim) * scale
+    /// out[h * valueDim + d] for the query heads h of KV head `g`, attending to cache positions
+    /// `visible` (`maxPositions`: the scratch's row stride). The KV head's keys and values are read
+    /// once for all its query heads; each head's result is what it would be alone.
+    func run(kvHead g: Int, query: UnsafePointer<Float>, cache: KVCache, layer: Int, visible: Range<Int>,
+             out: UnsafeMutablePointer<Float>, scratch: Scratch, maxPositions: Int) {
+        let first = visible.lowerBound, n = visible.count, m = group
+        let h0 = g * m
+        VectorOps.toFP16(query + h0 * keyDim, into: scratch.query16, count: m * keyDim)
+        // Keys are consecutive rows of keyDim; value dimensions are rows `capacity` apart.
+        VectorOps.dotFP16Rows(cache.keyRow(layer: layer, head: g, position: first), stride: keyDim, count: n,
+                              scratch.query16, vectorStride: keyDim, vectorCount: m, length: keyDim,
+                              into: scratch.scores, ldOut: maxPositions)
+        for i in 0..<m {
+            let scores = scratch.scores + i * maxPositions
+            for j in 0..<n { scores[j] *= scale }
+            VectorOps.softmax(scores, count: n)
+            VectorOps.toFP16(scores, into: scratch.probs16 + i * maxPositions, count: n)
         }
-        VectorOps.softmax(scratch.scores, count: n)
-        VectorOps.toFP16(scratch.scores, into: scratch.probs16, count: n)
-        let o = out + h * valueDim
-        for d in 0..<valueDim {
-            o[d] = VectorOps.dotFP16(cache.valueColumn(layer: layer, head: g, dim: d) + first, scratch.probs16, count: n)
-        }
+        VectorOps.dotFP16Rows(cache.valueColumn(layer: layer, head: g, dim: 0) + first, stride: cache.capacity, count: valueDim,
+                              scratch.probs16, vectorStride: maxPositions, vectorCount: m, length: n,
+                              into: out + h0 * valueDim, ldOut: valueDim)
     }
 }

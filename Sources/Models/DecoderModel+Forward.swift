@@ -69,19 +69,15 @@ extension DecoderModel {
                                     key: ctx.k + t * kDim + g * hp.keyDim, value: ctx.v + t * vDim + g * hp.valueDim)
                 }
             }
-            // (token, head) pairs split across the pool, interleaved so long and short rows mix.
-            let heads = hp.heads, window = layer.window, attention = self.attention
-            let q = ctx.q, attn = ctx.attn, scratch = ctx.attnScratch
-            ctx.pool.run { ith, nth in
-                var item = ith
-                while item < n * heads {
-                    let t = item / heads, head = item % heads
-                    let position = positions[t]
-                    let first = window.map { max(0, position - $0 + 1) } ?? 0
-                    attention.run(head: head, query: q + t * qDim, cache: caches[t], layer: l, visible: first..<(position + 1),
-                                  out: attn + t * attnDim, scratch: scratch[ith])
-                    item += nth
-                }
+            // (token, KV head) pairs claimed one at a time by the pool's threads.
+            let kvHeads = hp.kvHeads, window = layer.window, attention = self.attention
+            let q = ctx.q, attn = ctx.attn, scratch = ctx.attnScratch, maxPositions = ctx.maxPositions
+            ctx.pool.forEach(n * kvHeads) { item, ith in
+                let t = item / kvHeads, g = item % kvHeads
+                let position = positions[t]
+                let first = window.map { max(0, position - $0 + 1) } ?? 0
+                attention.run(kvHead: g, query: q + t * qDim, cache: caches[t], layer: l, visible: first..<(position + 1),
+                              out: attn + t * attnDim, scratch: scratch[ith], maxPositions: maxPositions)
             }
             ctx.setInput(ctx.attn)
             ctx.project(layer.wo, tokens: n, into: ctx.h)

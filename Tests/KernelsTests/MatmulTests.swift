@@ -49,4 +49,52 @@ struct MatmulTests {
             #expect(throws: KernelError.self) { try QuantizedMatrix(type: .q4_K, bytes: wp, rows: 1, columns: 128) }
         }
     }
+
+    @Test("the pool runs every item exactly once, with more threads than cores too", arguments: [1, 2, 3, 8])
+    func poolCoversItems(threads: Int) {
+        let pool = ThreadPool(threads: threads)
+        for count in [0, 1, 2, 7, 1000] {
+            for _ in 0..<20 {
+                var hits = [Int](repeating: 0, count: count)
+                var seen = [Int](repeating: 0, count: pool.size)
+                hits.withUnsafeMutableBufferPointer { h in
+                    seen.withUnsafeMutableBufferPointer { s in
+                        pool.forEach(count) { item, ith in
+                            h[item] += 1
+                            precondition(ith >= 0 && ith < s.count)
+                        }
+                        _ = s
+                    }
+                }
+                #expect(hits.allSatisfy { $0 == 1 }, "\(count) items on \(threads) threads")
+            }
+        }
+    }
+
+    @Test("bulk f16 dots equal one dot per row, bit for bit, for every length and count")
+    func f16Rows() {
+        var rng = TestRNG(state: 7)
+        for n in [1, 7, 8, 15, 16, 17, 64, 100, 257] {
+            for count in [1, 3, 4, 5, 9] {
+                let stride = n + 3
+                let rows = (0..<(count * stride)).map { _ in Kernels.fp16(Float.random(in: -1...1, using: &rng)) }
+                let v = (0..<n).map { _ in Kernels.fp16(Float.random(in: -1...1, using: &rng)) }
+                // Three vectors (the query heads of one KV group), rows of output `count + 2` apart.
+                let vs = v + v.reversed() + v.map { $0 ^ 0x8000 }
+                var out = [Float](repeating: .nan, count: 3 * (count + 2))
+                rows.withUnsafeBufferPointer { r in
+                    vs.withUnsafeBufferPointer { vb in
+                        VectorOps.dotFP16Rows(r.baseAddress!, stride: stride, count: count, vb.baseAddress!, vectorStride: n,
+                                              vectorCount: 3, length: n, into: &out, ldOut: count + 2)
+                        for j in 0..<3 {
+                            for i in 0..<count {
+                                let single = VectorOps.dotFP16(r.baseAddress! + i * stride, vb.baseAddress! + j * n, count: n)
+                                #expect(out[j * (count + 2) + i] == single, "n \(n) vector \(j) row \(i)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

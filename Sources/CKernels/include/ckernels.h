@@ -113,16 +113,25 @@ void ck_silu_mul_scalar(float *gate, const float *up, size_t n);
 void ck_softmax(float *x, size_t n);
 double ck_softmax_scalar(float *x, size_t n);
 
+/// out[j * ld_out + i] = ck_vec_dot(CK_F16, rows + i * stride, vs + j * v_stride, n) for i < count,
+/// j < m, bit for bit, each row read once for all m vectors (attention: the queries of one KV group
+/// against its keys, their probabilities against its value columns).
+void ck_dot_f16_rows(const uint16_t *rows, size_t stride, size_t count, const uint16_t *vs, size_t v_stride, size_t m,
+                     size_t n, float *out, size_t ld_out);
+
 // ---- thread pool -------------------------------------------------------------------------------
 typedef struct ck_pool ck_pool;
-typedef void (*ck_task_fn)(void *ctx, int ith, int nth);
+typedef void (*ck_item_fn)(void *ctx, size_t item, int ith);
 /// A persistent pool: n_threads - 1 workers plus the caller. Workers spin briefly, then sleep.
 ck_pool *ck_pool_create(int n_threads);
 void ck_pool_destroy(ck_pool *pool);
 int ck_pool_size(const ck_pool *pool);
-/// Runs fn(ctx, ith, nth) on every thread (the caller is ith 0) and returns when all finished.
-/// Not reentrant: one caller at a time.
-void ck_pool_run(ck_pool *pool, ck_task_fn fn, void *ctx);
+/// Calls fn(ctx, item, ith) once for every item in 0..<n_items, on whichever of the pool's threads
+/// claims it first (ith: the claiming thread, 0 for the caller; use it to pick per-thread scratch),
+/// and returns when all are done. Items are claimed one at a time, so a worker the OS has not
+/// scheduled yet (more runnable threads than cores) costs nothing: the others do its share, and a
+/// worker that arrives after the last item skips the call. Not reentrant: one caller at a time.
+void ck_pool_for(ck_pool *pool, size_t n_items, ck_item_fn fn, void *ctx);
 
 // ---- matrix products ---------------------------------------------------------------------------
 /// out[t * ld_out + r] = dot(W row r, activation row t) for r < rows, t < n_tokens.
