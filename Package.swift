@@ -39,7 +39,8 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "ChatTemplates", "Tokenizers",
+                "Engine", "ChatTemplates", "Tokenizers", "ModelFormats", "Ledger",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -49,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "VerityCLI",
             dependencies: [
-                "Engine", "Models", "Server",
+                "Engine", "Models", "Server", "Ledger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

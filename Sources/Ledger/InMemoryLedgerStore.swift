@@ -16,15 +16,25 @@ public final class InMemoryLedgerStore: LedgerStore {
     public init() {}
 
     public func append(_ leaf: StoredLeaf) throws {
+        try append(contentsOf: [leaf])
+    }
+
+    public func append(contentsOf leaves: [StoredLeaf]) throws {
         try state.withLock { s in
-            guard leaf.index == UInt64(s.leaves.count) else {
-                throw LedgerError(.storage, "leaf index \(leaf.index) is not the next index \(s.leaves.count)")
+            // Check everything first, so a refused batch leaves nothing behind.
+            var ids: Set<String> = []
+            for (offset, leaf) in leaves.enumerated() {
+                guard leaf.index == UInt64(s.leaves.count + offset) else {
+                    throw LedgerError(.storage, "leaf index \(leaf.index) is not the next index \(s.leaves.count + offset)")
+                }
+                guard s.indexByRecordID[leaf.recordID] == nil, ids.insert(leaf.recordID).inserted else {
+                    throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
+                }
             }
-            guard s.indexByRecordID[leaf.recordID] == nil else {
-                throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
+            for leaf in leaves {
+                s.indexByRecordID[leaf.recordID] = s.leaves.count
+                s.leaves.append(leaf)
             }
-            s.indexByRecordID[leaf.recordID] = s.leaves.count
-            s.leaves.append(leaf)
         }
     }
 

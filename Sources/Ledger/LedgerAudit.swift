@@ -57,6 +57,9 @@ public struct LedgerAudit: Sendable {
     ///   - verifier: The node's verifier key.
     /// - Throws: Only if the store cannot be read; findings are in ``problems``.
     public static func run(store: any LedgerStore, verifier: NoteVerifier) throws -> LedgerAudit {
+        // Blocks first: a store being appended to meanwhile (a running server) then holds at
+        // least every leaf the blocks read cover.
+        let storedBlocks = try store.blocks()
         var problems: [Problem] = []
         var tree = MerkleTree()
         var seenIDs: Set<String> = []
@@ -83,7 +86,7 @@ public struct LedgerAudit: Sendable {
 
         var previous: Block?
         var sealedSize: UInt64 = 0
-        for (position, stored) in try store.blocks().enumerated() {
+        for (position, stored) in storedBlocks.enumerated() {
             let position = UInt64(position)
             func problem(_ message: String) { problems.append(Problem(subject: .block(height: position), message: message)) }
             let block: Block
@@ -128,7 +131,7 @@ public struct LedgerAudit: Sendable {
         }
 
         return LedgerAudit(
-            leafCount: tree.size, blockCount: UInt64(try store.blocks().count),
+            leafCount: tree.size, blockCount: UInt64(storedBlocks.count),
             unsealedLeafCount: tree.size > sealedSize ? tree.size - sealedSize : 0, problems: problems
         )
     }

@@ -54,15 +54,41 @@ public actor LedgerNode {
     /// - Throws: ``LedgerError/Code/duplicateRecord`` if the id is already in the log;
     ///   ``LedgerError/Code/storage`` if the store fails (nothing is appended then).
     public func append(_ envelope: RecordEnvelope) throws -> Appended {
-        let bytes = try envelope.canonicalBytes()
-        let hash = RFC6962.leafHash(bytes)
-        guard try store.leaf(recordID: envelope.recordID) == nil else {
-            throw LedgerError(.duplicateRecord, "record \(envelope.recordID) is already in the log")
+        try append(contentsOf: [envelope])[0].get()
+    }
+
+    /// Appends several sealed records durably in one storage transaction: one fsync for all of
+    /// them (group commit), which is what lets a busy server record every request without
+    /// queueing behind one disk sync per record.
+    /// - Returns: Per envelope, in order, where it landed, or why it was refused: a duplicate id
+    ///   (in the log or earlier in the batch) refuses only that envelope; a storage failure
+    ///   refuses all of them, and nothing is appended then.
+    public func append(contentsOf envelopes: [RecordEnvelope]) -> [Result<Appended, any Error>] {
+        var results: [Result<Appended, any Error>] = []
+        var leaves: [StoredLeaf] = []
+        var ids: Set<String> = []
+        for envelope in envelopes {
+            do {
+                let bytes = try envelope.canonicalBytes()
+                guard ids.insert(envelope.recordID).inserted, try store.leaf(recordID: envelope.recordID) == nil else {
+                    throw LedgerError(.duplicateRecord, "record \(envelope.recordID) is already in the log")
+                }
+                let leaf = StoredLeaf(index: tree.size + UInt64(leaves.count), recordID: envelope.recordID, envelope: bytes,
+                                      leafHash: RFC6962.leafHash(bytes))
+                leaves.append(leaf)
+                results.append(.success(Appended(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash)))
+            } catch {
+                results.append(.failure(error))
+            }
         }
-        let index = tree.size
-        try store.append(StoredLeaf(index: index, recordID: envelope.recordID, envelope: bytes, leafHash: hash))
-        tree.append(leafHash: hash)
-        return Appended(recordID: envelope.recordID, leafIndex: index, leafHash: hash)
+        guard !leaves.isEmpty else { return results }
+        do {
+            try store.append(contentsOf: leaves)
+        } catch {
+            return envelopes.map { _ in .failure(error) }
+        }
+        for leaf in leaves { tree.append(leafHash: leaf.leafHash) }
+        return results
     }
 
     /// Seals a block over every leaf appended so far.
@@ -89,6 +115,19 @@ public actor LedgerNode {
     public func block(height: UInt64) throws -> Block {
         guard height < UInt64(blocks.count) else { throw LedgerError(.notFound, "no block \(height)") }
         return blocks[Int(height)]
+    }
+
+    /// Up to `limit` stored leaves from index `start`, for serving the log to auditors.
+    /// - Throws: ``LedgerError/Code/storage`` if the store fails.
+    public func leaves(from start: UInt64, limit: Int) throws -> [StoredLeaf] {
+        try store.leaves(from: start, limit: limit)
+    }
+
+    /// The stored leaf of a record.
+    /// - Throws: ``LedgerError/Code/notFound``.
+    public func leaf(recordID: String) throws -> StoredLeaf {
+        guard let leaf = try store.leaf(recordID: recordID) else { throw LedgerError(.notFound, "no record \(recordID)") }
+        return leaf
     }
 
     /// The stored envelope of a record.

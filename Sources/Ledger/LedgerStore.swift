@@ -47,6 +47,8 @@ public struct StoredBlock: Sendable, Hashable {
 public protocol LedgerStore: Sendable {
     /// Appends a leaf durably.
     func append(_ leaf: StoredLeaf) throws
+    /// Appends consecutive leaves durably and atomically: all of them or none.
+    func append(contentsOf leaves: [StoredLeaf]) throws
     /// Appends a block durably.
     func appendBlock(_ block: StoredBlock) throws
     /// All leaves, in storage order.
@@ -55,4 +57,13 @@ public protocol LedgerStore: Sendable {
     func blocks() throws -> [StoredBlock]
     /// The leaf with this record id, if any.
     func leaf(recordID: String) throws -> StoredLeaf?
+    /// Up to `limit` leaves with index `start` or more, in index order (a page of the log).
+    func leaves(from start: UInt64, limit: Int) throws -> [StoredLeaf]
+}
+
+extension LedgerStore {
+    /// A page of ``leaves()``; stores that can seek override it.
+    public func leaves(from start: UInt64, limit: Int) throws -> [StoredLeaf] {
+        Array(try leaves().lazy.filter { $0.index >= start }.prefix(limit))
+    }
 }

@@ -71,6 +71,17 @@ public struct RecipientKey: @unchecked Sendable, Hashable {
     /// Wraps a public key.
     public init(_ publicKey: Curve25519.KeyAgreement.PublicKey) { self.publicKey = publicKey }
 
+    /// Parses the 32 raw bytes of an X25519 public key.
+    /// - Throws: ``LedgerError/Code/malformed`` if they are not one.
+    public init(rawRepresentation raw: Data) throws {
+        do { publicKey = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw) } catch {
+            throw LedgerError(.malformed, "not an X25519 public key (\(raw.count) bytes)", cause: error)
+        }
+    }
+
+    /// The 32 raw bytes of the public key.
+    public var rawRepresentation: Data { publicKey.rawRepresentation }
+
     /// The key id of an X25519 public key: `SHA-256(public key)[0..<8]`.
     public static func keyID(for key: Curve25519.KeyAgreement.PublicKey) -> Data {
         Data(SHA256.hash(data: key.rawRepresentation).prefix(8))

@@ -37,6 +37,29 @@ public final class SQLiteLedgerStore: LedgerStore {
         }
     }
 
+    /// Opens an existing ledger database for reading only, without migrating it: for auditing
+    /// and reading a ledger that a running server may be writing to.
+    /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or holds no ledger.
+    public init(readingAt path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw LedgerError(.storage, "no ledger database at \(path)")
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            let tables = try queue.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
+            guard tables.contains("leaves"), tables.contains("blocks") else {
+                throw LedgerError(.storage, "\(path) is not a ledger database (no leaves and blocks tables)")
+            }
+        } catch let error as LedgerError {
+            throw error
+        } catch {
+            throw LedgerError(.storage, "cannot open the ledger database at \(path)", cause: error)
+        }
+    }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -66,19 +89,29 @@ public final class SQLiteLedgerStore: LedgerStore {
     }
 
     public func append(_ leaf: StoredLeaf) throws {
-        try wrap("append leaf \(leaf.index)") {
+        try append(contentsOf: [leaf])
+    }
+
+    /// Appends the leaves in one transaction: one WAL sync for all of them (group commit).
+    public func append(contentsOf leaves: [StoredLeaf]) throws {
+        guard let first = leaves.first else { return }
+        try wrap("append leaves \(first.index)..<\(first.index + UInt64(leaves.count))") {
             try queue.write { db in
-                let count = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM leaves") ?? 0
-                guard Int64(bitPattern: leaf.index) == count else {
-                    throw LedgerError(.storage, "leaf index \(leaf.index) is not the next index \(count)")
+                // MAX on the rowid is a b-tree lookup; COUNT(*) would scan the table on every append.
+                var next = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves") ?? 0
+                for leaf in leaves {
+                    guard Int64(bitPattern: leaf.index) == next else {
+                        throw LedgerError(.storage, "leaf index \(leaf.index) is not the next index \(next)")
+                    }
+                    if try Bool.fetchOne(db, sql: "SELECT 1 FROM leaves WHERE record_id = ?", arguments: [leaf.recordID]) != nil {
+                        throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
+                    }
+                    try db.execute(
+                        sql: "INSERT INTO leaves (idx, record_id, envelope, leaf_hash) VALUES (?, ?, ?, ?)",
+                        arguments: [Int64(bitPattern: leaf.index), leaf.recordID, leaf.envelope, leaf.leafHash]
+                    )
+                    next += 1
                 }
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM leaves WHERE record_id = ?", arguments: [leaf.recordID]) != nil {
-                    throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
-                }
-                try db.execute(
-                    sql: "INSERT INTO leaves (idx, record_id, envelope, leaf_hash) VALUES (?, ?, ?, ?)",
-                    arguments: [Int64(bitPattern: leaf.index), leaf.recordID, leaf.envelope, leaf.leafHash]
-                )
             }
         }
     }
@@ -86,9 +119,9 @@ public final class SQLiteLedgerStore: LedgerStore {
     public func appendBlock(_ block: StoredBlock) throws {
         try wrap("append block \(block.height)") {
             try queue.write { db in
-                let count = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM blocks") ?? 0
-                guard Int64(bitPattern: block.height) == count else {
-                    throw LedgerError(.storage, "block height \(block.height) is not the next height \(count)")
+                let next = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(height) + 1, 0) FROM blocks") ?? 0
+                guard Int64(bitPattern: block.height) == next else {
+                    throw LedgerError(.storage, "block height \(block.height) is not the next height \(next)")
                 }
                 try db.execute(sql: "INSERT INTO blocks (height, note) VALUES (?, ?)", arguments: [Int64(bitPattern: block.height), block.note])
             }
@@ -99,6 +132,15 @@ public final class SQLiteLedgerStore: LedgerStore {
         try wrap("read leaves") {
             try queue.read { db in
                 try Row.fetchAll(db, sql: "SELECT idx, record_id, envelope, leaf_hash FROM leaves ORDER BY idx").map(Self.leaf)
+            }
+        }
+    }
+
+    public func leaves(from start: UInt64, limit: Int) throws -> [StoredLeaf] {
+        try wrap("read leaves from \(start)") {
+            try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT idx, record_id, envelope, leaf_hash FROM leaves WHERE idx >= ? ORDER BY idx LIMIT ?",
+                                 arguments: [Int64(clamping: start), limit]).map(Self.leaf)
             }
         }
     }

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Ledger
 import NIOCore
 
 /// The OpenAI endpoints and the operational ones (/health, /metrics).
@@ -9,8 +10,9 @@ struct API: Sendable {
     let host: ModelHost
     let metrics: ServerMetrics
     let maxBodyBytes: Int
+    let ledger: LedgerGateway
 
-    func register(on router: Router<some RequestContext>) {
+    func register(on router: Router<VerityRequestContext>) {
         router.get("/health") { _, _ in
             let ready = host.models != nil
             return json(ready ? ["status": "ok"] : ["status": "loading"], status: ready ? .ok : .serviceUnavailable)
@@ -27,8 +29,8 @@ struct API: Sendable {
             let id = context.parameters.get("id") ?? ""
             return json(modelObject(try host.model(id)))
         }
-        router.post("/v1/chat/completions") { request, _ in try await chatCompletions(request) }
-        router.post("/v1/completions") { request, _ in try await completions(request) }
+        router.post("/v1/chat/completions") { request, context in try await chatCompletions(request, caller: context.caller) }
+        router.post("/v1/completions") { request, context in try await completions(request, caller: context.caller) }
         router.post("/v1/tokenize") { request, _ in try await tokenize(request) }
         router.post("/v1/detokenize") { request, _ in try await detokenize(request) }
         router.post("/v1/chat/template") { request, _ in try await chatTemplate(request) }
@@ -76,17 +78,19 @@ struct API: Sendable {
 
     // MARK: Completions
 
-    /// What both completion endpoints need to write a response.
-    private struct Job {
+    /// What both completion endpoints need to write a response and record it.
+    struct Job {
         let served: ServedModel
         let handle: BatchScheduler.Request
         let id: String
         let created: Int
         let arrived: ContinuousClock.Instant
         let includeUsage: Bool
+        let promptTokens: Int
+        let interaction: Interaction
     }
 
-    private func chatCompletions(_ request: Request) async throws -> Response {
+    private func chatCompletions(_ request: Request, caller: Caller) async throws -> Response {
         let arrived = ContinuousClock.now
         let req = try decodeRequest(ChatCompletionRequest.self, from: try await body(request))
         let served = try host.model(req.model)
@@ -98,9 +102,13 @@ struct API: Sendable {
         }
         let parameters = try Generation.parameters(req.sampling, promptTokens: prompt.count, served: served,
                                                    logprobs: req.logprobs == true ? (req.topLogprobs ?? 0) : nil, promptParam: "messages")
+        let id = Generation.newID("chatcmpl")
+        let interaction = Interaction.chat(id: id, caller: caller, served: served, messages: messages, fields: req.sampling,
+                                           maxTokens: parameters.maxTokens)
         let job = Job(served: served, handle: try submit(served, prompt, parameters, promptParam: "messages"),
-                      id: Generation.newID("chatcmpl"), created: Int(Date().timeIntervalSince1970), arrived: arrived,
-                      includeUsage: req.sampling.streamOptions?.includeUsage == true)
+                      id: id, created: Int(Date().timeIntervalSince1970), arrived: arrived,
+                      includeUsage: req.sampling.streamOptions?.includeUsage == true, promptTokens: prompt.count,
+                      interaction: interaction)
         let tokenizer = served.model.tokenizer
         let wantsLogprobs = parameters.logprobs != nil
         @Sendable func logprobs(_ step: Completion.Step) -> JSON {
@@ -140,11 +148,13 @@ struct API: Sendable {
         let choice: JSON = ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": nil],
                             "logprobs": wantsLogprobs ? ["content": .array(entries), "refusal": nil] : nil,
                             "finish_reason": Generation.finishReason(summary.finishReason)]
-        return json(["id": .string(job.id), "object": "chat.completion", "created": .int(job.created), "model": .string(served.id),
-                     "system_fingerprint": "verity", "choices": [choice], "usage": Generation.usage(summary)])
+        let verity = try await record(job, response: text, summary: summary)
+        return receiptHeader(job, json(["id": .string(job.id), "object": "chat.completion", "created": .int(job.created),
+                                        "model": .string(served.id), "system_fingerprint": "verity", "choices": [choice],
+                                        "usage": Generation.usage(summary), "verity": verity]))
     }
 
-    private func completions(_ request: Request) async throws -> Response {
+    private func completions(_ request: Request, caller: Caller) async throws -> Response {
         let arrived = ContinuousClock.now
         let req = try decodeRequest(CompletionRequest.self, from: try await body(request))
         let served = try host.model(req.model)
@@ -170,9 +180,13 @@ struct API: Sendable {
         if prompt.isEmpty { throw APIError.invalidRequest("The prompt is empty.", param: "prompt") }
         let parameters = try Generation.parameters(req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs,
                                                    promptParam: "prompt")
+        let id = Generation.newID("cmpl")
+        let interaction = Interaction.completion(id: id, caller: caller, served: served, prompt: req.prompt, fields: req.sampling,
+                                                 logprobs: req.logprobs, maxTokens: parameters.maxTokens)
         let job = Job(served: served, handle: try submit(served, prompt, parameters, promptParam: "prompt"),
-                      id: Generation.newID("cmpl"), created: Int(Date().timeIntervalSince1970), arrived: arrived,
-                      includeUsage: req.sampling.streamOptions?.includeUsage == true)
+                      id: id, created: Int(Date().timeIntervalSince1970), arrived: arrived,
+                      includeUsage: req.sampling.streamOptions?.includeUsage == true, promptTokens: prompt.count,
+                      interaction: interaction)
         let wantsLogprobs = parameters.logprobs != nil
         let offset = TextOffset()
         @Sendable func logprobs(_ steps: [(text: String, step: Completion.Step)]) -> JSON {
@@ -220,8 +234,10 @@ struct API: Sendable {
         })
         let choice: JSON = ["index": 0, "text": .string(text), "logprobs": logprobs(steps),
                             "finish_reason": Generation.finishReason(summary.finishReason)]
-        return json(["id": .string(job.id), "object": "text_completion", "created": .int(job.created), "model": .string(served.id),
-                     "system_fingerprint": "verity", "choices": [choice], "usage": Generation.usage(summary)])
+        let verity = try await record(job, response: text, summary: summary)
+        return receiptHeader(job, json(["id": .string(job.id), "object": "text_completion", "created": .int(job.created),
+                                        "model": .string(served.id), "system_fingerprint": "verity", "choices": [choice],
+                                        "usage": Generation.usage(summary), "verity": verity]))
     }
 
     /// Waits for the whole completion: its text, one logprobs entry per token, and the summary.
@@ -246,36 +262,56 @@ struct API: Sendable {
     }
 
     /// A server-sent-events response: `first` (if any), then what `render` makes of each event
-    /// (nil: nothing to send; an array: several chunks), then `data: [DONE]`. A client that goes
-    /// away cancels the generation.
+    /// (nil: nothing to send; an array: several chunks), then `data: [DONE]`. The interaction is
+    /// recorded before the last chunk, which carries its `verity` receipt stub. A client that
+    /// goes away cancels the generation, which is recorded as cancelled.
     private func stream(_ job: Job, first: JSON?, render: @escaping @Sendable (BatchScheduler.Event) -> JSON?) -> Response {
-        let metrics = self.metrics
-        let body = ResponseBody { writer in
-            var timer = TokenTimer(arrived: job.arrived, metrics: metrics)
-            do {
-                if let first { try await writer.write(sse(first)) }
-                for await event in job.handle.events {
-                    switch event {
-                    case .token: timer.tick()
-                    case .finished(let summary):
-                        metrics.tokens(model: job.served.id, prompt: summary.promptTokens, completion: summary.completionTokens)
-                    case .failed(let error):
-                        try await writer.write(sse(APIError.server("Generation failed: \(error.message)").body))
-                    }
-                    switch render(event) {
-                    case .array(let chunks)?: for chunk in chunks { try await writer.write(sse(chunk)) }
-                    case let chunk?: try await writer.write(sse(chunk))
-                    case nil: break
-                    }
-                }
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-            } catch {
-                job.handle.cancel()
-                throw error
-            }
-            try await writer.finish(nil)
-        }
+        let body = ResponseBody { writer in try await writeStream(job, first: first, render: render, to: &writer) }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    private func writeStream(_ job: Job, first: JSON?, render: @Sendable (BatchScheduler.Event) -> JSON?,
+                             to writer: inout any ResponseBodyWriter) async throws {
+        var timer = TokenTimer(arrived: job.arrived, metrics: metrics)
+        var text = "", tokens = 0, recorded = false
+        do {
+            if let first { try await writer.write(sse(first)) }
+            for await event in job.handle.events {
+                var verity: JSON?
+                switch event {
+                case .token(let step):
+                    timer.tick()
+                    text += step.text
+                    tokens += 1
+                case .finished(let summary):
+                    metrics.tokens(model: job.served.id, prompt: summary.promptTokens, completion: summary.completionTokens)
+                    do {
+                        verity = try await record(job, response: text + summary.tail, summary: summary)
+                        recorded = true
+                    } catch {
+                        // Unrecorded, so unacknowledged: no final chunk, an error instead.
+                        try await writer.write(sse(error.body))
+                        continue
+                    }
+                case .failed(let error):
+                    try await writer.write(sse(APIError.server("Generation failed: \(error.message)").body))
+                }
+                var chunks: [JSON]
+                switch render(event) {
+                case .array(let many)?: chunks = many
+                case let chunk?: chunks = [chunk]
+                case nil: chunks = []
+                }
+                if let verity, let last = chunks.popLast() { chunks.append(last.adding("verity", verity)) }
+                for chunk in chunks { try await writer.write(sse(chunk)) }
+            }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+        } catch {
+            job.handle.cancel()
+            if !recorded { await recordCancelled(job, response: text, completionTokens: tokens) }
+            throw error
+        }
+        try await writer.finish(nil)
     }
 
     // MARK: Tokens and templates

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Ledger
 import Logging
 import ServiceLifecycle
 
@@ -18,21 +19,28 @@ public struct ServerConfiguration: Sendable {
     public var scheduler = BatchScheduler.Configuration()
     /// Largest request body read, in bytes (413 beyond).
     public var maxBodyBytes = 8 << 20
+    /// Where and how every interaction is recorded.
+    public var ledger = LedgerConfiguration()
     public init() {}
 }
 
 /// The OpenAI-compatible HTTP server: Hummingbird routes over one ``BatchScheduler`` per model.
 public enum OpenAIServer {
-    /// Serves until SIGINT or SIGTERM, then ends open generations (their streams finish cleanly)
-    /// and returns. Throws when a model fails to load or the socket can't be bound.
+    /// Serves until SIGINT or SIGTERM, then ends open generations (their streams finish cleanly),
+    /// seals the ledger's last block and returns. Throws when the ledger cannot be opened or does
+    /// not verify, a model fails to load, or the socket can't be bound.
     public static func run(_ configuration: ServerConfiguration, logger: Logger) async throws {
+        let ledger = try LedgerGateway(configuration: configuration.ledger, logger: logger)
+        try await ledger.prepare()
         let host = ModelHost(specs: configuration.modelPaths.map { .init(path: $0, contextLength: configuration.contextLength) },
                              configuration: configuration.scheduler, logger: logger)
         let metrics = ServerMetrics()
-        let api = API(host: host, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes)
-        let router = Router()
-        router.add(middleware: FrontMiddleware(keys: configuration.apiKeys, metrics: metrics, logger: logger))
+        let api = API(host: host, metrics: metrics, maxBodyBytes: configuration.maxBodyBytes, ledger: ledger)
+        let router = Router(context: VerityRequestContext.self)
+        let authenticator = Authenticator(staticKeys: configuration.apiKeys, registry: ledger.registry)
+        router.add(middleware: FrontMiddleware(authenticator: authenticator, metrics: metrics, logger: logger))
         api.register(on: router)
+        LedgerAPI(ledger: ledger).register(on: router)
         let app = Application(router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                                                     serverName: "verity"),
                               onServerRunning: { channel in
@@ -40,25 +48,29 @@ public enum OpenAIServer {
                               },
                               logger: logger)
         // Graceful shutdown runs in reverse order: the model host first (ending generations, so
-        // streams close), then the HTTP server (waiting for those responses to finish).
-        let group = ServiceGroup(services: [app, host], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // streams close), then the HTTP server (waiting for those responses, and their records,
+        // to finish), then the ledger (sealing the last block).
+        let group = ServiceGroup(services: [ledger, app, host], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }
 
-/// Outermost middleware: authentication on /v1/*, errors rendered in OpenAI's shape, one log line
-/// and one metrics count per request (for a stream, when it ends).
-struct FrontMiddleware<Context: RequestContext>: RouterMiddleware {
-    let keys: Set<String>
+/// Outermost middleware: authentication on /v1/* (except the public ledger reads), errors
+/// rendered in OpenAI's shape, one log line and one metrics count per request (for a stream,
+/// when it ends).
+struct FrontMiddleware: RouterMiddleware {
+    let authenticator: Authenticator
     let metrics: ServerMetrics
     let logger: Logger
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: VerityRequestContext,
+                next: (Request, VerityRequestContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let path = request.uri.path
         var response: Response
+        var context = context
         do {
-            if !keys.isEmpty, path.hasPrefix("/v1/") { try authorize(request) }
+            if path.hasPrefix("/v1/"), !LedgerAPI.isPublic(request) { context.caller = try authenticator.authenticate(request) }
             response = try await next(request, context)
         } catch let error as APIError {
             response = error.response()
@@ -94,29 +106,13 @@ struct FrontMiddleware<Context: RequestContext>: RouterMiddleware {
         return response
     }
 
-    private func authorize(_ request: Request) throws(APIError) {
-        guard let header = request.headers[.authorization] else {
-            throw APIError.unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.")
-        }
-        let token = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : header
-        // Compare against every key in full, so timing says nothing about how much matched.
-        var found = false
-        for key in keys where Self.constantTimeEqual(Array(key.utf8), Array(token.utf8)) { found = true }
-        guard found else { throw APIError.unauthorized("Incorrect API key provided.") }
-    }
-
-    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var diff = UInt8(a.count == b.count ? 0 : 1)
-        for i in 0..<max(a.count, b.count) { diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
-        return diff == 0
-    }
-
     /// The metrics label of a path: the route, not the model id in it.
     static func endpoint(_ path: String) -> String {
         let known = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/tokenize", "/v1/detokenize",
                      "/v1/chat/template", "/health", "/metrics"]
         if known.contains(path) { return path }
         if path.hasPrefix("/v1/models/") { return "/v1/models/:id" }
+        if path.hasPrefix("/v1/ledger/") { return "/v1/ledger" }
         return "other"
     }
 

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Logging
+import ModelFormats
 import ServiceLifecycle
 
 /// A model being served: its weights, tokenizer and template, and the scheduler that batches its
@@ -10,14 +11,20 @@ final class ServedModel: Sendable {
     let model: LoadedModel
     let scheduler: BatchScheduler
     let created: Int
+    /// `sha256:<hex>` of the GGUF file, recorded with every interaction.
+    let digest: String
+    /// `sha256:<hex>` of the chat template's source, if the model has one.
+    let chatTemplateHash: String?
 
     var contextLength: Int { scheduler.configuration.contextLength }
 
-    init(id: String, model: LoadedModel, scheduler: BatchScheduler, created: Int) {
+    init(id: String, model: LoadedModel, scheduler: BatchScheduler, created: Int, digest: String) {
         self.id = id
         self.model = model
         self.scheduler = scheduler
         self.created = created
+        self.digest = digest
+        chatTemplateHash = (try? model.file.optionalString("tokenizer.chat_template")).flatMap { $0 }.map(Interaction.textDigest)
     }
 }
 
@@ -68,7 +75,8 @@ final class ModelHost: Service, @unchecked Sendable {
             }
             let created = (try? FileManager.default.attributesOfItem(atPath: spec.path)[.modificationDate] as? Date)
                 .map { Int($0.timeIntervalSince1970) } ?? Int(Date().timeIntervalSince1970)
-            served.append(ServedModel(id: id, model: model, scheduler: scheduler, created: created))
+            served.append(ServedModel(id: id, model: model, scheduler: scheduler, created: created,
+                                      digest: try Interaction.fileDigest(spec.path)))
             logger.info("loaded \(id) (\(model.network.architecture), context \(config.contextLength) × \(config.maxSequences) sequences) in \(String(format: "%.2f", model.loadSeconds)) s")
         }
         lock.withLock { loaded = served }

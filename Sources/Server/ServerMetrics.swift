@@ -5,6 +5,7 @@ final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let timeToFirstToken: ValueHistogram
     let timePerOutputToken: ValueHistogram
+    let ledgerRecord: ValueHistogram
 
     init() {
         timeToFirstToken = registry.makeValueHistogram(
@@ -15,6 +16,10 @@ final class ServerMetrics: Sendable {
             name: "verity_time_per_output_token_seconds",
             buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
             help: "Seconds between consecutive generated tokens of one completion.")
+        ledgerRecord = registry.makeValueHistogram(
+            name: "verity_ledger_record_seconds",
+            buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+            help: "Seconds to encrypt a completion's record and store it durably, before its response completes.")
     }
 
     func request(endpoint: String, status: Int) {
@@ -24,8 +29,16 @@ final class ServerMetrics: Sendable {
 
     /// A token's latency: since the request arrived (`first`) or since the previous token.
     func record(_ latency: Duration, first: Bool) {
-        let seconds = Double(latency.components.seconds) + Double(latency.components.attoseconds) / 1e18
-        (first ? timeToFirstToken : timePerOutputToken).record(seconds)
+        (first ? timeToFirstToken : timePerOutputToken).record(Self.seconds(latency))
+    }
+
+    /// How long recording one completion in the ledger took.
+    func ledgerRecorded(in duration: Duration) {
+        ledgerRecord.record(Self.seconds(duration))
+    }
+
+    private static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     func tokens(model: String, prompt: Int, completion: Int) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Ledger
 import Logging
 import Server
 
@@ -9,7 +10,17 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve models over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, …).",
-        discussion: "Logs one line per request to stderr. SIGINT or SIGTERM ends open generations, lets their streams finish, and exits.")
+        discussion: """
+            Logs one line per request to stderr. SIGINT or SIGTERM ends open generations, lets their streams finish, seals the \
+            ledger's last block, and exits.
+
+            Every completion is recorded, encrypted, in the ledger in --data-dir (see `verity ledger --help`). A request made \
+            with a key from `verity keys create` is recorded under its account's address and sealed to the account's key; \
+            one made with --api-key, or to a server without keys, is recorded with sender "anonymous" and sealed to the data \
+            directory's operator.json account. The auditor, if given, can read every record.
+            """)
+
+    @OptionGroup var data: DataDirectoryOptions
 
     @Option(name: .shortAndLong, help: "A GGUF model to serve (repeatable; default: the provisioned SmolLM2-135M-Instruct). Its id is the file name without .gguf.")
     var model: [String] = []
@@ -27,6 +38,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("step-tokens"), help: "Tokens per batched step: one per generating sequence, the rest prompt chunks.")
     var stepTokens = 64
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).") var maxBodyBytes = 8 << 20
+    @Option(help: "GPU recorded with each interaction (default: detected with nvidia-smi, else the CPU model).") var gpu: String?
+    @Option(help: "Who rents out the GPU, recorded with each interaction.") var provider = "none"
+    @Option(name: .customLong("price-per-hour"), help: "The GPU's price per hour in --currency, recorded with each interaction.")
+    var pricePerHour: Double = 0
+    @Option(help: "ISO 4217 currency of --price-per-hour.") var currency = "USD"
+    @Option(name: .customLong("auditor-key"),
+            help: "Also seal every record to this auditor: an X25519 public key in base64 (`verity account show FILE`), or an account bundle file.")
+    var auditorKey: String?
+    @Option(name: .customLong("seal-interval"), help: "Seconds between ledger blocks (when records arrived).") var sealInterval: Double = 1
+    @Option(name: .customLong("seal-records"), help: "Also seal a block as soon as this many records are unsealed.") var sealRecords: Int?
 
     func validate() throws {
         if apiKey != nil && apiKeysFile != nil { throw ValidationError("use --api-key or --api-keys-file, not both") }
@@ -37,6 +58,14 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard stepTokens >= 1 else { throw ValidationError("--step-tokens must be positive") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        guard pricePerHour.isFinite, pricePerHour >= 0, pricePerHour < 1e9 else { throw ValidationError("--price-per-hour must be between 0 and 1e9") }
+        guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
+            throw ValidationError("--currency must be an ISO 4217 code such as USD")
+        }
+        guard sealInterval.isFinite, sealInterval >= 0.01, sealInterval <= 86400 else {
+            throw ValidationError("--seal-interval must be between 0.01 and 86400 seconds")
+        }
+        if let sealRecords, sealRecords < 1 { throw ValidationError("--seal-records must be positive") }
     }
 
     func run() async throws {
@@ -55,6 +84,12 @@ struct ServeCommand: AsyncParsableCommand {
         config.scheduler.maxQueue = maxQueue
         config.scheduler.stepTokens = stepTokens
         config.maxBodyBytes = maxBodyBytes
+        config.ledger.dataDirectory = data.directory
+        config.ledger.worker = WorkerInfo(gpu: gpu ?? WorkerInfo.detectGPU(), provider: provider,
+                                          pricePerHourMicros: Int64((pricePerHour * 1_000_000).rounded()), currency: currency)
+        config.ledger.auditorKey = try auditorKey.map(Self.auditor)
+        config.ledger.sealInterval = .milliseconds(Int64((sealInterval * 1000).rounded()))
+        config.ledger.sealRecords = sealRecords
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "verity")
         logger.logLevel = .info
@@ -62,7 +97,18 @@ struct ServeCommand: AsyncParsableCommand {
             try await OpenAIServer.run(config, logger: logger)
         } catch let error as EngineError {
             throw CLIError(error.message)
+        } catch let error as LedgerError {
+            throw CLIError("ledger: " + error.message + (error.cause.map { " (\($0))" } ?? ""))
         }
+    }
+
+    /// An auditor key: base64 of a 32-byte X25519 public key, or an account bundle file.
+    private static func auditor(_ value: String) throws -> RecipientKey {
+        if FileManager.default.fileExists(atPath: value) { return try readAccount(value).recipientKey }
+        guard let raw = Data(base64Encoded: value), raw.count == 32, let key = try? RecipientKey(rawRepresentation: raw) else {
+            throw CLIError("--auditor-key must be a base64 X25519 public key (32 bytes) or an account bundle file; got '\(value)'")
+        }
+        return key
     }
 
     private func keys() throws -> Set<String> {

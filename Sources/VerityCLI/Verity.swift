@@ -6,7 +6,8 @@ struct Verity: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verity",
         abstract: "Verity: a self-hostable LLM inference engine.",
-        subcommands: [ServeCommand.self, RunCommand.self, ChatCommand.self, BenchCommand.self, TokenizeCommand.self, LogitsCommand.self])
+        subcommands: [ServeCommand.self, RunCommand.self, ChatCommand.self, BenchCommand.self, AccountCommand.self, KeysCommand.self,
+                      LedgerCommand.self, TokenizeCommand.self, LogitsCommand.self])
 }
 
 /// Where the provisioning script (scripts/fetch-models) puts models.

@@ -97,6 +97,29 @@ struct SQLiteLedgerStoreTests {
         }
     }
 
+    /// A reader (`verity ledger verify` beside a running server) sees what the writer stored,
+    /// cannot write, and refuses a file that is not a ledger.
+    @Test func aReadOnlyStoreSeesTheLedgerAndPagesThroughIt() async throws {
+        try await withDatabase { path in
+            let signer = try NoteSigner(name: "verity.test/ledger")
+            try await fill(path, signer: signer, prompts: ["a", "b", "c", "d", "e"])
+            let reader = try SQLiteLedgerStore(readingAt: path)
+            let all = try reader.leaves()
+            #expect(all.map(\.recordID) == ["rec-0", "rec-1", "rec-2", "rec-3", "rec-4"])
+            #expect(try reader.leaves(from: 1, limit: 2) == Array(all[1...2]))
+            #expect(try reader.leaves(from: 4, limit: 10) == [all[4]])
+            #expect(try reader.leaves(from: 5, limit: 10).isEmpty)
+            #expect(try LedgerAudit.run(store: reader, verifier: signer.verifier).isValid)
+            #expect(throws: LedgerError.self) {
+                try reader.append(StoredLeaf(index: 5, recordID: "x", envelope: Data([1]), leafHash: RFC6962.leafHash(Data([1]))))
+            }
+            let other = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("other.sqlite").path
+            _ = try DatabaseQueue(path: other)
+            #expect(throws: LedgerError.self) { try SQLiteLedgerStore(readingAt: other) }
+            #expect(throws: LedgerError.self) { try SQLiteLedgerStore(readingAt: other + ".missing") }
+        }
+    }
+
     /// A unique marker sent in a prompt appears in none of the database's files.
     @Test func noPlaintextReachesTheDisk() async throws {
         try await withDatabase { path in

@@ -360,8 +360,11 @@ class VerityServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
+        # Each server gets its own ledger data directory unless the test names one: a data
+        # directory is locked by the server using it.
+        data_dir = [] if "--data-dir" in extra_args else ["--data-dir", str(self.log_path.parent / "data")]
         self.args = [str(self.bin), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                     "--api-key", API_KEY, "--ctx", str(CTX), "--threads", "2"] + list(extra_args)
+                     "--api-key", API_KEY, "--ctx", str(CTX), "--threads", "2"] + data_dir + list(extra_args)
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=REPO)

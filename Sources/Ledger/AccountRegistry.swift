@@ -1,0 +1,206 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// The gateway's accounts and their API keys, in an SQLite database file.
+///
+/// An account is registered by its public keys only (the Ed25519 key behind its address and the
+/// X25519 key its records are sealed to); private keys never reach the gateway. API keys are
+/// random 256-bit secrets shown once when issued; the database keeps only their SHA-256, so a
+/// copy of it does not let anyone call the API.
+///
+/// Schema (migration `v1`):
+/// ```
+/// accounts(address TEXT PRIMARY KEY, encryption_key BLOB NOT NULL, created_ms INTEGER NOT NULL)
+/// api_keys(key_hash BLOB PRIMARY KEY, key_id TEXT NOT NULL UNIQUE,
+///          address TEXT NOT NULL REFERENCES accounts, created_ms INTEGER NOT NULL,
+///          revoked_ms INTEGER)
+/// ```
+public final class AccountRegistry: Sendable {
+    /// A registered account: its address and the key its records are sealed to.
+    public struct RegisteredAccount: Sendable, Hashable {
+        /// The account's address.
+        public var address: AccountAddress
+        /// The account's X25519 public key.
+        public var recipientKey: RecipientKey
+    }
+
+    /// An issued API key as listed: never the key itself.
+    public struct KeyInfo: Sendable, Hashable {
+        /// The key's public id (`key_` and the first 12 hex digits of its SHA-256).
+        public var keyID: String
+        /// The account the key acts for.
+        public var address: String
+        /// When it was issued, in milliseconds since the Unix epoch.
+        public var createdMilliseconds: Int64
+        /// When it was revoked, if it was.
+        public var revokedMilliseconds: Int64?
+    }
+
+    /// A freshly issued key: the secret (shown once) and its listing.
+    public struct IssuedKey: Sendable {
+        /// The bearer token: `vk_` and 43 Base58 characters of 256 random bits.
+        public var secret: String
+        /// Its listing entry.
+        public var info: KeyInfo
+    }
+
+    private let queue: DatabaseQueue
+
+    /// Opens (creating if needed) the registry at `path` and migrates it.
+    /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try queue.writeWithoutTransaction { db in
+                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            }
+            try Self.migrator.migrate(queue)
+        } catch {
+            throw LedgerError(.storage, "cannot open the account registry at \(path)", cause: error)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE accounts (
+                    address TEXT PRIMARY KEY,
+                    encryption_key BLOB NOT NULL,
+                    created_ms INTEGER NOT NULL
+                );
+                CREATE TABLE api_keys (
+                    key_hash BLOB PRIMARY KEY,
+                    key_id TEXT NOT NULL UNIQUE,
+                    address TEXT NOT NULL REFERENCES accounts(address),
+                    created_ms INTEGER NOT NULL,
+                    revoked_ms INTEGER
+                );
+                """)
+        }
+        return migrator
+    }
+
+    /// Registers an account's public keys; registering the same keys again is a no-op.
+    /// - Throws: ``LedgerError/Code/invalidValue`` if the address is registered with another
+    ///   encryption key; ``LedgerError/Code/storage`` if the database fails.
+    public func register(address: AccountAddress, recipientKey: RecipientKey) throws {
+        let raw = recipientKey.rawRepresentation
+        try wrap("register account \(address)") {
+            try queue.write { db in
+                if let existing = try Data.fetchOne(db, sql: "SELECT encryption_key FROM accounts WHERE address = ?",
+                                                    arguments: [address.description]) {
+                    guard existing == raw else {
+                        throw LedgerError(.invalidValue, "account \(address) is already registered with another encryption key")
+                    }
+                    return
+                }
+                try db.execute(sql: "INSERT INTO accounts (address, encryption_key, created_ms) VALUES (?, ?, ?)",
+                               arguments: [address.description, raw, Self.now()])
+            }
+        }
+    }
+
+    /// The registered account with this address, if any.
+    public func account(_ address: AccountAddress) throws -> RegisteredAccount? {
+        try wrap("read account \(address)") {
+            try queue.read { db in
+                try Data.fetchOne(db, sql: "SELECT encryption_key FROM accounts WHERE address = ?", arguments: [address.description])
+                    .map { RegisteredAccount(address: address, recipientKey: try Self.recipientKey($0, address: address)) }
+            }
+        }
+    }
+
+    /// Issues a new API key for a registered account.
+    /// - Throws: ``LedgerError/Code/notFound`` if the account is not registered.
+    public func issueKey(for address: AccountAddress) throws -> IssuedKey {
+        var random = SystemRandomNumberGenerator()
+        let secret = "vk_" + Base58.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) })
+        let hash = Self.hash(secret)
+        let info = KeyInfo(keyID: Self.keyID(hash), address: address.description, createdMilliseconds: Self.now())
+        try wrap("issue a key for \(address)") {
+            try queue.write { db in
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE address = ?", arguments: [address.description]) != nil else {
+                    throw LedgerError(.notFound, "account \(address) is not registered")
+                }
+                try db.execute(sql: "INSERT INTO api_keys (key_hash, key_id, address, created_ms) VALUES (?, ?, ?, ?)",
+                               arguments: [hash, info.keyID, info.address, info.createdMilliseconds])
+            }
+        }
+        return IssuedKey(secret: secret, info: info)
+    }
+
+    /// Every issued key, oldest first.
+    public func keys() throws -> [KeyInfo] {
+        try wrap("list keys") {
+            try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT key_id, address, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, key_id").map {
+                    KeyInfo(keyID: $0["key_id"], address: $0["address"], createdMilliseconds: $0["created_ms"], revokedMilliseconds: $0["revoked_ms"])
+                }
+            }
+        }
+    }
+
+    /// Revokes a key by its id; it stops working at once, also for a running server.
+    /// - Throws: ``LedgerError/Code/notFound`` for an unknown or already revoked key.
+    public func revoke(keyID: String) throws {
+        try wrap("revoke key \(keyID)") {
+            try queue.write { db in
+                try db.execute(sql: "UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL",
+                               arguments: [Self.now(), keyID])
+                guard db.changesCount == 1 else { throw LedgerError(.notFound, "no active API key \(keyID)") }
+            }
+        }
+    }
+
+    /// Whether any key is active (a server with active keys requires one on every request).
+    public func hasActiveKeys() throws -> Bool {
+        try wrap("read keys") {
+            try queue.read { try Bool.fetchOne($0, sql: "SELECT 1 FROM api_keys WHERE revoked_ms IS NULL LIMIT 1") != nil }
+        }
+    }
+
+    /// The account an active API key acts for, or nil for an unknown or revoked key.
+    ///
+    /// The lookup is by the key's SHA-256, so its timing depends on the hash, not on how much of
+    /// a guessed key matches.
+    public func account(forKey secret: String) throws -> RegisteredAccount? {
+        let hash = Self.hash(secret)
+        return try wrap("look up a key") {
+            try queue.read { db in
+                guard let row = try Row.fetchOne(db, sql: """
+                    SELECT a.address, a.encryption_key FROM api_keys k JOIN accounts a ON a.address = k.address
+                    WHERE k.key_hash = ? AND k.revoked_ms IS NULL
+                    """, arguments: [hash]) else { return nil }
+                let address = try AccountAddress(row["address"] as String)
+                return RegisteredAccount(address: address, recipientKey: try Self.recipientKey(row["encryption_key"], address: address))
+            }
+        }
+    }
+
+    private static func recipientKey(_ raw: Data, address: AccountAddress) throws -> RecipientKey {
+        do { return try RecipientKey(rawRepresentation: raw) } catch {
+            throw LedgerError(.malformed, "account \(address) has a malformed encryption key in the registry", cause: error)
+        }
+    }
+
+    static func hash(_ secret: String) -> Data { Data(SHA256.hash(data: Data(secret.utf8))) }
+
+    static func keyID(_ hash: Data) -> String { "key_" + hash.prefix(6).hexString }
+
+    private static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    private func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as LedgerError {
+            throw error
+        } catch {
+            throw LedgerError(.storage, "cannot \(what)", cause: error)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import Hummingbird
+import Ledger
+
+/// Bearer-key authentication against the `--api-key` keys and the accounts' keys.
+///
+/// A key is required once either set is non-empty (checked per request, so the first key issued
+/// with `verity keys create` protects a running server, and a revoked key stops working at once).
+struct Authenticator: Sendable {
+    let staticKeys: Set<String>
+    let registry: AccountRegistry
+
+    func authenticate(_ request: Request) throws(APIError) -> Caller {
+        let token = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
+        if let token {
+            // Compare against every static key in full, so timing says nothing about how much matched.
+            var found = false
+            for key in staticKeys where Self.constantTimeEqual(Array(key.utf8), Array(token.utf8)) { found = true }
+            if found { return .anonymous }
+            if let account = try lookUp(token) { return .account(account) }
+        }
+        guard try required() else { return .anonymous }
+        guard token != nil else {
+            throw APIError.unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.")
+        }
+        throw APIError.unauthorized("Incorrect API key provided.")
+    }
+
+    private func required() throws(APIError) -> Bool {
+        if !staticKeys.isEmpty { return true }
+        do { return try registry.hasActiveKeys() } catch {
+            throw APIError.server("The account registry cannot be read: \(error)")
+        }
+    }
+
+    private func lookUp(_ token: String) throws(APIError) -> AccountRegistry.RegisteredAccount? {
+        do { return try registry.account(forKey: token) } catch {
+            throw APIError.server("The account registry cannot be read: \(error)")
+        }
+    }
+
+    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<max(a.count, b.count) { diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
+        return diff == 0
+    }
+}

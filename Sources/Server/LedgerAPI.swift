@@ -1,0 +1,128 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Ledger
+import NIOCore
+
+/// The ledger's HTTP API under `/v1/ledger/`.
+///
+/// The log is a transparency log, so reading it needs no key: anyone may fetch blocks, proofs,
+/// receipts and the (encrypted) envelopes, and audit the whole chain. Only listing "my records"
+/// needs an API key bound to an account, because it is per account. Hashes, proofs and
+/// envelopes are base64; a receipt is the ``Receipt`` JSON that `verity ledger verify-receipt`
+/// reads.
+struct LedgerAPI: Sendable {
+    let ledger: LedgerGateway
+
+    /// Most entries one `/v1/ledger/entries` page returns.
+    static let pageLimit = 1000
+
+    /// Whether a request reads the public log (no API key needed).
+    static func isPublic(_ request: Request) -> Bool {
+        request.method == .get && request.uri.path.hasPrefix("/v1/ledger/") && request.uri.path != "/v1/ledger/records"
+    }
+
+    func register(on router: Router<VerityRequestContext>) {
+        router.get("/v1/ledger/head") { _, _ in try await head() }
+        router.get("/v1/ledger/node-key") { _, _ in
+            json(["verifier_key": .string(ledger.node.verifier.verifierKey), "origin": .string(ledger.node.verifier.name)])
+        }
+        router.get("/v1/ledger/blocks/{height}") { _, context in
+            let text = context.parameters.get("height") ?? ""
+            guard let height = UInt64(text) else { throw APIError.invalidRequest("The block height must be a number; got '\(text)'.", param: "height") }
+            return json(blockObject(try await mapped { try await ledger.node.block(height: height) }))
+        }
+        router.get("/v1/ledger/records") { _, context in try records(context.caller) }
+        router.get("/v1/ledger/records/{id}") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            let (leaf, envelope) = try await mapped { () async throws -> (StoredLeaf, RecordEnvelope) in
+                let leaf = try await ledger.node.leaf(recordID: id)
+                return (leaf, try RecordEnvelope(canonicalBytes: leaf.envelope))
+            }
+            return json(["record_id": .string(id), "leaf_index": .int(Int(leaf.index)), "leaf_hash": .string(leaf.leafHash.base64EncodedString()),
+                         "timestamp_ms": .int(Int(envelope.timestampMilliseconds)), "node_id": .string(envelope.nodeID),
+                         "recipients": .array(envelope.recipients.map { .string($0.keyID.map { String(format: "%02x", $0) }.joined()) }),
+                         "envelope": .string(leaf.envelope.base64EncodedString())])
+        }
+        router.get("/v1/ledger/records/{id}/receipt") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            let wait = request.uri.queryParameters.get("wait").map { ["true", "1", "yes"].contains($0.lowercased()) } ?? false
+            let receipt = try await mapped { try await ledger.receipt(recordID: id, wait: wait) }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(receipt))))
+        }
+        router.get("/v1/ledger/consistency") { request, _ in
+            let from = try Self.number(request, "from"), to = try Self.number(request, "to")
+            guard from <= to else { throw APIError.invalidRequest("from (\(from)) must not exceed to (\(to)).", param: "from") }
+            let size = await ledger.node.size
+            guard to <= size else { throw APIError.invalidRequest("to (\(to)) exceeds the tree size \(size).", param: "to") }
+            let proof = try await mapped { try await ledger.node.consistencyProof(from: from, to: to) }
+            return json(["from": .int(Int(from)), "to": .int(Int(to)), "proof": .array(proof.map { .string($0.base64EncodedString()) })])
+        }
+        router.get("/v1/ledger/entries") { request, _ in
+            let start = request.uri.queryParameters.get("start") == nil ? 0 : try Self.number(request, "start")
+            let limit = request.uri.queryParameters.get("limit") == nil ? UInt64(Self.pageLimit) : try Self.number(request, "limit")
+            let leaves = try await mapped { try await ledger.node.leaves(from: start, limit: Int(min(limit, UInt64(Self.pageLimit)))) }
+            return json(["entries": .array(leaves.map {
+                ["leaf_index": .int(Int($0.index)), "record_id": .string($0.recordID), "leaf_hash": .string($0.leafHash.base64EncodedString()),
+                 "envelope": .string($0.envelope.base64EncodedString())]
+            })])
+        }
+    }
+
+    private func head() async throws -> Response {
+        let size = await ledger.node.size
+        let block = await ledger.node.latestBlock
+        return json(["origin": .string(ledger.node.verifier.name), "tree_size": .int(Int(size)),
+                     "sealed_size": .int(Int(block?.treeSize ?? 0)), "block": block.map(blockObject) ?? .null])
+    }
+
+    private func records(_ caller: Caller) throws(APIError) -> Response {
+        guard case .account(let account) = caller else {
+            throw APIError.unauthorized("Listing records needs an API key bound to an account (verity keys create --account …).")
+        }
+        return json(["object": "list", "address": .string(account.address.description), "data": .array(ledger.records(of: account).map {
+            ["record_id": .string($0.recordID), "leaf_index": .int(Int($0.leafIndex)), "leaf_hash": .string($0.leafHash.base64EncodedString()),
+             "timestamp_ms": .int(Int($0.timestampMilliseconds))]
+        })])
+    }
+
+    private func blockObject(_ block: Block) -> JSON {
+        ["height": .int(Int(block.height)), "tree_size": .int(Int(block.treeSize)), "root_hash": .string(block.rootHash.base64EncodedString()),
+         "previous_hash": .string(block.previousHash.base64EncodedString()), "hash": .string(block.hash.base64EncodedString()),
+         "note": .string(block.note.formatted)]
+    }
+
+    private static func number(_ request: Request, _ name: String) throws(APIError) -> UInt64 {
+        guard let text = request.uri.queryParameters.get(name) else { throw APIError.missing(name) }
+        guard let value = UInt64(text) else { throw APIError.invalidRequest("\(name) must be a non-negative integer; got '\(text)'.", param: name) }
+        return value
+    }
+
+    /// Runs a ledger call, mapping its errors onto HTTP: not found 404, not sealed yet 409,
+    /// a bad argument 400, anything else 500.
+    private func mapped<T: Sendable>(_ body: () async throws -> T) async throws(APIError) -> T {
+        do { return try await body() } catch let error as LedgerError {
+            switch error.code {
+            case .notFound:
+                throw APIError(status: .notFound, message: error.message.prefix(1).uppercased() + error.message.dropFirst() + ".",
+                               type: "invalid_request_error", param: nil, code: "not_found")
+            case .notYetSealed:
+                throw APIError(status: .conflict, message: "The record is not in a sealed block yet; retry shortly or add ?wait=true.",
+                               type: "invalid_request_error", param: nil, code: "not_yet_sealed")
+            case .proofInvalid, .invalidValue:
+                throw APIError.invalidRequest(error.message)
+            default:
+                throw APIError.server("Ledger error: \(error.message)")
+            }
+        } catch {
+            throw APIError.server("Ledger error: \(error)")
+        }
+    }
+
+    private func json(_ value: JSON) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized())))
+    }
+}

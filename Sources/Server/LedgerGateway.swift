@@ -1,0 +1,224 @@
+import Foundation
+import Ledger
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// How the server keeps its ledger.
+public struct LedgerConfiguration: Sendable {
+    /// Where the ledger, the account registry and the node key live.
+    public var dataDirectory = DataDirectory(path: DataDirectory.defaultPath)
+    /// GPU, provider and price recorded with every interaction (nil: detect the GPU, provider
+    /// "none", price 0).
+    public var worker: WorkerInfo?
+    /// An auditor's X25519 public key: every record is also sealed to it.
+    public var auditorKey: RecipientKey?
+    /// A block is sealed this often (when records arrived since the last one)…
+    public var sealInterval: Duration = .seconds(1)
+    /// …and as soon as this many records are unsealed (nil: only on the interval).
+    public var sealRecords: Int?
+    public init() {}
+}
+
+/// The server's side of the ledger: turns finished interactions into sealed records appended
+/// to the node's log, seals blocks on a timer (a ``Service``; it also seals once more at
+/// graceful shutdown, after the HTTP server has drained), answers receipt waits, and lists each
+/// account's records.
+final class LedgerGateway: Service, Sendable {
+    /// A record in an account's listing.
+    struct Listed: Sendable {
+        var recordID: String
+        var leafIndex: UInt64
+        var leafHash: Data
+        var timestampMilliseconds: Int64
+    }
+
+    private struct State {
+        /// Records by their first recipient's key id (the sender's account, or the operator).
+        var bySender: [Data: [Listed]] = [:]
+        var sealedSize: UInt64 = 0
+        var waiters: [(index: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+        /// Envelopes waiting for the next group commit, and whether a commit loop is running.
+        var pending: [(envelope: RecordEnvelope, continuation: CheckedContinuation<LedgerNode.Appended, any Error>)] = []
+        var committing = false
+    }
+
+    let node: LedgerNode
+    let registry: AccountRegistry
+    let worker: WorkerInfo
+    let nodeID: String
+    private let operatorKey: RecipientKey
+    private let auditorKey: RecipientKey?
+    private let sealInterval: Duration
+    private let sealRecords: Int?
+    let logger: Logger
+    private let state = Mutex(State())
+
+    /// Opens the ledger in the data directory, creating what is missing (directory, node key,
+    /// operator account, databases), and re-verifies it.
+    /// - Throws: ``LedgerError`` if the directory is in use, unreadable, or the stored ledger does
+    ///   not verify under the node key.
+    init(configuration: LedgerConfiguration, logger: Logger) throws {
+        let directory = configuration.dataDirectory
+        try directory.create()
+        try directory.lock()
+        // A new key only for a new ledger: an existing one without its key must not be re-keyed.
+        let signer = try directory.nodeSigner(create: !directory.hasLedger)
+        registry = try directory.registry()
+        operatorKey = try directory.operatorAccount(create: true).recipientKey
+        auditorKey = configuration.auditorKey
+        node = try LedgerNode(store: try SQLiteLedgerStore(path: directory.ledgerPath), signer: signer)
+        nodeID = signer.name
+        worker = configuration.worker ?? WorkerInfo(gpu: WorkerInfo.detectGPU())
+        sealInterval = configuration.sealInterval
+        sealRecords = configuration.sealRecords
+        self.logger = logger
+    }
+
+    /// Loads the account index and the sealed size; called once before serving.
+    func prepare() async throws {
+        var bySender: [Data: [Listed]] = [:]
+        var start: UInt64 = 0
+        while true {
+            let page = try await node.leaves(from: start, limit: 4096)
+            for leaf in page {
+                let envelope = try RecordEnvelope(canonicalBytes: leaf.envelope)
+                guard let sender = envelope.recipients.first?.keyID else { continue }
+                bySender[sender, default: []].append(Listed(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
+                                                            timestampMilliseconds: envelope.timestampMilliseconds))
+            }
+            guard let last = page.last else { break }
+            start = last.index + 1
+        }
+        let sealed = await node.latestBlock?.treeSize ?? 0
+        let size = await node.size
+        state.withLock {
+            $0.bySender = bySender
+            $0.sealedSize = sealed
+        }
+        logger.info("ledger: \(size) records, \(sealed) sealed, node key \(node.verifier.verifierKey)")
+    }
+
+    /// Seals and appends one interaction's record; returns once it is durable.
+    /// - Throws: ``LedgerError`` if sealing or storing fails (the response must then fail too:
+    ///   nothing is acknowledged that is not recorded).
+    func record(_ record: LedgerRecord, sender: Caller) async throws -> LedgerNode.Appended {
+        var recipients: [RecipientKey]
+        switch sender {
+        case .account(let account): recipients = [account.recipientKey]
+        case .anonymous: recipients = [operatorKey]
+        }
+        if let auditorKey, !recipients.contains(auditorKey) { recipients.append(auditorKey) }
+        let envelope = try RecordEnvelope.seal(record, to: recipients, nodeID: nodeID)
+        let appended = try await append(envelope)
+        let unsealed = state.withLock { s in
+            s.bySender[recipients[0].keyID, default: []].append(Listed(
+                recordID: appended.recordID, leafIndex: appended.leafIndex, leafHash: appended.leafHash,
+                timestampMilliseconds: record.timestampMilliseconds))
+            return appended.leafIndex < s.sealedSize ? 0 : appended.leafIndex + 1 - s.sealedSize
+        }
+        if let sealRecords, unsealed >= UInt64(sealRecords) { await seal() }
+        return appended
+    }
+
+    /// Appends an envelope durably, together with whatever other requests' envelopes arrive
+    /// while the previous commit syncs: one transaction and one fsync per group, so concurrent
+    /// requests do not queue behind one disk sync each.
+    private func append(_ envelope: RecordEnvelope) async throws -> LedgerNode.Appended {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = state.withLock { s in
+                s.pending.append((envelope, continuation))
+                guard !s.committing else { return false }
+                s.committing = true
+                return true
+            }
+            if start { Task { await commitPending() } }
+        }
+    }
+
+    /// Commits pending envelopes group by group until none are left.
+    private func commitPending() async {
+        while true {
+            let group = state.withLock { s in
+                let group = s.pending
+                s.pending = []
+                if group.isEmpty { s.committing = false }
+                return group
+            }
+            guard !group.isEmpty else { return }
+            let results = await node.append(contentsOf: group.map(\.envelope))
+            for (item, result) in zip(group, results) { item.continuation.resume(with: result) }
+        }
+    }
+
+    /// Seals a block over everything appended so far, then wakes receipt waiters. A failure is
+    /// logged (the records stay durable and the next seal covers them).
+    func seal() async {
+        var failed = false
+        do {
+            if let block = try await node.seal() {
+                logger.debug("ledger: sealed block \(block.height) at size \(block.treeSize)")
+            }
+        } catch {
+            logger.error("ledger: sealing failed: \(error)")
+            failed = true
+        }
+        let sealed = await node.latestBlock?.treeSize ?? 0
+        let ready = state.withLock { s in
+            s.sealedSize = max(s.sealedSize, sealed)
+            // After a failed seal, wake everyone: they answer "not sealed yet" rather than hang.
+            let (ready, waiting) = s.waiters.partitioned { failed || $0.index < sealed }
+            s.waiters = waiting
+            return ready
+        }
+        for waiter in ready { waiter.continuation.resume() }
+    }
+
+    /// The receipt of a record; with `wait`, waits for the block that covers it.
+    /// - Throws: ``LedgerError/Code/notFound``, or ``LedgerError/Code/notYetSealed`` without
+    ///   `wait` (or when sealing failed).
+    func receipt(recordID: String, wait: Bool) async throws -> Receipt {
+        let leaf = try await node.leaf(recordID: recordID)
+        if wait {
+            await withCheckedContinuation { continuation in
+                let sealed = state.withLock { s in
+                    if leaf.index < s.sealedSize { return true }
+                    s.waiters.append((leaf.index, continuation))
+                    return false
+                }
+                if sealed { continuation.resume() }
+            }
+        }
+        return try await node.receipt(recordID: recordID)
+    }
+
+    /// The records sealed to an account as their sender, oldest first.
+    func records(of account: AccountRegistry.RegisteredAccount) -> [Listed] {
+        state.withLock { $0.bySender[account.recipientKey.keyID] ?? [] }
+    }
+
+    /// Seals on the interval until graceful shutdown, then once more. The gateway is the first
+    /// service of the group, so it shuts down last: by then the HTTP server has written every
+    /// response, so every record is in the final block.
+    func run() async throws {
+        let interval = sealInterval
+        await cancelWhenGracefulShutdown { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                await seal()
+            }
+        }
+        await seal()
+        let size = await node.size
+        logger.info("ledger: sealed through size \(size)")
+    }
+}
+
+extension Array {
+    /// The elements that match and those that don't, each in order.
+    fileprivate func partitioned(_ belongs: (Element) -> Bool) -> ([Element], [Element]) {
+        var yes: [Element] = [], no: [Element] = []
+        for element in self { if belongs(element) { yes.append(element) } else { no.append(element) } }
+        return (yes, no)
+    }
+}

@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import Server
+
+/// `--data-dir`, shared by every command that reads or writes the server's state.
+struct DataDirectoryOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"),
+            help: "The server's data directory (default: $VERITY_DATA_DIR, else $XDG_DATA_HOME/verity, else ~/.local/share/verity).")
+    var dataDir: String?
+
+    var directory: DataDirectory { DataDirectory(path: dataDir ?? DataDirectory.defaultPath) }
+}
+
+/// `verity account`: account key bundles.
+struct AccountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "account", abstract: "Create and inspect account key bundles (the sender addresses of the ledger).",
+        subcommands: [AccountCreateCommand.self, AccountShowCommand.self])
+}
+
+/// `verity account create`: a new key bundle in an owner-only file; prints the address.
+struct AccountCreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create an account: an Ed25519 signing key and an X25519 encryption key, in a file only you can read.",
+        discussion: """
+            Prints the account's address (Base58Check of the Ed25519 public key, version byte 0x56) on stdout. \
+            Register it with a server and get an API key with `verity keys create --account-file FILE`.
+            """)
+
+    @Option(help: "Where to write the key bundle (default: $XDG_CONFIG_HOME/verity/account.json or ~/.config/verity/account.json). Never overwritten.")
+    var out: String?
+
+    func run() throws {
+        let path = out ?? Self.defaultPath
+        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        if !FileManager.default.fileExists(atPath: parent) {
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let account = Account()
+        try ledgerCall { try DataDirectory.writeSecret(try account.bundleData(), to: path) }
+        print(account.address)
+        Diagnostics.print("wrote \(path) (owner-only); encryption key, for --auditor-key: \(account.recipientKey.rawRepresentation.base64EncodedString())")
+    }
+
+    static var defaultPath: String {
+        let xdg = ProcessInfo.processInfo.environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        return (xdg ?? NSHomeDirectory() + "/.config") + "/verity/account.json"
+    }
+}
+
+/// `verity account show FILE`: the public half of a bundle.
+struct AccountShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Print an account bundle's address and encryption public key.")
+
+    @Argument(help: "The account key bundle.") var file: String
+    @Flag(help: "Print JSON: {\"address\", \"encryption_key\"}.") var json = false
+
+    func run() throws {
+        let account = try readAccount(file)
+        let key = account.recipientKey.rawRepresentation.base64EncodedString()
+        if json {
+            print(JSON.object([("address", .string(account.address.description)), ("encryption_key", .string(key))]).serialized())
+        } else {
+            print("address         \(account.address)\nencryption key  \(key)")
+        }
+    }
+}
+
+/// `verity keys`: API keys bound to accounts, in the data directory.
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Issue, list and revoke API keys bound to accounts.",
+        discussion: "Only each key's SHA-256 is stored. A running server sees new and revoked keys at once; once any key is active, every /v1 request needs one.",
+        subcommands: [KeysCreateCommand.self, KeysListCommand.self, KeysRevokeCommand.self])
+}
+
+/// `verity keys create`: a new key for an account; prints it once.
+struct KeysCreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Issue an API key for an account and print it (shown once).")
+
+    @OptionGroup var data: DataDirectoryOptions
+    @Option(help: "The account's address (already registered with --account-file).") var account: String?
+    @Option(name: .customLong("account-file"), help: "The account's key bundle: registers its public keys, then issues the key.")
+    var accountFile: String?
+    @Flag(help: "Print JSON: {\"key\", \"key_id\", \"address\"}.") var json = false
+
+    func validate() throws {
+        guard (account == nil) != (accountFile == nil) else { throw ValidationError("give --account ADDRESS or --account-file FILE") }
+    }
+
+    func run() throws {
+        let registry = try ledgerCall { try data.directory.registry() }
+        let address: AccountAddress
+        if let accountFile {
+            let bundle = try readAccount(accountFile)
+            try ledgerCall { try registry.register(address: bundle.address, recipientKey: bundle.recipientKey) }
+            address = bundle.address
+        } else {
+            address = try ledgerCall { try AccountAddress(account ?? "") }
+            guard try ledgerCall({ try registry.account(address) }) != nil else {
+                throw CLIError("account \(address) is not registered in \(data.directory.path); pass --account-file FILE once to register its public keys")
+            }
+        }
+        let issued = try ledgerCall { try registry.issueKey(for: address) }
+        if json {
+            print(JSON.object([("key", .string(issued.secret)), ("key_id", .string(issued.info.keyID)),
+                               ("address", .string(issued.info.address))]).serialized())
+        } else {
+            print(issued.secret)
+            Diagnostics.print("\(issued.info.keyID) for \(address): shown once; only its hash is stored")
+        }
+    }
+}
+
+/// `verity keys list`.
+struct KeysListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List issued API keys (ids, accounts, status; never the keys).")
+
+    @OptionGroup var data: DataDirectoryOptions
+    @Flag(help: "Print a JSON array.") var json = false
+
+    func run() throws {
+        let keys = try ledgerCall { try data.directory.registry().keys() }
+        let formatter = ISO8601DateFormatter()
+        func date(_ ms: Int64) -> String { formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) }
+        if json {
+            print(JSON.array(keys.map {
+                .object([("key_id", .string($0.keyID)), ("address", .string($0.address)), ("created", .string(date($0.createdMilliseconds))),
+                         ("revoked", $0.revokedMilliseconds.map { .string(date($0)) } ?? .null)])
+            }).serialized())
+            return
+        }
+        for key in keys {
+            print("\(key.keyID)  \(key.address)  created \(date(key.createdMilliseconds))  "
+                  + (key.revokedMilliseconds.map { "revoked \(date($0))" } ?? "active"))
+        }
+    }
+}
+
+/// `verity keys revoke`.
+struct KeysRevokeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an API key by its id (from `verity keys list`).")
+
+    @OptionGroup var data: DataDirectoryOptions
+    @Argument(help: "The key id (key_…).") var keyID: String
+
+    func run() throws {
+        try ledgerCall { try data.directory.registry().revoke(keyID: keyID) }
+        Diagnostics.print("revoked \(keyID)")
+    }
+}
+
+/// Reads an account key bundle.
+func readAccount(_ path: String) throws -> Account {
+    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read account file \(path)") }
+    return try ledgerCall { try Account(bundleData: data) }
+}
+
+/// Runs a ledger call, turning a ``LedgerError`` into a one-line ``CLIError``.
+func ledgerCall<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as LedgerError {
+        throw CLIError(error.message + (error.cause.map { " (\($0))" } ?? ""))
+    }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import Server
+
+/// `verity ledger`: audit the ledger, verify receipts, decrypt one's own records.
+struct LedgerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger", abstract: "Verify the ledger and receipts; decrypt your records.",
+        discussion: """
+            What verification proves: that each record existed, unaltered, in the node's append-only log when the \
+            block covering it was signed. It does not prove that the model computed the response correctly.
+            """,
+        subcommands: [LedgerVerifyCommand.self, LedgerVerifyReceiptCommand.self, LedgerDecryptCommand.self, LedgerNodeKeyCommand.self])
+}
+
+/// Where a ledger is read from: the data directory, or a server's public API.
+struct LedgerSourceOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"),
+            help: "Read the ledger from this data directory (default: $VERITY_DATA_DIR, else $XDG_DATA_HOME/verity, else ~/.local/share/verity).")
+    var dataDir: String?
+    @Option(help: "Read the ledger from a running server instead (e.g. http://127.0.0.1:8080).") var url: String?
+
+    func validate() throws {
+        if dataDir != nil && url != nil { throw ValidationError("use --data-dir or --url, not both") }
+    }
+
+    var directory: DataDirectory { DataDirectory(path: dataDir ?? DataDirectory.defaultPath) }
+
+    /// A client for `url`, if given.
+    var server: LedgerClient? { url.map(LedgerClient.init) }
+}
+
+/// `verity ledger verify`.
+struct LedgerVerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Re-derive the whole tree from storage; check every record hash, block signature, chain link and consistency proof.",
+        discussion: "Exits 1 and names the first bad record or block if anything is wrong.")
+
+    @OptionGroup var source: LedgerSourceOptions
+    @Option(name: .customLong("node-key"),
+            help: "The node's verifier key (text, or a file holding it). Default: node.key of --data-dir, or what --url publishes (which then proves only that the server's log is self-consistent).")
+    var nodeKey: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let store: any LedgerStore
+        let verifier: NoteVerifier
+        if let server = source.server {
+            if let nodeKey { verifier = try readVerifier(nodeKey) } else { verifier = try await server.nodeKey() }
+            store = try await server.snapshot()
+        } else {
+            let directory = source.directory
+            verifier = try nodeKey.map(readVerifier) ?? (try ledgerCall { try directory.nodeSigner(create: false).verifier })
+            store = try ledgerCall { try SQLiteLedgerStore(readingAt: directory.ledgerPath) }
+        }
+        let audit = try ledgerCall { try LedgerAudit.run(store: store, verifier: verifier) }
+        if json {
+            print(JSON.object([
+                ("valid", .bool(audit.isValid)), ("records", .int(Int(audit.leafCount))), ("blocks", .int(Int(audit.blockCount))),
+                ("unsealed", .int(Int(audit.unsealedLeafCount))), ("problems", .array(audit.problems.map { .string($0.description) })),
+            ]).serialized())
+        } else if audit.isValid {
+            print("ok: \(audit.leafCount) records, \(audit.blockCount) blocks, \(audit.unsealedLeafCount) records not yet sealed; signed by \(verifier.name)")
+        } else {
+            print("FAILED: \(audit.problems[0])")
+            for problem in audit.problems.dropFirst() { print("  also: \(problem)") }
+        }
+        if !audit.isValid { throw ExitCode.failure }
+    }
+}
+
+/// `verity ledger verify-receipt`.
+struct LedgerVerifyReceiptCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-receipt",
+        abstract: "Verify a saved receipt (from /v1/ledger/records/{id}/receipt) offline against the node's key.")
+
+    @Argument(help: "The receipt JSON file.") var file: String
+    @Option(name: .customLong("node-key"), help: "The node's verifier key (text, or a file holding it), from /v1/ledger/node-key or `verity ledger node-key`.")
+    var nodeKey: String
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read receipt file \(file)") }
+        let receipt: Receipt
+        do { receipt = try JSONDecoder().decode(Receipt.self, from: data) } catch {
+            throw CLIError("\(file) is not a ledger receipt: \(error)")
+        }
+        let verifier = try readVerifier(nodeKey)
+        let block = try ledgerCall { try receipt.verify(verifier: verifier) }
+        print("ok: record \(receipt.recordID) is leaf \(receipt.leafIndex) of block \(block.height) (tree size \(block.treeSize)), signed by \(verifier.name)")
+    }
+}
+
+/// `verity ledger decrypt`.
+struct LedgerDecryptCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decrypt", abstract: "Decrypt one of your records with your account key and print it as JSON.")
+
+    @Argument(help: "The record id (the completion's id, e.g. chatcmpl-…).") var id: String
+    @Option(help: "Your account key bundle (for records of requests without an account: the data directory's operator.json).")
+    var account: String
+    @OptionGroup var source: LedgerSourceOptions
+
+    func run() async throws {
+        let key = try readAccount(account)
+        let envelope: RecordEnvelope
+        if let server = source.server {
+            envelope = try await server.envelope(id)
+        } else {
+            let store = try ledgerCall { try SQLiteLedgerStore(readingAt: source.directory.ledgerPath) }
+            guard let leaf = try ledgerCall({ try store.leaf(recordID: id) }) else { throw CLIError("no record \(id) in \(source.directory.path)") }
+            envelope = try ledgerCall { try RecordEnvelope(canonicalBytes: leaf.envelope) }
+        }
+        let record = try ledgerCall { try key.open(envelope) }
+        print(record.json.serialized())
+    }
+}
+
+/// `verity ledger node-key`.
+struct LedgerNodeKeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node-key", abstract: "Print the node's public verifier key (for verify-receipt).")
+
+    @OptionGroup var data: DataDirectoryOptions
+
+    func run() throws {
+        print(try ledgerCall { try data.directory.nodeSigner(create: false).verifier.verifierKey })
+    }
+}
+
+/// A verifier key given as text or as a file holding it.
+func readVerifier(_ value: String) throws -> NoteVerifier {
+    let text = FileManager.default.fileExists(atPath: value) ? (try? String(contentsOfFile: value, encoding: .utf8)) ?? value : value
+    return try ledgerCall { try NoteVerifier(verifierKey: text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+}
+
+extension LedgerRecord {
+    /// The record as `verity ledger decrypt` prints it: snake_case keys, the time also as ISO 8601,
+    /// the price in currency units, parameters with their wire names.
+    var json: JSON {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        func optional(_ s: String?) -> JSON { s.map(JSON.string) ?? .null }
+        var params: [(String, JSON)] = [
+            ("temperature", parameters.temperature.map(JSON.double) ?? .null), ("top_p", parameters.topP.map(JSON.double) ?? .null),
+            ("top_k", parameters.topK.map { .int(Int($0)) } ?? .null), ("max_tokens", parameters.maxTokens.map { .int(Int($0)) } ?? .null),
+            ("seed", parameters.seed.map { .string(String($0)) } ?? .null),
+        ]
+        params += parameters.extra.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }
+        return .object([
+            ("record_id", .string(recordID)), ("datetime", .string(formatter.string(from: date))),
+            ("timestamp_ms", .int(Int(timestampMilliseconds))), ("sender_address", .string(senderAddress)),
+            ("gpu", .string(gpu)), ("gpu_provider", .string(gpuProvider)),
+            ("gpu_price_per_hour", .double(Double(gpuPricePerHourMicros) / 1_000_000)), ("currency", .string(currency)),
+            ("model", .string(modelID)), ("model_digest", .string(modelDigest)), ("chat_template_hash", optional(chatTemplateHash)),
+            ("parameters", .object(params)), ("system_prompt", optional(systemPrompt)), ("prompt", .string(prompt)),
+            ("response", .string(response)), ("prompt_tokens", promptTokens.map { .int(Int($0)) } ?? .null),
+            ("completion_tokens", completionTokens.map { .int(Int($0)) } ?? .null), ("finish_reason", .string(finishReason)),
+        ])
+    }
+}
