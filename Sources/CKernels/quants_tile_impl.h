@@ -19,23 +19,7 @@
 #define CK_CAT(a, b) CK_CAT_(a, b)
 #define CK_FN(name) CK_CAT(name, CK_SFX)
 
-// 32 bits at p (unaligned).
-static inline uint32_t CK_FN(ld32)(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-// fp16 pairs at the start of up to 4 blocks (stride bytes apart) → 8 floats; lanes of absent
-// blocks are 0. `pair` keeps the second half (m or s); otherwise odd lanes are 0.
-CK_TGT static inline __m256 CK_FN(scales4)(const uint8_t *p, size_t stride, int count, int pair) {
-    __m128i v = _mm_cvtsi32_si128((int)CK_FN(ld32)(p));
-    if (count > 1) v = _mm_insert_epi32(v, (int)CK_FN(ld32)(p + stride), 1);
-    if (count > 2) v = _mm_insert_epi32(v, (int)CK_FN(ld32)(p + 2 * stride), 2);
-    if (count > 3) v = _mm_insert_epi32(v, (int)CK_FN(ld32)(p + 3 * stride), 3);
-    if (!pair) v = _mm_and_si128(v, _mm_set1_epi32(0xFFFF));
-    return _mm256_cvtph_ps(v);
-}
+#include "quants_tile_common.h"
 
 // The weight block's 32 quants as bytes: unsigned for Q4_1 / Q5_1, signed for the others.
 CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
@@ -52,19 +36,6 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
         return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles32(b + 2));
     }
     default: return _mm256_loadu_si256((const __m256i *)(b + 2)); // Q8_0
-    }
-}
-
-static inline int CK_FN(has_min)(int type) { return type == CK_Q4_1 || type == CK_Q5_1; }
-
-static inline size_t CK_FN(xbytes)(int type) {
-    switch (type) {
-    case CK_Q4_0: return sizeof(ck_block_q4_0);
-    case CK_Q4_1: return sizeof(ck_block_q4_1);
-    case CK_Q5_0: return sizeof(ck_block_q5_0);
-    case CK_Q5_1: return sizeof(ck_block_q5_1);
-    case CK_IQ4_NL: return sizeof(ck_block_iq4_nl);
-    default: return sizeof(ck_block_q8_0);
     }
 }
 

@@ -50,16 +50,8 @@ public final class AccountRegistry: Sendable {
     /// Opens (creating if needed) the registry at `path` and migrates it.
     /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
     public init(path: String) throws {
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         do {
-            queue = try DatabaseQueue(path: path, configuration: configuration)
-            try queue.writeWithoutTransaction { db in
-                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-            }
+            queue = try SQLiteLedgerStore.openDurable(path: path, busyTimeout: 5)
             try Self.migrator.migrate(queue)
         } catch {
             throw LedgerError(.storage, "cannot open the account registry at \(path)", cause: error)

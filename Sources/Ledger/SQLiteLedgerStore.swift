@@ -21,20 +21,27 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// Opens (creating if needed) the ledger database at `path` and migrates it.
     /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
     public init(path: String) throws {
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         do {
-            queue = try DatabaseQueue(path: path, configuration: configuration)
-            try queue.writeWithoutTransaction { db in
-                // DatabaseQueue defaults to a rollback journal; the ledger wants WAL.
-                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-            }
+            queue = try Self.openDurable(path: path, busyTimeout: nil)
             try Self.migrator.migrate(queue)
         } catch {
             throw LedgerError(.storage, "cannot open the ledger database at \(path)", cause: error)
         }
+    }
+
+    /// A database queue in WAL mode with full sync: a committed transaction is on disk.
+    static func openDurable(path: String, busyTimeout: TimeInterval?) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        if let busyTimeout { configuration.busyMode = .timeout(busyTimeout) }
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        try queue.writeWithoutTransaction { db in
+            // DatabaseQueue defaults to a rollback journal; the ledger wants WAL.
+            _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+        }
+        return queue
     }
 
     /// Opens an existing ledger database for reading only, without migrating it: for auditing
