@@ -247,8 +247,8 @@ public final class BatchScheduler: @unchecked Sendable {
         slot.cached.removeSubrange(shared...)
         // Another sequence (running or not) may hold a longer prefix of this prompt, e.g. the same
         // system prompt: copying its KV entries costs a memory copy instead of a forward pass.
-        if let donor = slots.filter({ $0 !== slot }).max(by: { commonPrefix($0.cached, pending.prompt) < commonPrefix($1.cached, pending.prompt) }) {
-            let longer = commonPrefix(donor.cached, pending.prompt)
+        let donors = slots.lazy.filter { $0 !== slot }.map { (slot: $0, shared: self.commonPrefix($0.cached, pending.prompt)) }
+        if let (donor, longer) = donors.max(by: { $0.shared < $1.shared }) {
             if longer >= shared + Self.minimumCopy,
                (try? model.network.copyPrefix(from: donor.sequence, to: slot.sequence, count: longer)) != nil {
                 slot.cached = Array(donor.cached[..<longer])
