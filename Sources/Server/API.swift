@@ -123,7 +123,7 @@ struct API: Sendable {
             return .object(fields)
         }
         if req.sampling.stream == true {
-            return stream(job, first: chunk(["role": "assistant", "content": ""])) { event in
+            return receiptHeader(job, stream(job, first: chunk(["role": "assistant", "content": ""])) { event in
                 switch event {
                 case .token(let step):
                     guard !step.text.isEmpty || wantsLogprobs else { return nil }
@@ -140,7 +140,7 @@ struct API: Sendable {
                     return .array(out)
                 case .failed: return nil
                 }
-            }
+            })
         }
         let (text, entries, summary) = try await collect(job, logprobs: { step in
             step.logprob.map { Generation.chatLogprob(tokenizer, $0, top: step.top) }
@@ -210,7 +210,7 @@ struct API: Sendable {
             return .object(fields)
         }
         if req.sampling.stream == true {
-            return stream(job, first: nil) { event in
+            return receiptHeader(job, stream(job, first: nil) { event in
                 switch event {
                 case .token(let step):
                     guard !step.text.isEmpty || wantsLogprobs else { return nil }
@@ -225,7 +225,7 @@ struct API: Sendable {
                     return .array(out)
                 case .failed: return nil
                 }
-            }
+            })
         }
         var steps: [(text: String, step: Completion.Step)] = []
         let (text, _, summary) = try await collect(job, logprobs: { step in

@@ -17,9 +17,13 @@ struct LedgerAPI: Sendable {
     /// Most entries one `/v1/ledger/entries` page returns.
     static let pageLimit = 1000
 
-    /// Whether a request reads the public log (no API key needed).
+    /// Largest receipt `/v1/ledger/verify-receipt` reads.
+    static let maxReceiptBytes = 1 << 20
+
+    /// Whether a request reads the public log or checks a receipt (no API key needed).
     static func isPublic(_ request: Request) -> Bool {
-        request.method == .get && request.uri.path.hasPrefix("/v1/ledger/") && request.uri.path != "/v1/ledger/records"
+        if request.method == .post { return request.uri.path == "/v1/ledger/verify-receipt" }
+        return request.method == .get && request.uri.path.hasPrefix("/v1/ledger/") && request.uri.path != "/v1/ledger/records"
     }
 
     func register(on router: Router<VerityRequestContext>) {
@@ -61,6 +65,7 @@ struct LedgerAPI: Sendable {
             let proof = try await mapped { try await ledger.node.consistencyProof(from: from, to: to) }
             return json(["from": .int(Int(from)), "to": .int(Int(to)), "proof": .array(proof.map { .string($0.base64EncodedString()) })])
         }
+        router.post("/v1/ledger/verify-receipt") { request, _ in try await verifyReceipt(request) }
         router.get("/v1/ledger/entries") { request, _ in
             let start = request.uri.queryParameters.get("start") == nil ? 0 : try Self.number(request, "start")
             let limit = request.uri.queryParameters.get("limit") == nil ? UInt64(Self.pageLimit) : try Self.number(request, "limit")
@@ -69,6 +74,28 @@ struct LedgerAPI: Sendable {
                 ["leaf_index": .int(Int($0.index)), "record_id": .string($0.recordID), "leaf_hash": .string($0.leafHash.base64EncodedString()),
                  "envelope": .string($0.envelope.base64EncodedString())]
             })])
+        }
+    }
+
+    /// Checks a receipt (the JSON `/v1/ledger/records/{id}/receipt` returns) under this node's key,
+    /// for clients that cannot check an Ed25519 signature themselves (a browser without Ed25519
+    /// in Web Crypto). The answer is a verdict, not an error: `{"valid": true, "block": {…}}` or
+    /// `{"valid": false, "reason": "…"}`; only an unreadable body is a 400.
+    private func verifyReceipt(_ request: Request) async throws -> Response {
+        let data: Data
+        do {
+            data = Data(try await request.body.collect(upTo: Self.maxReceiptBytes).readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw APIError.tooLarge(limit: Self.maxReceiptBytes)
+        }
+        let receipt = try decodeRequest(Receipt.self, from: data)
+        do {
+            let block = try receipt.verify(verifier: ledger.node.verifier)
+            return json(["valid": true, "record_id": .string(receipt.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
+                         "verifier_key": .string(ledger.node.verifier.verifierKey), "block": blockObject(block)])
+        } catch let error as LedgerError {
+            return json(["valid": false, "record_id": .string(receipt.recordID), "reason": .string(error.message),
+                         "verifier_key": .string(ledger.node.verifier.verifierKey)])
         }
     }
 

@@ -41,10 +41,18 @@ public enum OpenAIServer {
         router.add(middleware: FrontMiddleware(authenticator: authenticator, metrics: metrics, logger: logger))
         api.register(on: router)
         LedgerAPI(ledger: ledger).register(on: router)
+        let web = WebChat()
+        web.register(on: router)
+        if web.isAvailable {
+            logger.info("web chat: \(web.files.count) files from \(web.origin)")
+        } else {
+            logger.warning("web chat unavailable: \(web.origin); the API under /v1/ is served")
+        }
         let app = Application(router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                                                     serverName: "verity"),
                               onServerRunning: { channel in
-                                  logger.info("listening on http://\(configuration.host):\(channel.localAddress?.port ?? configuration.port)")
+                                  let port = channel.localAddress?.port ?? configuration.port
+                                  logger.info("listening on http://\(configuration.host):\(port) (web chat at /, API at /v1/)")
                               },
                               logger: logger)
         // Graceful shutdown runs in reverse order: the model host first (ending generations, so
@@ -113,6 +121,7 @@ struct FrontMiddleware: RouterMiddleware {
         if known.contains(path) { return path }
         if path.hasPrefix("/v1/models/") { return "/v1/models/:id" }
         if path.hasPrefix("/v1/ledger/") { return "/v1/ledger" }
+        if path == "/" || path == "/index.html" || path.hasPrefix("/assets/") { return "/ (web chat)" }
         return "other"
     }
 

@@ -1,0 +1,196 @@
+// Verifying a ledger receipt in the browser.
+//
+// A receipt (GET /v1/ledger/records/{id}/receipt) holds the record's leaf index and hash, an
+// RFC 6962 inclusion proof, and the block that covers it as a signed note (C2SP signed-note
+// format: the checkpoint text, a blank line, "— <name> <base64(key id ‖ Ed25519 signature)>").
+// The checks, each reported on its own:
+//   1. the leaf: SHA-256(0x00 ‖ envelope) of the stored, encrypted record equals the receipt's leaf
+//      hash (and the leaf hash the completion response returned, when the page has it);
+//   2. inclusion: the proof leads from the leaf to the block's root hash (RFC 9162 §2.1.3.2);
+//   3. the signature: the block's note is signed by the node key — with Web Crypto's Ed25519
+//      where the browser has it, else by asking the server (POST /v1/ledger/verify-receipt), and
+//      the result says which;
+//   4. the node key is the one this browser saw first for this server (trust on first use).
+
+const encoder = new TextEncoder();
+
+export function base64ToBytes(text) {
+    const raw = atob(text);
+    const out = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+    return out;
+}
+
+export function bytesToBase64(bytes) {
+    let raw = "";
+    for (const b of bytes) raw += String.fromCharCode(b);
+    return btoa(raw);
+}
+
+function equal(a, b) {
+    if (a.length !== b.length) return false;
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+    return diff === 0;
+}
+
+async function sha256(...parts) {
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    const buffer = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) { buffer.set(p, at); at += p.length; }
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", buffer));
+}
+
+export const leafHash = bytes => sha256(Uint8Array.of(0), bytes);
+const nodeHash = (left, right) => sha256(Uint8Array.of(1), left, right);
+
+/** The root an inclusion proof leads to (RFC 9162 §2.1.3.2), or throws why it can't. */
+export async function rootFromInclusion(index, size, leaf, proof) {
+    if (!(index < size)) throw new Error(`leaf index ${index} is not below the tree size ${size}`);
+    let fn = BigInt(index), sn = BigInt(size) - 1n, r = leaf;
+    for (const p of proof) {
+        if (p.length !== 32) throw new Error("a proof hash is not 32 bytes");
+        if (sn === 0n) throw new Error("the inclusion proof is too long");
+        if ((fn & 1n) === 1n || fn === sn) {
+            r = await nodeHash(p, r);
+            if ((fn & 1n) === 0n) while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+        } else {
+            r = await nodeHash(r, p);
+        }
+        fn >>= 1n;
+        sn >>= 1n;
+    }
+    if (sn !== 0n) throw new Error("the inclusion proof is too short");
+    return r;
+}
+
+/** Splits a signed note into its text (ending in a newline) and signatures. */
+export function parseNote(note) {
+    const split = note.lastIndexOf("\n\n");
+    if (split < 0 || !note.endsWith("\n")) throw new Error("the block is not a signed note");
+    const text = note.slice(0, split + 1);
+    const signatures = note.slice(split + 2, -1).split("\n").map(line => {
+        const m = /^\u2014 (\S+) (\S+)$/.exec(line);
+        if (!m) throw new Error(`bad signature line "${line}"`);
+        const blob = base64ToBytes(m[2]);
+        if (blob.length !== 68) throw new Error(`the signature by ${m[1]} is not a 4-byte key id and an Ed25519 signature`);
+        const keyID = ((blob[0] << 24) | (blob[1] << 16) | (blob[2] << 8) | blob[3]) >>> 0;
+        return { name: m[1], keyID, signature: blob.slice(4) };
+    });
+    const lines = text.slice(0, -1).split("\n");
+    if (lines.length < 4) throw new Error("the block's checkpoint is missing lines");
+    const block = /^block (\d+) (\S+)$/.exec(lines[3]);
+    if (!block) throw new Error(`bad block line "${lines[3]}"`);
+    return {
+        text, signatures,
+        origin: lines[0], size: Number(lines[1]), root: base64ToBytes(lines[2]),
+        height: Number(block[1]), previousHash: block[2],
+    };
+}
+
+/** Parses a note verifier key `name+keyid+base64(0x01 ‖ public key)` and checks its key id. */
+export async function parseVerifierKey(text) {
+    // name+keyid+key: the key's base64 may hold "+" too, so only the first two split.
+    const m = /^([^+]+)\+([0-9a-f]{8})\+(.+)$/.exec(text);
+    if (!m) throw new Error(`"${text}" is not a note verifier key`);
+    const parts = m.slice(1);
+    const raw = base64ToBytes(parts[2]);
+    if (raw.length !== 33 || raw[0] !== 1) throw new Error(`"${text}" is not an Ed25519 verifier key`);
+    const id = await sha256(encoder.encode(parts[0]), Uint8Array.of(0x0a, 0x01), raw.slice(1));
+    const keyID = ((id[0] << 24) | (id[1] << 16) | (id[2] << 8) | id[3]) >>> 0;
+    if (keyID !== parseInt(parts[1], 16)) throw new Error("the verifier key's id does not match its key");
+    return { name: parts[0], keyID, publicKey: raw.slice(1), text };
+}
+
+/** Whether this browser's Web Crypto verifies Ed25519 signatures. */
+async function ed25519Key(publicKey) {
+    try {
+        return await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+    } catch {
+        return null;
+    }
+}
+
+const pinKey = origin => `verity.node-key.${origin}`;
+
+/**
+ * Verifies the receipt of `recordID`. `api.get(path)` and `api.post(path, body)` return parsed
+ * JSON or throw. `expectedLeafHash` is the base64 leaf hash the completion response returned.
+ * Returns {ok, method, block, receipt, nodeKey, checks: [{name, ok, detail}]}.
+ */
+export async function verifyReceipt(api, recordID, expectedLeafHash) {
+    const checks = [];
+    const check = (name, ok, detail) => { checks.push({ name, ok, detail }); return ok; };
+    const id = encodeURIComponent(recordID);
+    const [receipt, record, nodeKeyInfo] = await Promise.all([
+        api.get(`/v1/ledger/records/${id}/receipt?wait=true`),
+        api.get(`/v1/ledger/records/${id}`),
+        api.get("/v1/ledger/node-key"),
+    ]);
+    const result = { ok: false, method: "browser", block: null, receipt, nodeKey: nodeKeyInfo.verifier_key, checks };
+
+    // 1. The leaf.
+    const leaf = base64ToBytes(receipt.leafHash);
+    const computed = await leafHash(base64ToBytes(record.envelope));
+    check("Record", equal(computed, leaf),
+        equal(computed, leaf) ? "SHA-256 of the stored encrypted record equals the receipt's leaf hash"
+            : "the stored record's hash differs from the receipt's leaf hash");
+    if (expectedLeafHash !== undefined && expectedLeafHash !== null) {
+        check("Answer", expectedLeafHash === receipt.leafHash,
+            expectedLeafHash === receipt.leafHash ? "the leaf hash the answer came with is the receipt's"
+                : "the leaf hash the answer came with differs from the receipt's");
+    }
+
+    // 2. Inclusion in the block's tree.
+    let note;
+    try {
+        note = parseNote(receipt.block);
+        result.block = { height: note.height, size: note.size, root: bytesToBase64(note.root), origin: note.origin };
+        const root = await rootFromInclusion(receipt.leafIndex, note.size, leaf, receipt.inclusionProof.map(base64ToBytes));
+        check("Inclusion", equal(root, note.root), equal(root, note.root)
+            ? `leaf ${receipt.leafIndex} is in the tree of ${note.size} records signed in block ${note.height}`
+            : "the inclusion proof does not lead to the block's root hash");
+    } catch (error) {
+        check("Inclusion", false, error.message);
+    }
+
+    // 3. The block's signature by the node key.
+    if (note) {
+        let key;
+        try {
+            key = await parseVerifierKey(nodeKeyInfo.verifier_key);
+        } catch (error) {
+            check("Signature", false, error.message);
+        }
+        const signature = key && note.signatures.find(s => s.name === key.name && s.keyID === key.keyID);
+        if (key && !signature) check("Signature", false, `the block carries no signature by ${key.name}`);
+        if (key && signature) {
+            const cryptoKey = await ed25519Key(key.publicKey);
+            if (cryptoKey) {
+                const valid = await crypto.subtle.verify({ name: "Ed25519" }, cryptoKey, signature.signature, encoder.encode(note.text));
+                check("Signature", valid, valid ? `Ed25519 signature by ${key.name} checked in this browser (Web Crypto)`
+                    : `the Ed25519 signature by ${key.name} does not verify`);
+            } else {
+                result.method = "server";
+                const verdict = await api.post("/v1/ledger/verify-receipt", receipt);
+                check("Signature", verdict.valid === true, verdict.valid
+                    ? "checked by the server: this browser's Web Crypto has no Ed25519"
+                    : `the server rejects the receipt: ${verdict.reason}`);
+            }
+        }
+    }
+
+    // 4. The node key against the one first seen from this server.
+    const pinned = localStorage.getItem(pinKey(location.origin));
+    if (!pinned) {
+        localStorage.setItem(pinKey(location.origin), nodeKeyInfo.verifier_key);
+        check("Node key", true, "first seen from this server; remembered in this browser");
+    } else {
+        check("Node key", pinned === nodeKeyInfo.verifier_key, pinned === nodeKeyInfo.verifier_key
+            ? "the same key this browser saw before"
+            : `CHANGED: this browser saw ${pinned} before; the server now shows ${nodeKeyInfo.verifier_key}`);
+    }
+    result.ok = checks.every(c => c.ok);
+    return result;
+}
