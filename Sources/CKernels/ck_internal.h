@@ -144,6 +144,13 @@ typedef void (*ck_tok_fn)(int nr, int ng, const void *x, size_t x_stride, const 
 #define CK_PACK_S 288
 #define CK_PACK_CORR 320
 #define CK_PACK_BYTES 352
+/// K-packed activations (Q8_K, for the Q4_K / Q6_K token kernels), per 256-element block and group
+/// of 8 tokens: 64 × 8 token dwords of quants, the 8 scales d as floats, the 16 block sums as 8
+/// int16 pairs per token (bsums[2p], bsums[2p+1]), and the 8 sums of 32 as 4 int16 pairs per token.
+#define CK_PACKK_D 2048
+#define CK_PACKK_BS 2080
+#define CK_PACKK_YS 2336
+#define CK_PACKK_BYTES 2464
 /// What the VNNI kernels add to a weight type's quants to make them unsigned.
 static inline int ck_u_offset(int type) {
     switch (type) {
@@ -169,5 +176,8 @@ float ck_dot_q5_0_q8_0_vnni(const void *x, const void *y, size_t n);
 float ck_dot_q5_1_q8_1_vnni(const void *x, const void *y, size_t n);
 float ck_dot_q8_0_q8_0_vnni(const void *x, const void *y, size_t n);
 float ck_dot_iq4_nl_q8_0_vnni(const void *x, const void *y, size_t n);
+// (quants_k_vnni.h: the same scheme for the K-quants of Q4_K_M files.)
+float ck_dot_q4_K_q8_K_vnni(const void *x, const void *y, size_t n);
+float ck_dot_q6_K_q8_K_vnni(const void *x, const void *y, size_t n);
 
 #endif

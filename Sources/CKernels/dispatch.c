@@ -160,6 +160,8 @@ static float ck_vec_dot_vnni(int type, const void *x, const void *y, size_t n) {
     case CK_Q5_1: return ck_dot_q5_1_q8_1_vnni(x, y, n);
     case CK_Q8_0: return ck_dot_q8_0_q8_0_vnni(x, y, n);
     case CK_IQ4_NL: return ck_dot_iq4_nl_q8_0_vnni(x, y, n);
+    case CK_Q4_K: return ck_dot_q4_K_q8_K_vnni(x, y, n);
+    case CK_Q6_K: return ck_dot_q6_K_q8_K_vnni(x, y, n);
     default: return ck_vec_dot_variant(CK_VARIANT_AVX2, type, x, y, n);
     }
 }

@@ -22,6 +22,8 @@ static ck_dot_fn ck_resolve_dot(int type) {
         case CK_Q5_1: return ck_dot_q5_1_q8_1_vnni;
         case CK_Q8_0: return ck_dot_q8_0_q8_0_vnni;
         case CK_IQ4_NL: return ck_dot_iq4_nl_q8_0_vnni;
+        case CK_Q4_K: return ck_dot_q4_K_q8_K_vnni;
+        case CK_Q6_K: return ck_dot_q6_K_q8_K_vnni;
         default: break;
         }
     }
@@ -52,6 +54,7 @@ typedef struct {
     ck_tok_fn tok;
     const uint8_t *pk; // activations packed for tok, groups of 8 tokens
     size_t groups;
+    size_t pack_bytes; // per block and group: CK_PACK_BYTES, or CK_PACKK_BYTES for the K-quants
     size_t chunk;      // rows per work item
 } ck_matmul_ctx;
 
@@ -83,12 +86,35 @@ static void ck_pack_act(int wtype, const ck_matmul_args *a, size_t groups, uint8
     }
 }
 
+// Packs Q8_K activation rows for the K-quant ck_tok_fn kernels (layout: see CK_PACKK_BYTES);
+// tokens past n_tokens in the last group are zeros.
+static void ck_pack_act_k(const ck_matmul_args *a, size_t groups, uint8_t *pk) {
+    const size_t nb = a->cols / CK_QK_K;
+    memset(pk, 0, nb * groups * CK_PACKK_BYTES);
+    for (size_t t = 0; t < a->n_tokens; t++) {
+        const ck_block_q8_K *row = (const ck_block_q8_K *)((const uint8_t *)a->act + t * a->act_row_bytes);
+        const size_t g = t / 8, i = t % 8;
+        for (size_t b = 0; b < nb; b++) {
+            const ck_block_q8_K *blk = &row[b];
+            uint8_t *p = pk + (b * groups + g) * CK_PACKK_BYTES;
+            for (int k = 0; k < CK_QK_K / 4; k++) memcpy(p + 32 * k + 4 * i, blk->qs + 4 * k, 4);
+            memcpy(p + CK_PACKK_D + 4 * i, &blk->d, 4);
+            for (int q = 0; q < 8; q++) memcpy(p + CK_PACKK_BS + 32 * q + 4 * i, &blk->bsums[2 * q], 4);
+            for (int q = 0; q < 4; q++) {
+                const int16_t ys[2] = { (int16_t)(blk->bsums[4 * q] + blk->bsums[4 * q + 1]),
+                                        (int16_t)(blk->bsums[4 * q + 2] + blk->bsums[4 * q + 3]) };
+                memcpy(p + CK_PACKK_YS + 32 * q + 4 * i, ys, 4);
+            }
+        }
+    }
+}
+
 // Packed tokens: tiles of 4 rows × 16 tokens (each weight dword meets 8 tokens per vpdpbusd; the
 // weight rows stay in L1 while every token group passes), edges in smaller tiles.
 static void ck_matmul_tok(const ck_matmul_ctx *c, size_t r0, size_t r1) {
     const ck_matmul_args *a = c->a;
     const char *w = a->w;
-    const size_t pstride = c->groups * CK_PACK_BYTES;
+    const size_t pstride = c->groups * c->pack_bytes;
     for (size_t r = r0; r < r1; r += 4) {
         const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
         const char *row = w + r * a->w_row_bytes;
@@ -96,7 +122,7 @@ static void ck_matmul_tok(const ck_matmul_ctx *c, size_t r0, size_t r1) {
             const int ng = c->groups - g < 2 ? 1 : 2;
             const size_t t0 = g * 8;
             const int nt = a->n_tokens - t0 < (size_t)ng * 8 ? (int)(a->n_tokens - t0) : ng * 8;
-            c->tok(nr, ng, row, a->w_row_bytes, c->pk + g * CK_PACK_BYTES, pstride, a->cols, nt,
+            c->tok(nr, ng, row, a->w_row_bytes, c->pk + g * c->pack_bytes, pstride, a->cols, nt,
                    a->out + t0 * a->ld_out + r, a->ld_out);
         }
     }
@@ -152,13 +178,17 @@ static void ck_matmul_task(void *p, size_t item, int ith) {
 int ck_matmul(ck_pool *pool, const ck_matmul_args *args) {
     ck_dot_fn dot = ck_resolve_dot(args->type);
     if (!dot) return -1;
-    ck_matmul_ctx ctx = { args, dot, ck_resolve_tile(args->type), ck_resolve_tok(args->type), NULL, 0, args->rows };
+    ck_matmul_ctx ctx = { args, dot, ck_resolve_tile(args->type), ck_resolve_tok(args->type), NULL, 0, 0, args->rows };
     uint8_t *pk = NULL;
     if (ctx.tok && args->n_tokens >= CK_TOK_MIN) {
+        const int k = ck_vec_dot_type(args->type) == CK_Q8_K;
         ctx.groups = (args->n_tokens + 7) / 8;
-        pk = aligned_alloc(64, (args->cols / CK_QK * ctx.groups * CK_PACK_BYTES + 63) & ~(size_t)63);
+        ctx.pack_bytes = k ? CK_PACKK_BYTES : CK_PACK_BYTES;
+        const size_t blocks = args->cols / (k ? CK_QK_K : CK_QK);
+        pk = aligned_alloc(64, (blocks * ctx.groups * ctx.pack_bytes + 63) & ~(size_t)63);
         if (!pk) return -1;
-        ck_pack_act(args->type, args, ctx.groups, pk);
+        if (k) ck_pack_act_k(args, ctx.groups, pk);
+        else ck_pack_act(args->type, args, ctx.groups, pk);
         ctx.pk = pk;
     }
     if (!pool || args->rows * args->n_tokens < 64) {

@@ -261,6 +261,8 @@ CK_VNNI_INST(q5_1_q8_1, CK_Q5_1)
 CK_VNNI_INST(q8_0_q8_0, CK_Q8_0)
 CK_VNNI_INST(iq4_nl_q8_0, CK_IQ4_NL)
 
+#include "quants_k_vnni.h"
+
 /// The row kernel of a 32-element block type (NULL for other types): one token at a time.
 ck_tile_fn CK_FN(ck_resolve_tile)(int type) {
     switch (type) {
@@ -274,7 +276,8 @@ ck_tile_fn CK_FN(ck_resolve_tile)(int type) {
     }
 }
 
-/// The packed-tokens kernel of a 32-element block type (NULL for other types).
+/// The packed-tokens kernel of a type (NULL for types without one); Q4_K and Q6_K take activations
+/// packed by ck_pack_act_k, the others by ck_pack_act.
 ck_tok_fn CK_FN(ck_resolve_tok)(int type) {
     switch (type) {
     case CK_Q4_0: return CK_FN(tok_q4_0_q8_0);
@@ -283,6 +286,8 @@ ck_tok_fn CK_FN(ck_resolve_tok)(int type) {
     case CK_Q5_1: return CK_FN(tok_q5_1_q8_1);
     case CK_Q8_0: return CK_FN(tok_q8_0_q8_0);
     case CK_IQ4_NL: return CK_FN(tok_iq4_nl_q8_0);
+    case CK_Q4_K: return CK_FN(tokk_q4_K_q8_K);
+    case CK_Q6_K: return CK_FN(tokk_q6_K_q8_K);
     default: return NULL;
     }
 }

@@ -12,7 +12,7 @@ struct MatmulTests {
         // result must equal the single dot bit for bit: a sequence gets the same logits alone or batched.
         for tokens in [1, 2, 5, 8, 13, 20] {
             var rng = TestRNG(state: 42)
-            let rows = 67, cols = 256
+            let rows = 67, cols = 768  // three K-quant super-blocks
             let bytes = randomBlocks(type, blocks: rows * cols / type.blockSize, rng: &rng)
             let x = randomFloats(tokens * cols, rng: &rng)
             let pool = ThreadPool(threads: threads)
