@@ -120,11 +120,12 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
     __m128 acc = _mm_setzero_ps();
     for (size_t ib = 0; ib < nb; ib += 4) {
         const int count = nb - ib < 4 ? (int)(nb - ib) : 4;
-        // Weights stream from memory once per token (decode): prefetch 2 KiB ahead, past the 4 KiB
-        // page boundaries where the hardware prefetcher stops (mmapped weights).
+        // Weights stream from memory once per token (decode): prefetch 4 KiB ahead (2 KiB was measured
+        // slower on Gemma 3's 168 MB output projection), past the page boundaries where the hardware
+        // prefetcher stops (mmapped weights).
         for (int r = 0; r < R; r++) {
-            _mm_prefetch((const char *)(x[r] + ib * xb + 2048), _MM_HINT_T0);
-            _mm_prefetch((const char *)(x[r] + ib * xb + 2048 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(x[r] + ib * xb + 4096), _MM_HINT_T0);
+            _mm_prefetch((const char *)(x[r] + ib * xb + 4096 + 64), _MM_HINT_T0);
         }
         // Scale products of the 4 blocks, transposed: d[j & 1] holds dx·dy of block j for rows 0..3
         // (low half for j < 2), m[j & 1] the mx·sy.
