@@ -84,8 +84,10 @@ struct LlamaCppParityTests {
         #expect(positions >= 2000 + 12)
         #expect(meanKL <= yard.mean_kl)
         if c.model.hasPrefix("gemma") {
-            // Open in issue 3: Verity's KL is 30% below the yardstick, but top-1 agreement is 2 of
-            // 2,905 positions short of llama.cpp's own flash-attention switch (94.70% vs 94.77%).
+            // Open in issue 3: Verity's KL is 20% below the yardstick, but top-1 agreement is 8 of
+            // 2,905 positions short of llama.cpp's own flash-attention switch (94.49% vs 94.77%),
+            // all at near-ties; which side of them a position falls moves with any change in
+            // summation order (94.08-94.70% across kernel versions).
             withKnownIssue("Gemma 3 top-1 agreement is just under llama.cpp's flash-attention yardstick", isIntermittent: true) {
                 #expect(top1 >= yard.top1)
             }

@@ -400,6 +400,46 @@ def test_html_and_script_in_messages_render_as_text_and_run_nothing(browser, tmp
     inert()
 
 
+MARKDOWN_CASES = [
+    # (markdown, expected HTML of the rendered fragment)
+    ("# Title\nText", "<h3>Title</h3><p>Text</p>"),
+    ("a **b** *c* `d` ~~e~~ snake_case_name", "<p>a <strong>b</strong> <em>c</em> <code>d</code> <s>e</s> snake_case_name</p>"),
+    ("line one\nline two", "<p>line one<br>line two</p>"),
+    ("- a\n- b\n  - c\n- d", "<ul><li>a</li><li><p>b</p><ul><li>c</li></ul></li><li>d</li></ul>"),
+    ("3. three\n4. four", '<ol start="3"><li>three</li><li>four</li></ol>'),
+    ("> quoted\n> more", "<blockquote><p>quoted<br>more</p></blockquote>"),
+    ("```\nstreaming, not closed yet", '<div class="code-block"><div class="code-bar"><span class="code-lang">text</span>'
+     '<button class="code-copy" type="button" data-action="copy-code">Copy</button></div><pre><code>streaming, not closed yet</code></pre></div>'),
+    ("| a | b |\n|:--|--:|\n| 1 | 2 |", '<div class="table-wrap"><table><thead><tr><th style="text-align: left;">a</th>'
+     '<th style="text-align: right;">b</th></tr></thead><tbody><tr><td style="text-align: left;">1</td>'
+     '<td style="text-align: right;">2</td></tr></tbody></table></div>'),
+    ("[x](https://example.com/a_(b)) [y](javascript:alert(1)) [z](/relative)",
+     '<p><a href="https://example.com/a_(b)" target="_blank" rel="noopener noreferrer nofollow">x</a> '
+     '<span class="unsafe-link">y (javascript:alert(1))</span> <span class="unsafe-link">z (/relative)</span></p>'),
+    ("![cat](https://example.com/cat.png)", '<p><a href="https://example.com/cat.png" target="_blank" rel="noopener noreferrer nofollow">image: cat</a></p>'),
+    ("\\*not emphasis\\* and 2 * 3 * 4", "<p>*not emphasis* and 2 * 3 * 4</p>"),
+    ("<b>bold?</b> & <i>", "<p>&lt;b&gt;bold?&lt;/b&gt; &amp; &lt;i&gt;</p>"),
+    ("---", "<hr>"),
+]
+
+
+def test_markdown_renders_as_expected(browser, server):
+    d = browser
+    d.get(server.base_url + "/")
+    wait(d, lambda d: js(d, "return document.documentElement.dataset.ready") == "true", 15, "the page loads")
+    got = d.execute_async_script("""
+        const [cases, done] = arguments;
+        import('/assets/markdown.js').then(md => done(cases.map(([text]) => {
+            const box = document.createElement('div');
+            box.append(md.render(text));
+            return box.innerHTML;
+        })), e => done(String(e)));
+    """, [[c[0]] for c in MARKDOWN_CASES])
+    assert isinstance(got, list), got
+    for (text, expected), html in zip(MARKDOWN_CASES, got):
+        assert html == expected, f"{text!r}:\n  got      {html}\n  expected {expected}"
+
+
 def test_errors_are_explained_in_the_conversation(browser, server):
     d = browser
     d.find_element(By.ID, "new-chat").click()
