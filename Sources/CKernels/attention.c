@@ -4,12 +4,20 @@
 // all the query heads sharing it. Each result is computed with exactly the operations of
 // ck_dot_f16_f16_avx2, in the same order, so it is bit-identical to calling that per row.
 #include "ck_internal.h"
+#include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include "ck_avx2.h"
 
-CK_AVX2 static void f16_rows_avx2(const uint16_t *rows, size_t stride, size_t count, const uint16_t *vs,
-                                  size_t v_stride, size_t m, size_t n, float *outs, size_t ld_out) {
+// Elements of the 4 rows converted to float at a time (4 × 256 floats = 4 KiB, in L1).
+#define CK_F16_CHUNK 256
+// Most vectors whose accumulators the chunked path keeps (a KV group's query heads); more take the
+// plain path.
+#define CK_F16_MAXV 16
+
+// The plain path: every vector converts the rows again (used for many vectors, or short rows).
+CK_AVX2 static void f16_rows_plain(const uint16_t *rows, size_t stride, size_t count, const uint16_t *vs,
+                                   size_t v_stride, size_t m, size_t n, float *outs, size_t ld_out) {
     for (size_t i = 0; i < count; i += 4)
     for (size_t vi = 0; vi < m; vi++) {
         const uint16_t *v = vs + vi * v_stride;
@@ -41,6 +49,81 @@ CK_AVX2 static void f16_rows_avx2(const uint16_t *rows, size_t stride, size_t co
             float sum = hsum_ps(_mm256_add_ps(a0[r], a1[r]));
             for (; j < n; j++) sum += h2f(x[r][j]) * h2f(v[j]);
             out[i + (size_t)r] = sum;
+        }
+    }
+}
+
+// One chunk of nr (1..4) float rows against one float vector: the plain path's 16-element steps.
+__attribute__((always_inline)) CK_AVX2 static inline void f16_chunk(const int nr, const float (*xf)[CK_F16_CHUNK],
+                                                                 const float *v, size_t len, __m256 (*acc)[2]) {
+    __m256 a0[4], a1[4];
+    for (int r = 0; r < nr; r++) { a0[r] = acc[r][0]; a1[r] = acc[r][1]; }
+    for (size_t k = 0; k < len; k += 16) {
+        const __m256 v0 = _mm256_load_ps(v + k), v1 = _mm256_load_ps(v + k + 8);
+        for (int r = 0; r < nr; r++) {
+            a0[r] = _mm256_fmadd_ps(_mm256_load_ps(xf[r] + k), v0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(_mm256_load_ps(xf[r] + k + 8), v1, a1[r]);
+        }
+    }
+    for (int r = 0; r < nr; r++) { acc[r][0] = a0[r]; acc[r][1] = a1[r]; }
+}
+
+// Each worker's float copy of the vectors (grown as needed, kept for the thread's life: at most
+// CK_F16_MAXV × the longest row).
+static _Thread_local float *f16_vectors;
+static _Thread_local size_t f16_vectors_cap;
+
+// The same operations in the same order per (row, vector) as the plain path, with the vectors
+// converted to float once per call and each row chunk once for all vectors: conversions, not
+// FMAs, bound the plain path (10 vcvtph2ps per 8 FMAs with 4 vectors). Halves are exact in float,
+// so the products, and the results, are bit-identical.
+CK_AVX2 static void f16_rows_avx2(const uint16_t *rows, size_t stride, size_t count, const uint16_t *vs,
+                                  size_t v_stride, size_t m, size_t n, float *outs, size_t ld_out) {
+    const size_t n16 = n & ~(size_t)15;
+    if (m < 2 || m > CK_F16_MAXV || n < 64) { f16_rows_plain(rows, stride, count, vs, v_stride, m, n, outs, ld_out); return; }
+    if (m * n16 > f16_vectors_cap) {
+        free(f16_vectors);
+        f16_vectors_cap = 0;
+        f16_vectors = aligned_alloc(32, m * n16 * sizeof(float));
+        if (!f16_vectors) { f16_rows_plain(rows, stride, count, vs, v_stride, m, n, outs, ld_out); return; }
+        f16_vectors_cap = m * n16;
+    }
+    float *vf = f16_vectors;
+    for (size_t vi = 0; vi < m; vi++)
+        for (size_t k = 0; k < n16; k += 8)
+            _mm256_store_ps(vf + vi * n16 + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vs + vi * v_stride + k))));
+    float xf[4][CK_F16_CHUNK] __attribute__((aligned(32)));
+    __m256 acc[CK_F16_MAXV][4][2];
+    for (size_t i = 0; i < count; i += 4) {
+        const int nr = count - i < 4 ? (int)(count - i) : 4;
+        const uint16_t *x[4];
+        for (int r = 0; r < nr; r++) x[r] = rows + (i + (size_t)r) * stride;
+        for (size_t vi = 0; vi < m; vi++)
+            for (int r = 0; r < nr; r++) acc[vi][r][0] = acc[vi][r][1] = _mm256_setzero_ps();
+        for (size_t k0 = 0; k0 < n16; k0 += CK_F16_CHUNK) {
+            const size_t len = n16 - k0 < CK_F16_CHUNK ? n16 - k0 : CK_F16_CHUNK;
+            for (int r = 0; r < nr; r++)
+                for (size_t k = 0; k < len; k += 8)
+                    _mm256_store_ps(xf[r] + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x[r] + k0 + k))));
+            for (size_t vi = 0; vi < m; vi++) {
+                if (nr == 4) f16_chunk(4, (const float (*)[CK_F16_CHUNK])xf, vf + vi * n16 + k0, len, acc[vi]);
+                else f16_chunk(nr, (const float (*)[CK_F16_CHUNK])xf, vf + vi * n16 + k0, len, acc[vi]);
+            }
+        }
+        for (size_t vi = 0; vi < m; vi++) {
+            const uint16_t *v = vs + vi * v_stride;
+            float *out = outs + vi * ld_out;
+            for (int r = 0; r < nr; r++) {
+                __m256 a0 = acc[vi][r][0];
+                size_t j = n16;
+                for (; j + 8 <= n; j += 8) {
+                    a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x[r] + j))),
+                                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + j))), a0);
+                }
+                float sum = hsum_ps(_mm256_add_ps(a0, acc[vi][r][1]));
+                for (; j < n; j++) sum += h2f(x[r][j]) * h2f(v[j]);
+                out[i + (size_t)r] = sum;
+            }
         }
     }
 }
