@@ -120,6 +120,14 @@ def send(driver, text):
     box.send_keys(Keys.ENTER)
 
 
+def new_chat(driver, max_tokens, text):
+    """Starts a new conversation with this max_tokens and sends `text`."""
+    driver.find_element(By.ID, "new-chat").click()
+    open_settings(driver)
+    set_field(driver, "max_tokens", max_tokens)
+    send(driver, text)
+
+
 def shot(driver, name):
     path = SHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
@@ -245,10 +253,7 @@ def test_the_server_checks_a_receipt_for_browsers_without_ed25519(server, browse
 
 def test_stop_ends_the_generation_on_the_server(browser, server):
     d = browser
-    d.find_element(By.ID, "new-chat").click()
-    open_settings(d)
-    set_field(d, "max_tokens", 900)
-    send(d, "Write a very long, detailed story about a dragon who learns to sing. Use many chapters.")
+    new_chat(d, max_tokens=900, text="Write a very long, detailed story about a dragon who learns to sing. Use many chapters.")
     wait(d, lambda d: js(d, "const a = document.querySelector('article[data-streaming=\"true\"] .content'); return a && a.textContent.length > 40"),
          30, "the long answer starts streaming")
     assert active_sequences(server) >= 1
@@ -442,10 +447,7 @@ def test_markdown_renders_as_expected(browser, server):
 
 def test_errors_are_explained_in_the_conversation(browser, server):
     d = browser
-    d.find_element(By.ID, "new-chat").click()
-    open_settings(d)
-    set_field(d, "max_tokens", 5000)
-    send(d, "Hello")
+    new_chat(d, max_tokens=5000, text="Hello")
     wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#messages article.assistant .error"), 20, "the context error is shown")
     error = d.find_element(By.CSS_SELECTOR, "#messages article.assistant .error").text
     assert "context" in error and "1024" in error, error

@@ -115,31 +115,28 @@ function settingsChanged() {
 
 // ---- Sidebar ---------------------------------------------------------------------------------
 
+/** A <button type="button"> with a class, a data-action (handled by delegation), its text, and an
+ * aria-label when the text alone does not say what it does. */
+function actionButton(className, action, text, label) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = className;
+    button.dataset.action = action;
+    button.textContent = text;
+    if (label) button.setAttribute("aria-label", label);
+    return button;
+}
+
 function renderSidebar() {
     ui.list.replaceChildren(...store.sorted().map(conversation => {
         const li = document.createElement("li");
         li.className = "conversation";
         li.dataset.id = conversation.id;
         if (conversation === current) li.setAttribute("aria-current", "true");
-        const open = document.createElement("button");
-        open.type = "button";
-        open.className = "conversation-open";
-        open.dataset.action = "open";
-        open.textContent = conversation.title;
+        const open = actionButton("conversation-open", "open", conversation.title);
         open.title = conversation.title;
-        const rename = document.createElement("button");
-        rename.type = "button";
-        rename.className = "icon-button";
-        rename.dataset.action = "rename";
-        rename.setAttribute("aria-label", `Rename “${conversation.title}”`);
-        rename.textContent = "✎";
-        const remove = document.createElement("button");
-        remove.type = "button";
-        remove.className = "icon-button";
-        remove.dataset.action = "delete";
-        remove.setAttribute("aria-label", `Delete “${conversation.title}”`);
-        remove.textContent = "×";
-        li.append(open, rename, remove);
+        li.append(open, actionButton("icon-button", "rename", "✎", `Rename “${conversation.title}”`),
+                  actionButton("icon-button", "delete", "×", `Delete “${conversation.title}”`));
         return li;
     }));
 }
@@ -289,10 +286,7 @@ function metaView(message) {
 
 function receiptBadge(message) {
     const record = message.record;
-    const badge = document.createElement("button");
-    badge.type = "button";
-    badge.className = "receipt";
-    badge.dataset.action = "receipt";
+    const badge = actionButton("receipt", "receipt", "");
     badge.dataset.recordId = record.id;
     const state = record.state || "pending";
     badge.dataset.state = state;
@@ -312,14 +306,7 @@ function receiptBadge(message) {
 function actionsView(message) {
     const actions = document.createElement("div");
     actions.className = "actions";
-    const add = (action, label) => {
-        const b = document.createElement("button");
-        b.type = "button";
-        b.className = "link-button";
-        b.dataset.action = action;
-        b.textContent = label;
-        actions.append(b);
-    };
+    const add = (action, label) => actions.append(actionButton("link-button", action, label));
     if (message.content) add("copy", "Copy");
     if (message.role === "user") add("edit", "Edit");
     if (message.role === "assistant" && message === lastAssistant(current)) add("regenerate", "Regenerate");
