@@ -4,6 +4,7 @@
 // all the query heads sharing it. Each result is computed with exactly the operations of
 // ck_dot_f16_f16_avx2, in the same order, so it is bit-identical to calling that per row.
 #include "ck_internal.h"
+#include <pthread.h>
 #include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -68,10 +69,13 @@ __attribute__((always_inline)) CK_AVX2 static inline void f16_chunk(const int nr
     for (int r = 0; r < nr; r++) { acc[r][0] = a0[r]; acc[r][1] = a1[r]; }
 }
 
-// Each worker's float copy of the vectors (grown as needed, kept for the thread's life: at most
-// CK_F16_MAXV × the longest row).
+// Each thread's float copy of the vectors, grown as needed (at most CK_F16_MAXV × the longest
+// row) and freed when the thread exits (a pthread key's destructor).
 static _Thread_local float *f16_vectors;
 static _Thread_local size_t f16_vectors_cap;
+static pthread_key_t f16_vectors_key;
+static pthread_once_t f16_vectors_once = PTHREAD_ONCE_INIT;
+static void f16_vectors_make_key(void) { pthread_key_create(&f16_vectors_key, free); }
 
 // The same operations in the same order per (row, vector) as the plain path, with the vectors
 // converted to float once per call and each row chunk once for all vectors: conversions, not
@@ -85,6 +89,8 @@ CK_AVX2 static void f16_rows_avx2(const uint16_t *rows, size_t stride, size_t co
         free(f16_vectors);
         f16_vectors_cap = 0;
         f16_vectors = aligned_alloc(32, m * n16 * sizeof(float));
+        pthread_once(&f16_vectors_once, f16_vectors_make_key);
+        pthread_setspecific(f16_vectors_key, f16_vectors);
         if (!f16_vectors) { f16_rows_plain(rows, stride, count, vs, v_stride, m, n, outs, ld_out); return; }
         f16_vectors_cap = m * n16;
     }

@@ -66,9 +66,14 @@ static void *ck_worker_main(void *p) {
         if (atomic_load_explicit(&pool->stopping, memory_order_acquire)) break;
         seen = gen;
         // Enter, then check the generation is still open (both sequentially consistent, against
-        // the caller's close-then-count): either the caller waits for us, or we skip.
+        // the caller's close-then-count): either the caller waits for us, or we skip. `closed`
+        // holds the latest closed generation and only grows, so "still open" is closed < gen
+        // (wrap-aware), not closed != gen: a worker descheduled between reading `generation` and
+        // entering could otherwise wake after later generations had closed too, and claim from
+        // `pool->items`, by then a dead stack slot of the caller's, incrementing whatever lived
+        // there (seen as a corrupted KVCache in the caller's attention, about 1 full test run in 5).
         atomic_fetch_add(&pool->inside, 1);
-        if (atomic_load(&pool->closed) != gen) ck_items_claim(pool->items, arg.ith);
+        if ((int)(atomic_load(&pool->closed) - gen) < 0) ck_items_claim(pool->items, arg.ith);
         atomic_fetch_sub(&pool->inside, 1);
     }
     return NULL;
