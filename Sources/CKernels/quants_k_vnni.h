@@ -208,24 +208,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_k_body)(
         }
 }
 
-#define CK_VNNI_K_INST(NAME, TYPE)                                                                   \
-    CK_TGT static void CK_FN(tokk_##NAME##_41)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(tokens_k_body)(TYPE, 4, 1, x, xs, p, ps, nb, nt, o, ld); } \
-    CK_TGT static void CK_FN(tokk_##NAME##_42)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(tokens_k_body)(TYPE, 4, 2, x, xs, p, ps, nb, nt, o, ld); } \
-    CK_TGT static void CK_FN(tokk_##NAME##_11)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(tokens_k_body)(TYPE, 1, 1, x, xs, p, ps, nb, nt, o, ld); } \
-    CK_TGT static void CK_FN(tokk_##NAME##_12)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(tokens_k_body)(TYPE, 1, 2, x, xs, p, ps, nb, nt, o, ld); } \
-    CK_TGT static void CK_FN(tokk_##NAME)(int nr, int ng, const void *x, size_t xs, const void *p, size_t ps, size_t n, int nt, float *o, size_t ld) { \
-        const size_t nb = n / CK_QK_K;                                                               \
-        if (nr == 4) {                                                                               \
-            if (ng == 2) CK_FN(tokk_##NAME##_42)(x, xs, p, ps, nb, nt, o, ld);                       \
-            else CK_FN(tokk_##NAME##_41)(x, xs, p, ps, nb, nt, o, ld);                               \
-            return;                                                                                  \
-        }                                                                                            \
-        for (int r = 0; r < nr; r++) {                                                               \
-            const uint8_t *xr = (const uint8_t *)x + (size_t)r * xs;                                 \
-            if (ng == 2) CK_FN(tokk_##NAME##_12)(xr, xs, p, ps, nb, nt, o + r, ld);                  \
-            else CK_FN(tokk_##NAME##_11)(xr, xs, p, ps, nb, nt, o + r, ld);                          \
-        }                                                                                            \
-    }
+#define CK_VNNI_K_INST(NAME, TYPE) CK_TOK_KERNELS(tokk_##NAME, tokens_k_body, TYPE, CK_QK_K)
 
 CK_VNNI_K_INST(q4_K_q8_K, CK_Q4_K)
 CK_VNNI_K_INST(q6_K_q8_K, CK_Q6_K)

@@ -31,3 +31,20 @@ static inline size_t CK_FN(xbytes)(int type) {
     default: return sizeof(ck_block_q8_0);
     }
 }
+
+// The tile kernel of a 32-element block type (NULL for other types), by the names both templates
+// give them (the VNNI ones take one token at a time). Expanded once per template, after its kernels.
+#ifndef CK_RESOLVE_TILE
+#define CK_RESOLVE_TILE                                                                              \
+    ck_tile_fn CK_FN(ck_resolve_tile)(int type) {                                                    \
+        switch (type) {                                                                              \
+        case CK_Q4_0: return CK_FN(tile_q4_0_q8_0);                                                  \
+        case CK_Q4_1: return CK_FN(tile_q4_1_q8_1);                                                  \
+        case CK_Q5_0: return CK_FN(tile_q5_0_q8_0);                                                  \
+        case CK_Q5_1: return CK_FN(tile_q5_1_q8_1);                                                  \
+        case CK_Q8_0: return CK_FN(tile_q8_0_q8_0);                                                  \
+        case CK_IQ4_NL: return CK_FN(tile_iq4_nl_q8_0);                                              \
+        default: return NULL;                                                                        \
+        }                                                                                            \
+    }
+#endif

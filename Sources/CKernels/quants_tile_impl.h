@@ -130,18 +130,7 @@ CK_TILE_INST(q5_1_q8_1, CK_Q5_1)
 CK_TILE_INST(q8_0_q8_0, CK_Q8_0)
 CK_TILE_INST(iq4_nl_q8_0, CK_IQ4_NL)
 
-/// The tile kernel of a 32-element block type (NULL for other types).
-ck_tile_fn CK_FN(ck_resolve_tile)(int type) {
-    switch (type) {
-    case CK_Q4_0: return CK_FN(tile_q4_0_q8_0);
-    case CK_Q4_1: return CK_FN(tile_q4_1_q8_1);
-    case CK_Q5_0: return CK_FN(tile_q5_0_q8_0);
-    case CK_Q5_1: return CK_FN(tile_q5_1_q8_1);
-    case CK_Q8_0: return CK_FN(tile_q8_0_q8_0);
-    case CK_IQ4_NL: return CK_FN(tile_iq4_nl_q8_0);
-    default: return NULL;
-    }
-}
+CK_RESOLVE_TILE
 
 #undef CK_TILE_INST
 #undef CK_TILE_STEP

@@ -221,6 +221,27 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_body)(
         }
 }
 
+// The packed-token kernel FN of a type: BODY specialized for 4 or 1 rows × 1 or 2 token groups, and
+// the dispatcher the matmul calls (rows past a multiple of 4 one at a time); QK elements per block.
+#define CK_TOK_KERNELS(FN, BODY, TYPE, QK)                                                           \
+    CK_TGT static void CK_FN(FN##_41)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(BODY)(TYPE, 4, 1, x, xs, p, ps, nb, nt, o, ld); } \
+    CK_TGT static void CK_FN(FN##_42)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(BODY)(TYPE, 4, 2, x, xs, p, ps, nb, nt, o, ld); } \
+    CK_TGT static void CK_FN(FN##_11)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(BODY)(TYPE, 1, 1, x, xs, p, ps, nb, nt, o, ld); } \
+    CK_TGT static void CK_FN(FN##_12)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(BODY)(TYPE, 1, 2, x, xs, p, ps, nb, nt, o, ld); } \
+    CK_TGT static void CK_FN(FN)(int nr, int ng, const void *x, size_t xs, const void *p, size_t ps, size_t n, int nt, float *o, size_t ld) { \
+        const size_t nb = n / (QK);                                                                  \
+        if (nr == 4) {                                                                               \
+            if (ng == 2) CK_FN(FN##_42)(x, xs, p, ps, nb, nt, o, ld);                                \
+            else CK_FN(FN##_41)(x, xs, p, ps, nb, nt, o, ld);                                        \
+            return;                                                                                  \
+        }                                                                                            \
+        for (int r = 0; r < nr; r++) {                                                               \
+            const uint8_t *xr = (const uint8_t *)x + (size_t)r * xs;                                 \
+            if (ng == 2) CK_FN(FN##_12)(xr, xs, p, ps, nb, nt, o + r, ld);                           \
+            else CK_FN(FN##_11)(xr, xs, p, ps, nb, nt, o + r, ld);                                   \
+        }                                                                                            \
+    }
+
 #define CK_VNNI_INST(NAME, TYPE)                                                                     \
     CK_TGT static void CK_FN(rows_##NAME##_1)(const uint8_t *x, size_t xs, const uint8_t *y, size_t nb, float *o) { CK_FN(rows_body)(TYPE, 1, x, xs, y, nb, o); } \
     CK_TGT static void CK_FN(rows_##NAME##_2)(const uint8_t *x, size_t xs, const uint8_t *y, size_t nb, float *o) { CK_FN(rows_body)(TYPE, 2, x, xs, y, nb, o); } \
@@ -232,23 +253,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_body)(
         else if (nr == 2) CK_FN(rows_##NAME##_2)(x, xs, y, n / CK_QK, o);                            \
         else CK_FN(rows_##NAME##_1)(x, xs, y, n / CK_QK, o);                                         \
     }                                                                                                \
-    CK_TGT static void CK_FN(tok_##NAME##_41)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(tokens_body)(TYPE, 4, 1, x, xs, p, ps, nb, nt, o, ld); } \
-    CK_TGT static void CK_FN(tok_##NAME##_42)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(tokens_body)(TYPE, 4, 2, x, xs, p, ps, nb, nt, o, ld); } \
-    CK_TGT static void CK_FN(tok_##NAME##_11)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(tokens_body)(TYPE, 1, 1, x, xs, p, ps, nb, nt, o, ld); } \
-    CK_TGT static void CK_FN(tok_##NAME##_12)(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { CK_FN(tokens_body)(TYPE, 1, 2, x, xs, p, ps, nb, nt, o, ld); } \
-    CK_TGT static void CK_FN(tok_##NAME)(int nr, int ng, const void *x, size_t xs, const void *p, size_t ps, size_t n, int nt, float *o, size_t ld) { \
-        const size_t nb = n / CK_QK;                                                                 \
-        if (nr == 4) {                                                                               \
-            if (ng == 2) CK_FN(tok_##NAME##_42)(x, xs, p, ps, nb, nt, o, ld);                        \
-            else CK_FN(tok_##NAME##_41)(x, xs, p, ps, nb, nt, o, ld);                                \
-            return;                                                                                  \
-        }                                                                                            \
-        for (int r = 0; r < nr; r++) {                                                               \
-            const uint8_t *xr = (const uint8_t *)x + (size_t)r * xs;                                 \
-            if (ng == 2) CK_FN(tok_##NAME##_12)(xr, xs, p, ps, nb, nt, o + r, ld);                   \
-            else CK_FN(tok_##NAME##_11)(xr, xs, p, ps, nb, nt, o + r, ld);                           \
-        }                                                                                            \
-    }                                                                                                \
+    CK_TOK_KERNELS(tok_##NAME, tokens_body, TYPE, CK_QK)                                            \
     CK_TGT float CK_CAT(ck_dot_##NAME, CK_SFX)(const void *x, const void *y, size_t n) {             \
         float o;                                                                                     \
         CK_FN(rows_##NAME##_1)(x, 0, y, n / CK_QK, &o);                                              \
@@ -264,18 +269,7 @@ CK_VNNI_INST(iq4_nl_q8_0, CK_IQ4_NL)
 
 #include "quants_k_vnni.h"
 
-/// The row kernel of a 32-element block type (NULL for other types): one token at a time.
-ck_tile_fn CK_FN(ck_resolve_tile)(int type) {
-    switch (type) {
-    case CK_Q4_0: return CK_FN(tile_q4_0_q8_0);
-    case CK_Q4_1: return CK_FN(tile_q4_1_q8_1);
-    case CK_Q5_0: return CK_FN(tile_q5_0_q8_0);
-    case CK_Q5_1: return CK_FN(tile_q5_1_q8_1);
-    case CK_Q8_0: return CK_FN(tile_q8_0_q8_0);
-    case CK_IQ4_NL: return CK_FN(tile_iq4_nl_q8_0);
-    default: return NULL;
-    }
-}
+CK_RESOLVE_TILE
 
 /// The packed-tokens kernel of a type (NULL for types without one); Q4_K and Q6_K take activations
 /// packed by ck_pack_act_k, the others by ck_pack_act.
@@ -294,6 +288,7 @@ ck_tok_fn CK_FN(ck_resolve_tok)(int type) {
 }
 
 #undef CK_VNNI_INST
+#undef CK_TOK_KERNELS
 #undef CK_FN
 #undef CK_CAT
 #undef CK_CAT_
