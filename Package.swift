@@ -24,7 +24,7 @@ let package = Package(
     targets: [
         .target(
             name: "CKernels",
-            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"])]
         ),
         .target(name: "ModelFormats"),
         .target(name: "Kernels", dependencies: ["CKernels", "ModelFormats"]),

@@ -16,6 +16,14 @@ CK_AVX2 static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
+/// Sum of the 8 int32 lanes (exact while it fits).
+CK_AVX2 static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
 /// One fp16 value to float. vmovd + vcvtph2ps: no false dependency on a live register
 /// (_cvtsh_ss inserts into one, which chained every block onto the previous FMA).
 CK_AVX2 static inline float h2f(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }

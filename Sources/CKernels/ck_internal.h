@@ -72,6 +72,20 @@ static inline int ck_iq4_xs_scale(const ck_block_iq4_xs *b, int ib) {
     return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
 }
 
+/// One block's 8 lanes in llama.cpp's x86 order: acc[k] = fma(d, Σ_{i=4k}^{4k+3} q[i]·y[i], acc[k]).
+static inline void lanes8(float acc[8], float d, const int8_t q[32], const int8_t y[32]) {
+    for (int k = 0; k < 8; k++) {
+        int32_t s = 0;
+        for (int i = 4 * k; i < 4 * k + 4; i++) s += q[i] * y[i];
+        acc[k] = fmaf(d, (float)s, acc[k]);
+    }
+}
+
+/// The 8 lanes summed as llama.cpp's hsum_float_8: ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)).
+static inline float ck_hsum8(const float a[8]) {
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
 static inline float ck_bf16_to_fp32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
@@ -139,11 +153,13 @@ typedef void (*ck_tile_fn)(int nr, int nt, const void *x, size_t x_stride, const
 typedef void (*ck_tok_fn)(int nr, int ng, const void *x, size_t x_stride, const void *pk, size_t pstride,
                           size_t n, int nt, float *out, size_t ld);
 /// Packed activations, per block and group of 8 tokens: the 8 dwords of quants (dword k of the 8
-/// tokens together), the scales d and s as floats, and the correction −ck_u_offset·Σq (int32).
+/// tokens together), the scales d and s as floats, the correction −ck_u_offset·Σq (int32), and the
+/// same correction per dword k (−ck_u_offset·Σ of its 4 quants; the 8-lane kernels' lanes).
 #define CK_PACK_D 256
 #define CK_PACK_S 288
 #define CK_PACK_CORR 320
-#define CK_PACK_BYTES 352
+#define CK_PACK_KCORR 352
+#define CK_PACK_BYTES 608
 /// K-packed activations (Q8_K, for the Q4_K / Q6_K token kernels), per 256-element block and group
 /// of 8 tokens: 64 × 8 token dwords of quants, the 8 scales d as floats, the 16 block sums as 8
 /// int16 pairs per token (bsums[2p], bsums[2p+1]), and the 8 sums of 32 as 4 int16 pairs per token.

@@ -5,13 +5,6 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include "ck_avx2.h"
 
-CK_AVX2 static inline int hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
 
 // 16 bytes of nibbles -> 32 bytes: lanes 0..15 low nibbles, lanes 16..31 high nibbles.
 CK_AVX2 static inline __m256i nibbles32(const uint8_t *qs) {

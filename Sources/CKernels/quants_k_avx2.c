@@ -148,18 +148,31 @@ CK_AVX2 static inline float dot_q45_K_block(const uint8_t *scales12, const uint8
     return (float)summ;
 }
 
+// Q4_K in llama.cpp's order (see the scalar twin): per 64-element pair, exact integer sums, then
+// two float FMA chains; bit-identical to the scalar twin.
 CK_AVX2 float ck_dot_q4_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_q4_K *x = vx;
     const ck_block_q8_K *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    float summins = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    float acc = 0.0f, accm = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
-        __m256i sumi;
-        const float summ = dot_q45_K_block(x[i].scales, x[i].qs, NULL, &y[i], &sumi);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi), acc);
-        summins += h2f(x[i].dmin) * y[i].d * summ;
+        uint8_t sc[8], mn[8];
+        ck_unpack_k4_scales(x[i].scales, sc, mn);
+        const float dd = h2f(x[i].d) * y[i].d, dm = h2f(x[i].dmin) * y[i].d;
+        for (int p = 0; p < 4; p++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * p));
+            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * p));
+            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * p + 32));
+            const __m256i s = _mm256_add_epi32(dot_us_scaled(_mm256_and_si256(bits, m4), y0, _mm256_set1_epi16(sc[2 * p])),
+                                               dot_us_scaled(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), y1,
+                                                             _mm256_set1_epi16(sc[2 * p + 1])));
+            const int32_t imin = mn[2 * p] * (y[i].bsums[4 * p] + y[i].bsums[4 * p + 1]) +
+                                 mn[2 * p + 1] * (y[i].bsums[4 * p + 2] + y[i].bsums[4 * p + 3]);
+            acc = fmaf((float)hsum_epi32(s), dd, acc);
+            accm = fmaf((float)imin, dm, accm);
+        }
     }
-    return hsum_ps(acc) - summins;
+    return acc - accm;
 }
 
 CK_AVX2 float ck_dot_q5_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
@@ -176,11 +189,12 @@ CK_AVX2 float ck_dot_q5_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     return hsum_ps(acc) - summins;
 }
 
+// Q6_K in llama.cpp's order (see the scalar twin); bit-identical to it.
 CK_AVX2 float ck_dot_q6_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_q6_K *x = vx;
     const ck_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
         // value = unsigned 6 bits - 32: sum the unsigned part, subtract 32·Σ scale·bsum.
@@ -204,10 +218,10 @@ CK_AVX2 float ck_dot_q6_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
                 sumi = _mm256_add_epi32(sumi, dot_us_scaled(q[k], qy, pair_scales(sc8, 4 * h + k)));
             }
         }
-        const float d = h2f(x[i].d) * y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        const float r = (float)hsum_epi32(sumi) * h2f(x[i].d);
+        acc = fmaf(r, y[i].d, acc);
     }
-    return hsum_ps(acc);
+    return acc;
 }
 
 // ck_dot_iq4_nl_q8_0_avx2: see quants_tile_impl.h (tiled with the other 32-element types).

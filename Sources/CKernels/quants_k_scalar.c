@@ -277,15 +277,31 @@ static float dot_q45_K(const uint8_t *scales12, uint16_t xd, uint16_t xdmin, con
     return dmin * (float)sumi;
 }
 
+// Q4_K in llama.cpp's order (its repacked 8×8 GEMM on x86, what prompts go through): per pair of
+// 32-element sub-blocks p, exact integer sums isum_p = Σ sc_j·Σ q·y and imin_p = Σ m_j·ysum_j, then
+// acc = fma(isum_p, d·dy, acc) and accm = fma(imin_p, dmin·dy, accm) in float; acc − accm.
 float ck_dot_q4_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q4_K *x = vx;
     const ck_block_q8_K *y = vy;
-    float sums[8] = { 0 };
-    float sumf = 0.0f;
+    float acc = 0.0f, accm = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
-        sumf -= dot_q45_K(x[i].scales, x[i].d, x[i].dmin, x[i].qs, NULL, &y[i], sums);
+        uint8_t sc[8], mn[8];
+        ck_unpack_k4_scales(x[i].scales, sc, mn);
+        const float dd = H2F(x[i].d) * y[i].d, dm = H2F(x[i].dmin) * y[i].d;
+        for (int p = 0; p < 4; p++) {
+            int32_t isum = 0, imin = 0;
+            for (int j = 2 * p; j < 2 * p + 2; j++) {
+                const uint8_t *q = x[i].qs + 32 * p;
+                int32_t s = 0;
+                for (int l = 0; l < 32; l++) s += ((j & 1) ? (q[l] >> 4) : (q[l] & 0x0F)) * y[i].qs[32 * j + l];
+                isum += sc[j] * s;
+                imin += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+            }
+            acc = fmaf((float)isum, dd, acc);
+            accm = fmaf((float)imin, dm, accm);
+        }
     }
-    return finish_lanes(sums, sumf);
+    return acc - accm;
 }
 
 float ck_dot_q5_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
@@ -299,35 +315,34 @@ float ck_dot_q5_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     return finish_lanes(sums, sumf);
 }
 
+// Q6_K in llama.cpp's order (its tiled K-quant GEMM, what prompts go through): per super-block the
+// exact integer sum S = Σ sc_s·Σ q·y (q signed), then acc = fma((float)S·d, dy, acc).
 float ck_dot_q6_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q6_K *x = vx;
     const ck_block_q8_K *y = vy;
-    float sums[8] = { 0 };
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
-        int32_t lanes[8] = { 0 };
-        for (int e = 0; e < 256; e++) {
-            lanes[e & 7] += x[i].scales[e >> 4] * (q6_K_value(&x[i], e) * y[i].qs[e]);
-        }
-        const float d = H2F(x[i].d) * y[i].d;
-        for (int l = 0; l < 8; l++) sums[l] += d * (float)lanes[l];
+        int32_t s = 0;
+        for (int e = 0; e < 256; e++) s += x[i].scales[e >> 4] * (q6_K_value(&x[i], e) * y[i].qs[e]);
+        const float r = (float)s * H2F(x[i].d);
+        acc = fmaf(r, y[i].d, acc);
     }
-    return finish_lanes(sums, 0.0f);
+    return acc;
 }
 
 float ck_dot_iq4_nl_q8_0_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_iq4_nl *x = vx;
     const ck_block_q8_0 *y = vy;
-    float sumf = 0.0f;
+    float acc[8] = { 0 };
     for (size_t i = 0; i < n / CK_QK; i++) {
-        const float d = H2F(y[i].d) * H2F(x[i].d);
-        int sumi1 = 0, sumi2 = 0;
+        int8_t q[32];
         for (int j = 0; j < 16; j++) {
-            sumi1 += y[i].qs[j] * ck_iq4nl_values[x[i].qs[j] & 0x0F];
-            sumi2 += y[i].qs[j + 16] * ck_iq4nl_values[x[i].qs[j] >> 4];
+            q[j] = ck_iq4nl_values[x[i].qs[j] & 0x0F];
+            q[j + 16] = ck_iq4nl_values[x[i].qs[j] >> 4];
         }
-        sumf += d * (float)(sumi1 + sumi2);
+        lanes8(acc, H2F(x[i].d) * H2F(y[i].d), q, y[i].qs);
     }
-    return sumf;
+    return ck_hsum8(acc);
 }
 
 float ck_dot_iq4_xs_q8_K_scalar(const void *vx, const void *vy, size_t n) {

@@ -6,16 +6,14 @@
 //
 // Included by quants_tile_vnni.h (same CK_SFX, CK_TGT, CK_DP, CK_FN).
 //
-// Both layouts compute, for each (row, token) and super-block b, the block's exact integer sums and
-// then the same operations in double, blocks in order, rounding to float once at the end:
-//   Q4_K: acc = fma(isum_b, d_b·dy_b, acc); acc = fma(−msum_b, dmin_b·dy_b, acc)
-//   Q6_K: acc = fma(isum_b, d_b·dy_b, acc)
-// (d_b·dy_b is exact in double). Double because Q4_K's scale and min terms nearly cancel: in float
-// the rounding of each term showed as 4-12 more top-1 disagreements with llama.cpp on Gemma 3 over
-// 2,905 positions than this (94.08% float, 94.49% double; the AVX2 row kernel gave 94.22%).
-// with isum_b = Σ_j sc_j·Σ_{i∈j} q_i·y_i (Q6_K: minus 32·Σ_s sc_s·bsum_s, its −32 offset) and
-// msum_b = Σ_j m_j·ysum_j. So the layouts agree bit for bit, and a sequence decoded alone equals
-// the same sequence in a batch.
+// Both layouts compute, for each (row, token), the exact integer sums and then the float operations
+// of llama.cpp's x86 GEMMs for prompts, in the same order (the scalar twins in quants_k_scalar.c):
+//   Q4_K (its repacked 8×8 GEMM): per pair p of 32-element sub-blocks,
+//        acc = fma(isum_p, d·dy, acc), accm = fma(msum_p, dmin·dy, accm); result acc − accm
+//   Q6_K (its tiled GEMM): per super-block, acc = fma(isum·d, dy, acc)
+// with isum_p = Σ_{j∈p} sc_j·Σ_{i∈j} q_i·y_i, msum_p = Σ_{j∈p} m_j·ysum_j, and for Q6_K
+// isum = Σ sc_s·Σ q·y − 32·Σ_s sc_s·bsum_s (its −32 offset). So the layouts agree bit for bit, a
+// sequence decoded alone equals the same sequence in a batch, and prompts match llama.cpp's.
 
 // Q4_K weights of one super-block as 256 unsigned bytes in element order (8 × 32).
 CK_TGT static inline void CK_FN(unpack_q4_K)(const ck_block_q4_K *x, __m256i u[8]) {
@@ -43,19 +41,6 @@ CK_TGT static inline void CK_FN(unpack_q6_K)(const ck_block_q6_K *x, __m256i u[8
     }
 }
 
-CK_TGT static inline int32_t CK_FN(hsum_i32)(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
-// Σ_j m_j·(bsums[2j] + bsums[2j+1]): the mins' part of one Q4_K block, exact.
-static inline int32_t CK_FN(q4_K_msum)(const uint8_t mn[8], const int16_t *bsums) {
-    int32_t s = 0;
-    for (int j = 0; j < 8; j++) s += (int32_t)mn[j] * ((int32_t)bsums[2 * j] + bsums[2 * j + 1]);
-    return s;
-}
 
 // 32·Σ_s sc_s·bsums[s]: Q6_K's −32 offset, exact.
 static inline int32_t CK_FN(q6_K_offset)(const int8_t sc[16], const int16_t *bsums) {
@@ -67,28 +52,32 @@ static inline int32_t CK_FN(q6_K_offset)(const int8_t sc[16], const int16_t *bsu
 CK_TGT float CK_CAT(ck_dot_q4_K_q8_K, CK_SFX)(const void *vx, const void *vy, size_t n) {
     const ck_block_q4_K *x = vx;
     const ck_block_q8_K *y = vy;
-    double acc = 0.0;
+    float acc = 0.0f, accm = 0.0f;
     for (size_t b = 0; b < n / CK_QK_K; b++) {
         uint8_t sc[8], mn[8];
         ck_unpack_k4_scales(x[b].scales, sc, mn);
         __m256i u[8];
         CK_FN(unpack_q4_K)(&x[b], u);
-        __m256i s = _mm256_setzero_si256();
-        for (int j = 0; j < 8; j++) {
-            const __m256i p = CK_DP(_mm256_setzero_si256(), u[j], _mm256_loadu_si256((const __m256i *)(y[b].qs + 32 * j)));
-            s = _mm256_add_epi32(s, _mm256_mullo_epi32(p, _mm256_set1_epi32(sc[j])));
+        const float dd = h2f(x[b].d) * y[b].d, dm = h2f(x[b].dmin) * y[b].d;
+        for (int p = 0; p < 4; p++) {
+            __m256i s = _mm256_setzero_si256();
+            for (int j = 2 * p; j < 2 * p + 2; j++) {
+                const __m256i q = CK_DP(_mm256_setzero_si256(), u[j], _mm256_loadu_si256((const __m256i *)(y[b].qs + 32 * j)));
+                s = _mm256_add_epi32(s, _mm256_mullo_epi32(q, _mm256_set1_epi32(sc[j])));
+            }
+            const int32_t msum = mn[2 * p] * (y[b].bsums[4 * p] + y[b].bsums[4 * p + 1]) +
+                                 mn[2 * p + 1] * (y[b].bsums[4 * p + 2] + y[b].bsums[4 * p + 3]);
+            acc = fmaf((float)hsum_epi32(s), dd, acc);
+            accm = fmaf((float)msum, dm, accm);
         }
-        const int32_t isum = CK_FN(hsum_i32)(s), msum = CK_FN(q4_K_msum)(mn, y[b].bsums);
-        acc = __builtin_fma((double)isum, (double)h2f(x[b].d) * y[b].d, acc);
-        acc = __builtin_fma((double)(-msum), (double)h2f(x[b].dmin) * y[b].d, acc);
     }
-    return (float)acc;
+    return acc - accm;
 }
 
 CK_TGT float CK_CAT(ck_dot_q6_K_q8_K, CK_SFX)(const void *vx, const void *vy, size_t n) {
     const ck_block_q6_K *x = vx;
     const ck_block_q8_K *y = vy;
-    double acc = 0.0;
+    float acc = 0.0f;
     for (size_t b = 0; b < n / CK_QK_K; b++) {
         __m256i u[8];
         CK_FN(unpack_q6_K)(&x[b], u);
@@ -103,10 +92,11 @@ CK_TGT float CK_CAT(ck_dot_q6_K_q8_K, CK_SFX)(const void *vx, const void *vy, si
             const __m256i pick = _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi);
             s = _mm256_add_epi32(s, _mm256_mullo_epi32(p, _mm256_permutevar8x32_epi32(scj, pick)));
         }
-        const int32_t isum = CK_FN(hsum_i32)(s) - CK_FN(q6_K_offset)(x[b].scales, y[b].bsums);
-        acc = __builtin_fma((double)isum, (double)h2f(x[b].d) * y[b].d, acc);
+        const int32_t isum = hsum_epi32(s) - CK_FN(q6_K_offset)(x[b].scales, y[b].bsums);
+        const float r = (float)isum * h2f(x[b].d);
+        acc = fmaf(r, y[b].d, acc);
     }
-    return (float)acc;
+    return acc;
 }
 
 // Tokens layout: R (1..4) rows × G (1, 2) groups of 8 tokens of the K-packed activations (group g
@@ -116,17 +106,17 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_k_body)(
     size_t pstride, size_t nb, int nt, float *out, size_t ld) {
     const int q6 = type == CK_Q6_K;
     const size_t xb = q6 ? sizeof(ck_block_q6_K) : sizeof(ck_block_q4_K);
-    // Per (row, group): tokens 0..3 and 4..7, in double.
-    __m256d acc[4][2][2];
+    // Per (row, group): the 8 tokens' float chains (accm: Q4_K's mins).
+    __m256 acc[4][2], accm[4][2];
     for (int r = 0; r < R; r++)
-        for (int g = 0; g < G; g++) acc[r][g][0] = acc[r][g][1] = _mm256_setzero_pd();
+        for (int g = 0; g < G; g++) acc[r][g] = accm[r][g] = _mm256_setzero_ps();
     for (size_t ib = 0; ib < nb; ib++) {
         // The rows' unsigned quants (broadcast a dword at a time from memory), integer scales, and
         // the scale pairs (as int16 pairs) the activations' block sums are multiplied by.
         uint32_t u[4][64] __attribute__((aligned(32)));
         int32_t sc[4][16];
         int32_t pairs[4][8];
-        double dx[4], mx[4];
+        float dx[4], mx[4];
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = xp + (size_t)r * x_stride + ib * xb;
             __m256i v[8];
@@ -150,6 +140,9 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_k_body)(
         }
         for (int g = 0; g < G; g++) {
             const uint8_t *yb = pk + ib * pstride + (size_t)g * CK_PACKK_BYTES;
+            const __m256 dy = _mm256_load_ps((const float *)(yb + CK_PACKK_D));
+            __m256 dd[4];
+            for (int r = 0; r < R; r++) dd[r] = _mm256_mul_ps(_mm256_set1_ps(dx[r]), dy);
             __m256i is[4];
             for (int r = 0; r < R; r++) is[r] = _mm256_setzero_si256();
             // Sub-blocks of 32 elements (Q4_K's scale groups; two of Q6_K's), 8 dwords each; two
@@ -172,28 +165,27 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_k_body)(
                     const int32_t scale = q6 ? sc[r][2 * j + 1] : sc[r][j];
                     is[r] = _mm256_add_epi32(is[r], _mm256_mullo_epi32(_mm256_add_epi32(s[r][0], s[r][1]), _mm256_set1_epi32(scale)));
                 }
+                if (!q6 && (j & 1)) {
+                    // Q4_K: a pair of sub-blocks is complete.
+                    for (int r = 0; r < R; r++) {
+                        acc[r][g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[r]), dd[r], acc[r][g]);
+                        is[r] = _mm256_setzero_si256();
+                    }
+                }
             }
-            const __m128 dyf = _mm_load_ps((const float *)(yb + CK_PACKK_D));
-            const __m128 dyf_hi = _mm_load_ps((const float *)(yb + CK_PACKK_D + 16));
-            const __m256d dy[2] = { _mm256_cvtps_pd(dyf), _mm256_cvtps_pd(dyf_hi) };
             for (int r = 0; r < R; r++) {
-                __m256i corr = _mm256_setzero_si256();
-                __m256i isum = is[r];
                 if (q6) {
+                    __m256i corr = _mm256_setzero_si256();
                     for (int p = 0; p < 8; p++)
                         corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(yb + CK_PACKK_BS + 32 * p)), _mm256_set1_epi32(pairs[r][p])));
-                    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
+                    const __m256i isum = _mm256_sub_epi32(is[r], _mm256_slli_epi32(corr, 5));
+                    const __m256 rs = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(dx[r]));
+                    acc[r][g] = _mm256_fmadd_ps(rs, dy, acc[r][g]);
                 } else {
-                    for (int p = 0; p < 4; p++)
-                        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(yb + CK_PACKK_YS + 32 * p)), _mm256_set1_epi32(pairs[r][p])));
-                }
-                for (int h = 0; h < 2; h++) {
-                    const __m128i ih = h ? _mm256_extracti128_si256(isum, 1) : _mm256_castsi256_si128(isum);
-                    acc[r][g][h] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(ih), _mm256_mul_pd(_mm256_set1_pd(dx[r]), dy[h]), acc[r][g][h]);
-                    if (!q6) {
-                        const __m128i ch = h ? _mm256_extracti128_si256(corr, 1) : _mm256_castsi256_si128(corr);
-                        acc[r][g][h] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm_sub_epi32(_mm_setzero_si128(), ch)),
-                                                       _mm256_mul_pd(_mm256_set1_pd(mx[r]), dy[h]), acc[r][g][h]);
+                    const __m256 dm = _mm256_mul_ps(_mm256_set1_ps(mx[r]), dy);
+                    for (int p = 0; p < 4; p++) {
+                        const __m256i ms = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(yb + CK_PACKK_YS + 32 * p)), _mm256_set1_epi32(pairs[r][p]));
+                        accm[r][g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ms), dm, accm[r][g]);
                     }
                 }
             }
@@ -202,8 +194,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_k_body)(
     for (int r = 0; r < R; r++)
         for (int g = 0; g < G; g++) {
             float o[8];
-            _mm_storeu_ps(o, _mm256_cvtpd_ps(acc[r][g][0]));
-            _mm_storeu_ps(o + 4, _mm256_cvtpd_ps(acc[r][g][1]));
+            _mm256_storeu_ps(o, q6 ? acc[r][g] : _mm256_sub_ps(acc[r][g], accm[r][g]));
             for (int i = 0; i < 8 && g * 8 + i < nt; i++) out[(size_t)(g * 8 + i) * ld + (size_t)r] = o[i];
         }
 }

@@ -128,82 +128,84 @@ int ck_quantize_row_scalar(int type, const float *x, void *y, size_t n) {
     }
 }
 
+// The 32-element types (IQ4_NL in quants_k_scalar.c) in llama.cpp's x86 order (its vec_dot and
+// tinyBLAS kernels): 8 lanes, lane k the exact integer dot of elements 4k..4k+3 of each block,
+// acc_k = fma(d, lane_k, acc_k) over the blocks, then ck_hsum8; Q4_1 / Q5_1 add the chain
+// summs = fma(m, s, summs).
 float ck_dot_q4_0_q8_0_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q4_0 *x = vx;
     const ck_block_q8_0 *y = vy;
-    float sum = 0.0f;
+    float acc[8] = { 0 };
     for (size_t i = 0; i < n / CK_QK; i++) {
-        int sumi = 0;
+        int8_t q[32];
         for (int j = 0; j < 16; j++) {
-            sumi += ((x[i].qs[j] & 0x0F) - 8) * y[i].qs[j];
-            sumi += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
+            q[j] = (int8_t)((x[i].qs[j] & 0x0F) - 8);
+            q[j + 16] = (int8_t)((x[i].qs[j] >> 4) - 8);
         }
-        sum += sumi * H2F(x[i].d) * H2F(y[i].d);
+        lanes8(acc, H2F(x[i].d) * H2F(y[i].d), q, y[i].qs);
     }
-    return sum;
+    return ck_hsum8(acc);
 }
 
 float ck_dot_q4_1_q8_1_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q4_1 *x = vx;
     const ck_block_q8_1 *y = vy;
-    float sum = 0.0f;
+    float acc[8] = { 0 }, summs = 0.0f;
     for (size_t i = 0; i < n / CK_QK; i++) {
-        int sumi = 0;
+        int8_t q[32];
         for (int j = 0; j < 16; j++) {
-            sumi += (x[i].qs[j] & 0x0F) * y[i].qs[j];
-            sumi += (x[i].qs[j] >> 4) * y[i].qs[j + 16];
+            q[j] = (int8_t)(x[i].qs[j] & 0x0F);
+            q[j + 16] = (int8_t)(x[i].qs[j] >> 4);
         }
-        sum += H2F(x[i].d) * H2F(y[i].d) * sumi + H2F(x[i].m) * H2F(y[i].s);
+        lanes8(acc, H2F(x[i].d) * H2F(y[i].d), q, y[i].qs);
+        summs = fmaf(H2F(x[i].m), H2F(y[i].s), summs);
     }
-    return sum;
+    return ck_hsum8(acc) + summs;
 }
 
 float ck_dot_q5_0_q8_0_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q5_0 *x = vx;
     const ck_block_q8_0 *y = vy;
-    float sum = 0.0f;
+    float acc[8] = { 0 };
     for (size_t i = 0; i < n / CK_QK; i++) {
         const uint32_t qh = ck_load_qh(x[i].qh);
-        int sumi = 0;
+        int8_t q[32];
         for (int j = 0; j < 16; j++) {
             const int h0 = ((qh >> j) << 4) & 0x10;
             const int h1 = (qh >> (j + 12)) & 0x10;
-            sumi += (((x[i].qs[j] & 0x0F) | h0) - 16) * y[i].qs[j];
-            sumi += (((x[i].qs[j] >> 4) | h1) - 16) * y[i].qs[j + 16];
+            q[j] = (int8_t)(((x[i].qs[j] & 0x0F) | h0) - 16);
+            q[j + 16] = (int8_t)(((x[i].qs[j] >> 4) | h1) - 16);
         }
-        sum += sumi * H2F(x[i].d) * H2F(y[i].d);
+        lanes8(acc, H2F(x[i].d) * H2F(y[i].d), q, y[i].qs);
     }
-    return sum;
+    return ck_hsum8(acc);
 }
 
 float ck_dot_q5_1_q8_1_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q5_1 *x = vx;
     const ck_block_q8_1 *y = vy;
-    float sum = 0.0f;
+    float acc[8] = { 0 }, summs = 0.0f;
     for (size_t i = 0; i < n / CK_QK; i++) {
         const uint32_t qh = ck_load_qh(x[i].qh);
-        int sumi = 0;
+        int8_t q[32];
         for (int j = 0; j < 16; j++) {
             const int h0 = ((qh >> j) << 4) & 0x10;
             const int h1 = (qh >> (j + 12)) & 0x10;
-            sumi += ((x[i].qs[j] & 0x0F) | h0) * y[i].qs[j];
-            sumi += ((x[i].qs[j] >> 4) | h1) * y[i].qs[j + 16];
+            q[j] = (int8_t)((x[i].qs[j] & 0x0F) | h0);
+            q[j + 16] = (int8_t)((x[i].qs[j] >> 4) | h1);
         }
-        sum += H2F(x[i].d) * H2F(y[i].d) * sumi + H2F(x[i].m) * H2F(y[i].s);
+        lanes8(acc, H2F(x[i].d) * H2F(y[i].d), q, y[i].qs);
+        summs = fmaf(H2F(x[i].m), H2F(y[i].s), summs);
     }
-    return sum;
+    return ck_hsum8(acc) + summs;
 }
 
 float ck_dot_q8_0_q8_0_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q8_0 *x = vx;
     const ck_block_q8_0 *y = vy;
-    float sum = 0.0f;
-    for (size_t i = 0; i < n / CK_QK; i++) {
-        int sumi = 0;
-        for (int j = 0; j < 32; j++) sumi += x[i].qs[j] * y[i].qs[j];
-        sum += sumi * H2F(x[i].d) * H2F(y[i].d);
-    }
-    return sum;
+    float acc[8] = { 0 };
+    for (size_t i = 0; i < n / CK_QK; i++) lanes8(acc, H2F(x[i].d) * H2F(y[i].d), x[i].qs, y[i].qs);
+    return ck_hsum8(acc);
 }
 
 float ck_dot_f16_f16_scalar(const void *vx, const void *vy, size_t n) {

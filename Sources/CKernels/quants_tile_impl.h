@@ -6,7 +6,8 @@
 //   CK_TGT   the function target attribute
 //   CK_DOTI  (u, s): 8 int32 lanes of sums of products of unsigned bytes u and signed bytes s
 // The per-(row, token) sequence of operations does not depend on the tile shape, so every tile
-// returns, bit for bit, what the 1×1 tile (the plain dot) returns.
+// returns, bit for bit, what the 1×1 tile (the plain dot) returns: llama.cpp's x86 order (see
+// quants_tile_vnni.h), the same as the VNNI kernels and the scalar twins.
 //
 // Per step of 4 blocks the fp16 scales of the 4 blocks are gathered (32 bits at each block start:
 // d, and m or s for the types that have one) and converted with one vcvtph2ps; the products
@@ -43,15 +44,20 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
 #define CK_TILE_STEP(COUNT)                                                                          \
     do {                                                                                             \
         float sc[4][4][8] __attribute__((aligned(32)));                                              \
+        float fx[4][8] __attribute__((aligned(32))), fy[4][8] __attribute__((aligned(32)));          \
         __m256 hx[4], hy[4];                                                                         \
         for (int r = 0; r < R; r++) hx[r] = CK_FN(scales4)(x[r] + ib * xb, xb, (COUNT), minv);       \
         for (int t = 0; t < T; t++) hy[t] = CK_FN(scales4)(y[t] + ib * yb, yb, (COUNT), minv);       \
         for (int r = 0; r < R; r++)                                                                  \
-            for (int t = 0; t < T; t++) {                                                            \
-                const __m256 p = _mm256_mul_ps(hx[r], hy[t]);                                        \
-                _mm256_store_ps(sc[r][t], p);                                                        \
-                if (minv) summ[r][t] = _mm256_add_ps(summ[r][t], p);                                 \
-            }                                                                                        \
+            for (int t = 0; t < T; t++) _mm256_store_ps(sc[r][t], _mm256_mul_ps(hx[r], hy[t]));      \
+        if (minv) {                                                                                  \
+            /* summs = fma(mx, sy, summs), block by block (llama.cpp's order). */                    \
+            for (int r = 0; r < R; r++) _mm256_store_ps(fx[r], hx[r]);                               \
+            for (int t = 0; t < T; t++) _mm256_store_ps(fy[t], hy[t]);                               \
+            for (int r = 0; r < R; r++)                                                              \
+                for (int t = 0; t < T; t++)                                                          \
+                    for (int j = 0; j < (COUNT); j++) summs[r][t] = fmaf(fx[r][2 * j + 1], fy[t][2 * j + 1], summs[r][t]); \
+        }                                                                                            \
         for (int j = 0; j < (COUNT); j++) {                                                          \
             __m256i ux[4], ax[4], qy[4];                                                             \
             for (int r = 0; r < R; r++) {                                                            \
@@ -76,11 +82,12 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tile_body)(
     const size_t yb = minv ? sizeof(ck_block_q8_1) : sizeof(ck_block_q8_0);
     const size_t yoff = minv ? 4 : 2;
     const uint8_t *x[4], *y[4];
-    __m256 acc[4][4], summ[4][4];
+    __m256 acc[4][4];
+    float summs[4][4];
     for (int r = 0; r < R; r++) x[r] = xp + (size_t)r * x_stride;
     for (int t = 0; t < T; t++) y[t] = yp + (size_t)t * y_stride;
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summ[r][t] = _mm256_setzero_ps(); }
+        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summs[r][t] = 0.0f; }
     size_t ib = 0;
     for (; ib + 4 <= nb; ib += 4) {
         // Weights stream from memory once per token (decode): prefetch ahead of the 4-block step
@@ -93,11 +100,10 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tile_body)(
         CK_TILE_STEP(4);
     }
     for (; ib < nb; ib++) CK_TILE_STEP(1);
-    const __m256 odd = _mm256_castsi256_ps(_mm256_set_epi32(-1, 0, -1, 0, -1, 0, -1, 0));
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) {
             float v = hsum_ps(acc[r][t]);
-            if (minv) v += hsum_ps(_mm256_and_ps(summ[r][t], odd));
+            if (minv) v += summs[r][t];
             out[(size_t)t * ld_out + (size_t)r] = v;
         }
 }

@@ -10,10 +10,12 @@
 //   CK_DP(acc, u, s)  acc + sums of products of unsigned bytes u and signed bytes s, 8 int32 lanes
 //
 // Every (row, token) result is, in either layout and whatever the tile, the same sequence of
-// float operations: for each block b in order, acc = fma((float)isum_b, dx_b·dy_b, acc), then
-// acc += mx_b·sy_b for Q4_1 / Q5_1, where isum_b is the block's exact integer dot and both scale
-// products are exact (fp16 × fp16 fits a float). So results are bit-identical across tile shapes
-// and token counts (a sequence decoded alone equals the same sequence in a batch).
+// float operations, llama.cpp's x86 order (its vec_dot and tinyBLAS kernels), so results are
+// bit-identical across tile shapes and token counts (a sequence decoded alone equals the same
+// sequence in a batch) and to llama.cpp's: 8 lanes, lane k the exact integer dot of elements
+// 4k..4k+3 of a block, acc_k = fma(dx_b·dy_b, (float)lane_k, acc_k) over the blocks in order, then
+// ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)); Q4_1 / Q5_1 add a chain summs = fma(mx_b, sy_b, summs).
+// The scale product dx·dy is exact (fp16 × fp16 fits a float).
 //
 // The weight quants are taken unsigned, u = q + ck_u_offset(type), so vpdpbusd needs no sign fix
 // per (row, token): isum = Σ u·y − offset·Σ y, the correction coming with the activations.
@@ -30,17 +32,6 @@ CK_TGT static inline __m256i CK_FN(iq4_table)(void) {
     return _mm256_set_m128i(t, t);
 }
 
-// Bytes 0x10 where the 5-bit types' high bit is set, for 16 elements of two rows: row a's in
-// lanes 0..15, row b's in 16..31; elements 16..31 of each row when `upper`.
-CK_TGT static inline __m256i CK_FN(hbits_pair)(const uint8_t *qa, const uint8_t *qb, int upper) {
-    const __m256i v = _mm256_set_epi32(0, 0, 0, (int)CK_FN(ld32)(qb), 0, 0, 0, (int)CK_FN(ld32)(qa));
-    const __m256i shuf = upper ? _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0303030303030303LL, 0x0202020202020202LL)
-                               : _mm256_set_epi64x(0x0101010101010101LL, 0x0000000000000000LL, 0x0101010101010101LL, 0x0000000000000000LL);
-    __m256i b = _mm256_shuffle_epi8(v, shuf);
-    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
-    return _mm256_and_si256(_mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10));
-}
-
 // Unsigned quants of one block, 32 bytes in element order.
 CK_TGT static inline __m256i CK_FN(load_u)(int type, const uint8_t *b) {
     switch (type) {
@@ -53,170 +44,70 @@ CK_TGT static inline __m256i CK_FN(load_u)(int type, const uint8_t *b) {
     }
 }
 
-// Unsigned quants of one block of two rows a and b: lo = elements 0..15 (a | b), hi = 16..31.
-CK_TGT static inline void CK_FN(load_u_pair)(int type, const uint8_t *a, const uint8_t *b, __m256i *lo, __m256i *hi) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    switch (type) {
-    case CK_Q8_0: {
-        const __m256i f = _mm256_set1_epi8((char)0x80);
-        *lo = _mm256_xor_si256(_mm256_loadu2_m128i((const __m128i *)(b + 2), (const __m128i *)(a + 2)), f);
-        *hi = _mm256_xor_si256(_mm256_loadu2_m128i((const __m128i *)(b + 18), (const __m128i *)(a + 18)), f);
-        return;
-    }
-    default: break;
-    }
-    const size_t qs = type == CK_Q4_1 ? 4 : type == CK_Q5_0 ? 6 : type == CK_Q5_1 ? 8 : 2;
-    const __m256i t = _mm256_loadu2_m128i((const __m128i *)(b + qs), (const __m128i *)(a + qs));
-    __m256i l = _mm256_and_si256(t, m4), h = _mm256_and_si256(_mm256_srli_epi16(t, 4), m4);
-    switch (type) {
-    case CK_IQ4_NL: {
-        const __m256i tab = CK_FN(iq4_table)();
-        l = _mm256_shuffle_epi8(tab, l);
-        h = _mm256_shuffle_epi8(tab, h);
-        break;
-    }
-    case CK_Q5_0: case CK_Q5_1: {
-        const size_t qh = type == CK_Q5_0 ? 2 : 4;
-        l = _mm256_or_si256(l, CK_FN(hbits_pair)(a + qh, b + qh, 0));
-        h = _mm256_or_si256(h, CK_FN(hbits_pair)(a + qh, b + qh, 1));
-        break;
-    }
-    default: break;
-    }
-    *lo = l;
-    *hi = h;
-}
-
-// Integer dots of one block of rows x[0..3] with one activation block: lanes 0..3 hold halves of
-// rows 0, 0, 2, 2 and lanes 4..7 of rows 1, 1, 3, 3 (their sums are exact; the order is free).
-CK_TGT static inline __m256i CK_FN(rows_block)(int type, const uint8_t *const x[4], size_t xoff,
-                                               const uint8_t *yq, int c) {
-    const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)yq));
-    const __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(yq + 16)));
-    __m256i init = _mm256_setzero_si256();
-    if (c) {
-        const __m256i cb = _mm256_set1_epi8((char)c);
-        init = _mm256_sub_epi32(init, CK_DP(CK_DP(_mm256_setzero_si256(), cb, ylo), cb, yhi));
-    }
-    __m256i l01, h01, l23, h23;
-    CK_FN(load_u_pair)(type, x[0] + xoff, x[1] + xoff, &l01, &h01);
-    CK_FN(load_u_pair)(type, x[2] + xoff, x[3] + xoff, &l23, &h23);
-    const __m256i a = CK_DP(CK_DP(init, l01, ylo), h01, yhi);
-    const __m256i b = CK_DP(CK_DP(init, l23, ylo), h23, yhi);
-    return _mm256_hadd_epi32(a, b);
-}
-
-// Rows layout: R (1, 2, 4) rows × 1 token; out[r] for r < R.
+// Rows layout: R (1, 2, 4) rows × 1 token; out[r] for r < R. Per block, one vpdpbusd per row
+// gives the 8 lanes; the offset's share (−c·Σ of each lane's 4 activations) starts them.
 __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
     int type, const int R, const uint8_t *xp, size_t x_stride, const uint8_t *y, size_t nb, float *out) {
     const int minv = CK_FN(has_min)(type), c = ck_u_offset(type);
     const size_t xb = CK_FN(xbytes)(type);
-    const size_t yb = minv ? sizeof(ck_block_q8_1) : sizeof(ck_block_q8_0);
-    const size_t yoff = minv ? 4 : 2;
-    // Absent rows repeat the last one (their lanes are dropped).
-    const uint8_t *x[4];
-    for (int r = 0; r < 4; r++) x[r] = xp + (size_t)(r < R ? r : R - 1) * x_stride;
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    __m128 acc = _mm_setzero_ps();
-    for (size_t ib = 0; ib < nb; ib += 4) {
-        const int count = nb - ib < 4 ? (int)(nb - ib) : 4;
-        // Weights stream from memory once per token (decode): prefetch 4 KiB ahead (2 KiB was measured
-        // slower on Gemma 3's 168 MB output projection), past the page boundaries where the hardware
-        // prefetcher stops (mmapped weights).
+    const size_t yb = minv ? sizeof(ck_block_q8_1) : sizeof(ck_block_q8_0), yoff = minv ? 4 : 2;
+    const __m256i ones = _mm256_set1_epi8(1), negc = _mm256_set1_epi32(-c);
+    __m256 acc[4];
+    float summs[4] = { 0 };
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (size_t ib = 0; ib < nb; ib++) {
+        const uint8_t *yblk = y + ib * yb;
+        const __m256i yq = _mm256_loadu_si256((const __m256i *)(yblk + yoff));
+        const __m256i init = c ? _mm256_mullo_epi32(CK_DP(_mm256_setzero_si256(), ones, yq), negc) : _mm256_setzero_si256();
+        const float dy = h2f((uint16_t)(yblk[0] | yblk[1] << 8));
         for (int r = 0; r < R; r++) {
-            _mm_prefetch((const char *)(x[r] + ib * xb + 4096), _MM_HINT_T0);
-            _mm_prefetch((const char *)(x[r] + ib * xb + 4096 + 64), _MM_HINT_T0);
-        }
-        // Scale products of the 4 blocks, transposed: d[j & 1] holds dx·dy of block j for rows 0..3
-        // (low half for j < 2), m[j & 1] the mx·sy.
-        const __m256 hy = CK_FN(scales4)(y + ib * yb, yb, count, minv);
-        __m256 p[4];
-        for (int r = 0; r < 4; r++) p[r] = _mm256_mul_ps(CK_FN(scales4)(x[r] + ib * xb, xb, count, minv), hy);
-        const __m256 t0 = _mm256_unpacklo_ps(p[0], p[1]), t1 = _mm256_unpackhi_ps(p[0], p[1]);
-        const __m256 t2 = _mm256_unpacklo_ps(p[2], p[3]), t3 = _mm256_unpackhi_ps(p[2], p[3]);
-        const __m256 d[2] = { _mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t1, t3, 0x44) };
-        const __m256 m[2] = { _mm256_shuffle_ps(t0, t2, 0xEE), _mm256_shuffle_ps(t1, t3, 0xEE) };
-        for (int j = 0; j < count; j += 2) {
-            // Two blocks' sums in one vector: [rows 0..3 of block j | rows 0..3 of block j + 1].
-            const __m256i cj = CK_FN(rows_block)(type, x, (ib + j) * xb, y + (ib + j) * yb + yoff, c);
-            const __m256i ck = j + 1 < count ? CK_FN(rows_block)(type, x, (ib + j + 1) * xb, y + (ib + j + 1) * yb + yoff, c) : cj;
-            const __m256 f = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(_mm256_hadd_epi32(cj, ck), order));
-            const __m128 dj = j ? _mm256_extractf128_ps(d[0], 1) : _mm256_castps256_ps128(d[0]);
-            acc = _mm_fmadd_ps(_mm256_castps256_ps128(f), dj, acc);
-            if (minv) acc = _mm_add_ps(acc, j ? _mm256_extractf128_ps(m[0], 1) : _mm256_castps256_ps128(m[0]));
-            if (j + 1 < count) {
-                const __m128 dk = j ? _mm256_extractf128_ps(d[1], 1) : _mm256_castps256_ps128(d[1]);
-                acc = _mm_fmadd_ps(_mm256_extractf128_ps(f, 1), dk, acc);
-                if (minv) acc = _mm_add_ps(acc, j ? _mm256_extractf128_ps(m[1], 1) : _mm256_castps256_ps128(m[1]));
-            }
+            const uint8_t *xblk = xp + (size_t)r * x_stride + ib * xb;
+            // Decode streams the weights from memory: prefetch 4 KiB ahead, past the page
+            // boundaries where the hardware prefetcher stops (mmapped weights).
+            _mm_prefetch((const char *)(xblk + 4096), _MM_HINT_T0);
+            const __m256i lanes = CK_DP(init, CK_FN(load_u)(type, xblk), yq);
+            const float d = h2f((uint16_t)(xblk[0] | xblk[1] << 8)) * dy;
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc[r]);
+            if (minv) summs[r] = fmaf(h2f((uint16_t)(xblk[2] | xblk[3] << 8)), h2f((uint16_t)(yblk[2] | yblk[3] << 8)), summs[r]);
         }
     }
-    float o[4];
-    _mm_storeu_ps(o, acc);
-    for (int r = 0; r < R; r++) out[r] = o[r];
+    for (int r = 0; r < R; r++) out[r] = minv ? hsum_ps(acc[r]) + summs[r] : hsum_ps(acc[r]);
 }
 
-// Tokens layout: R (1..4) rows × G (1, 2) groups of 8 tokens of the packed activations (group g of
-// block b at pk + b * pstride + g * CK_PACK_BYTES); out[t * ld + r] for the first nt tokens.
+// Tokens layout: R (1..4) rows × G (1, 2) groups of 8 tokens, one (row, group) at a time so that
+// its 8 lane accumulators stay in registers; the offset's share per lane comes with the packed
+// activations (CK_PACK_KCORR).
 __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_body)(
     int type, const int R, const int G, const uint8_t *xp, size_t x_stride, const uint8_t *pk,
     size_t pstride, size_t nb, int nt, float *out, size_t ld) {
     const int minv = CK_FN(has_min)(type), c = ck_u_offset(type);
     const size_t xb = CK_FN(xbytes)(type);
-    const uint8_t *x[4];
-    for (int r = 0; r < R; r++) x[r] = xp + (size_t)r * x_stride;
-    __m256 acc[4][2];
-    for (int r = 0; r < R; r++)
-        for (int g = 0; g < G; g++) acc[r][g] = _mm256_setzero_ps();
-    // The rows' scales (d, m pairs) of 4 blocks at a time, broadcast from memory.
-    float sx[4][8] __attribute__((aligned(32)));
-    for (size_t ib = 0; ib < nb; ib++) {
-        const uint8_t *yb = pk + ib * pstride;
-        // The rows' unsigned quants, broadcast a dword at a time from memory (no shuffle port).
-        uint32_t u[4][8] __attribute__((aligned(32)));
-        for (int r = 0; r < R; r++) _mm256_store_si256((__m256i *)u[r], CK_FN(load_u)(type, x[r] + ib * xb));
-        // Integer sums: is[r][g][chain]. One group: each token dword is loaded once for all rows,
-        // with two chains (even and odd dwords) per row so that vpdpbusd's latency does not bind;
-        // two groups: row by row, the 8 (row, group) chains are enough.
-        __m256i is[4][2][2];
-        for (int r = 0; r < R; r++)
-            for (int g = 0; g < G; g++) {
-                is[r][g][0] = c ? _mm256_load_si256((const __m256i *)(yb + g * CK_PACK_BYTES + CK_PACK_CORR)) : _mm256_setzero_si256();
-                is[r][g][1] = _mm256_setzero_si256();
-            }
-        if (G == 1) {
-            for (int k = 0; k < 8; k++) {
-                const __m256i yk = _mm256_load_si256((const __m256i *)(yb + 32 * k));
-                for (int r = 0; r < R; r++) is[r][0][k & 1] = CK_DP(is[r][0][k & 1], _mm256_set1_epi32((int)u[r][k]), yk);
-            }
-        } else {
-            for (int r = 0; r < R; r++)
-                for (int k = 0; k < 8; k++) {
-                    const __m256i uk = _mm256_set1_epi32((int)u[r][k]);
-                    for (int g = 0; g < G; g++)
-                        is[r][g][0] = CK_DP(is[r][g][0], uk, _mm256_load_si256((const __m256i *)(yb + g * CK_PACK_BYTES + 32 * k)));
-                }
-        }
-        if (ib % 4 == 0) {
-            const int count = nb - ib < 4 ? (int)(nb - ib) : 4;
-            for (int r = 0; r < R; r++) _mm256_store_ps(sx[r], CK_FN(scales4)(x[r] + ib * xb, xb, count, minv));
-        }
-        for (int r = 0; r < R; r++) {
-            const __m256 dx = _mm256_broadcast_ss(&sx[r][2 * (ib % 4)]);
-            const __m256 mx = _mm256_broadcast_ss(&sx[r][2 * (ib % 4) + 1]);
-            for (int g = 0; g < G; g++) {
-                const uint8_t *s = yb + g * CK_PACK_BYTES;
-                const __m256 d = _mm256_mul_ps(dx, _mm256_load_ps((const float *)(s + CK_PACK_D)));
-                const __m256i isum = _mm256_add_epi32(is[r][g][0], is[r][g][1]);
-                acc[r][g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc[r][g]);
-                if (minv) acc[r][g] = _mm256_add_ps(acc[r][g], _mm256_mul_ps(mx, _mm256_load_ps((const float *)(s + CK_PACK_S))));
-            }
-        }
-    }
     for (int r = 0; r < R; r++)
         for (int g = 0; g < G; g++) {
+            const uint8_t *x = xp + (size_t)r * x_stride;
+            __m256 acc[8], summs = _mm256_setzero_ps();
+            for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
+            for (size_t ib = 0; ib < nb; ib++) {
+                const uint8_t *yb = pk + ib * pstride + (size_t)g * CK_PACK_BYTES;
+                const uint8_t *xblk = x + ib * xb;
+                uint32_t u[8] __attribute__((aligned(32)));
+                _mm256_store_si256((__m256i *)u, CK_FN(load_u)(type, xblk));
+                const __m256 d = _mm256_mul_ps(_mm256_set1_ps(h2f((uint16_t)(xblk[0] | xblk[1] << 8))),
+                                               _mm256_load_ps((const float *)(yb + CK_PACK_D)));
+                for (int k = 0; k < 8; k++) {
+                    const __m256i init = c ? _mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR + 32 * k)) : _mm256_setzero_si256();
+                    const __m256i lanes = CK_DP(init, _mm256_set1_epi32((int)u[k]), _mm256_load_si256((const __m256i *)(yb + 32 * k)));
+                    acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes), acc[k]);
+                }
+                if (minv)
+                    summs = _mm256_fmadd_ps(_mm256_set1_ps(h2f((uint16_t)(xblk[2] | xblk[3] << 8))),
+                                            _mm256_load_ps((const float *)(yb + CK_PACK_S)), summs);
+            }
+            __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
+                                       _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
+            if (minv) sum = _mm256_add_ps(sum, summs);
             float o[8];
-            _mm256_storeu_ps(o, acc[r][g]);
+            _mm256_storeu_ps(o, sum);
             for (int i = 0; i < 8 && g * 8 + i < nt; i++) out[(size_t)(g * 8 + i) * ld + (size_t)r] = o[i];
         }
 }

@@ -28,10 +28,19 @@ public enum VectorOps {
         ck_silu_mul(gate, up, n)
     }
 
-    /// In-place softmax (handles -inf entries: masked positions).
+    /// Attention's in-place softmax over `n` scores sitting at cells `lead..<lead + n` of a grid of
+    /// 16-cell chunks: llama.cpp's CPU soft_max, operation for operation (see ck_softmax_cells).
     @inline(__always)
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        ck_softmax(x, n)
+    public static func softmaxCells(_ x: UnsafeMutablePointer<Float>, count n: Int, lead: Int) {
+        ck_softmax_cells(x, n, lead)
+    }
+
+    /// Rotates `half` pairs (x[i·stride], x[i·stride + offset]) of each of `heads` vectors of
+    /// `headDim` floats by the given angles' cos and sin (ck_rope: llama.cpp's fused operations).
+    @inline(__always)
+    public static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, half: Int, stride: Int, offset: Int,
+                            cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        ck_rope(x, heads, headDim, half, stride, offset, cos, sin)
     }
 
     /// Converts floats to IEEE half precision.
@@ -55,10 +64,10 @@ public enum VectorOps {
     /// out[j·ldOut + i] = dotFP16(rows + i·stride, vectors + j·vectorStride, length) for i < count,
     /// j < vectorCount, bit for bit, each row read once for all the vectors.
     @inline(__always)
-    public static func dotFP16Rows(_ rows: UnsafePointer<UInt16>, stride: Int, count: Int, _ vectors: UnsafePointer<UInt16>,
-                                   vectorStride: Int = 0, vectorCount: Int = 1, length: Int,
+    public static func dotFP16Rows(_ rows: UnsafePointer<UInt16>, stride: Int, count: Int, valid: Int? = nil,
+                                   _ vectors: UnsafePointer<UInt16>, vectorStride: Int = 0, vectorCount: Int = 1, length: Int,
                                    into out: UnsafeMutablePointer<Float>, ldOut: Int = 0) {
-        ck_dot_f16_rows(rows, stride, count, vectors, vectorStride, vectorCount, length, out, ldOut)
+        ck_dot_f16_rows(rows, stride, count, valid ?? length, vectors, vectorStride, vectorCount, length, out, ldOut)
     }
 
     /// Scalar twins, for tests comparing them with the SIMD paths.
@@ -66,10 +75,17 @@ public enum VectorOps {
         ck_silu_mul_scalar(gate, up, n)
     }
 
-    public static func softmaxScalar(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        _ = ck_softmax_scalar(x, n)
+    public static func softmaxCellsScalar(_ x: UnsafeMutablePointer<Float>, count n: Int, lead: Int) {
+        ck_softmax_cells_scalar(x, n, lead)
     }
 
-    /// exp by the polynomial the SIMD paths use.
-    public static func expPoly(_ x: Float) -> Float { ck_expf_poly(x) }
+    public static func dotFP16RowsScalar(_ rows: UnsafePointer<UInt16>, stride: Int, count: Int, valid: Int? = nil,
+                                         _ vectors: UnsafePointer<UInt16>, vectorStride: Int = 0, vectorCount: Int = 1, length: Int,
+                                         into out: UnsafeMutablePointer<Float>, ldOut: Int = 0) {
+        ck_dot_f16_rows_scalar(rows, stride, count, valid ?? length, vectors, vectorStride, vectorCount, length, out, ldOut)
+    }
+
+    /// exp as the SIMD paths compute it (ggml's AVX-512 form; SiLU and the attention softmax).
+    public static func expScalef(_ x: Float) -> Float { ck_expf_scalef(x) }
+
 }

@@ -2,9 +2,10 @@ import Kernels
 
 /// Scaled dot-product attention of one query position against the KV cache, grouped-query
 /// (each KV head serves `heads / kvHeads` query heads), causal, optionally limited to a sliding
-/// window. Numerics follow llama.cpp's non-flash CPU path: the query is rounded to half precision
-/// for the K dot products, softmax runs in float with a double sum, and the probabilities are
-/// rounded to half precision for the dot with V.
+/// window. The numerics are llama.cpp's non-flash CPU path, operation for operation: the query is
+/// rounded to half precision for the K dot products, the softmax runs over the cache's 16-cell
+/// chunks (ck_softmax_cells), and the probabilities are rounded to half precision for the dot with
+/// V, its lanes aligned to the same cells. Each dot has tinyBLAS's 16-lane order (ck_dot_f16_rows).
 struct Attention: Sendable {
     let heads: Int
     let kvHeads: Int
@@ -16,13 +17,16 @@ struct Attention: Sendable {
     /// Query heads per KV head.
     var group: Int { heads / kvHeads }
 
-    /// Scratch for one call: `scores` and `probs16` hold `group × positions` entries, `query16`
-    /// `group × keyDim`.
+    /// Scratch for one call: `scores` holds `group` rows of `maxPositions`, `probs16` `group` rows
+    /// of `probStride(maxPositions)` (a row starts up to 15 cells before the first visible one),
+    /// `query16` `group × keyDim`.
     struct Scratch {
         let scores: UnsafeMutablePointer<Float>
         let probs16: UnsafeMutablePointer<UInt16>
         let query16: UnsafeMutablePointer<UInt16>
     }
+
+    static func probStride(_ maxPositions: Int) -> Int { maxPositions + 16 }
 
     /// out[h * valueDim + d] for the query heads h of KV head `g`, attending to cache positions
     /// `visible` (`maxPositions`: the scratch's row stride). The KV head's keys and values are read
@@ -30,6 +34,8 @@ struct Attention: Sendable {
     func run(kvHead g: Int, query: UnsafePointer<Float>, cache: KVCache, layer: Int, visible: Range<Int>,
              out: UnsafeMutablePointer<Float>, scratch: Scratch, maxPositions: Int) {
         let first = visible.lowerBound, n = visible.count, m = group
+        // The 16-cell chunk the first visible position falls in starts `lead` cells before it.
+        let lead = first % 16, span = lead + n, pStride = Self.probStride(maxPositions)
         let h0 = g * m
         VectorOps.toFP16(query + h0 * keyDim, into: scratch.query16, count: m * keyDim)
         // Keys are consecutive rows of keyDim; value dimensions are rows `capacity` apart.
@@ -39,11 +45,15 @@ struct Attention: Sendable {
         for i in 0..<m {
             let scores = scratch.scores + i * maxPositions
             for j in 0..<n { scores[j] *= scale }
-            VectorOps.softmax(scores, count: n)
-            VectorOps.toFP16(scores, into: scratch.probs16 + i * maxPositions, count: n)
+            VectorOps.softmaxCells(scores, count: n, lead: lead)
+            let probs = scratch.probs16 + i * pStride
+            probs.update(repeating: 0, count: lead)
+            VectorOps.toFP16(scores, into: probs + lead, count: n)
         }
-        VectorOps.dotFP16Rows(cache.valueColumn(layer: layer, head: g, dim: 0) + first, stride: cache.capacity, count: valueDim,
-                              scratch.probs16, vectorStride: maxPositions, vectorCount: m, length: n,
+        // The cells before `first` in its chunk have probability zero (their values are finite:
+        // earlier positions of this sequence).
+        VectorOps.dotFP16Rows(cache.valueColumn(layer: layer, head: g, dim: 0) + (first - lead), stride: cache.capacity,
+                              count: valueDim, scratch.probs16, vectorStride: pStride, vectorCount: m, length: span,
                               into: out + h0 * valueDim, ldOut: valueDim)
     }
 }

@@ -3,11 +3,13 @@ import Kernels
 
 /// GELU (tanh approximation) as ggml computes it on CPU: through a table indexed by the input's
 /// half-precision bits, holding half-precision results; inputs ≤ -10 give 0 and ≥ 10 pass
-/// through. Matching the table keeps Gemma's activations bit-identical to llama.cpp's.
+/// through. The table's entries are ggml_gelu_f32 with the one FMA GCC forms in it
+/// (1 + 0.044715·x·x), so Gemma's activations are bit-identical to llama.cpp's.
 enum GELU {
     static let table: [UInt16] = (0...UInt16.max).map { h in
         let x = Kernels.float(fp16: h)
-        let y = 0.5 * x * (1 + tanhf(0.79788456080286535587989211986876 * x * (1 + 0.044715 * x * x)))
+        let inner = Float(1).addingProduct(0.044715 * x, x)
+        let y = 0.5 * x * (1 + tanhf(0.79788456080286535587989211986876 * x * inner))
         return Kernels.fp16(y)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Rotary position embedding. `.adjacent` (llama.cpp's NORM mode, Llama/Mistral) rotates pairs
 /// (x[2i], x[2i+1]); `.halves` (NEOX mode, Qwen/Phi/Gemma) rotates (x[i], x[i + dims/2]). Pair i
@@ -29,20 +30,13 @@ struct RoPE: Sendable {
         }
     }
 
-    /// Rotates the first `dimensions` entries of each of `heads` vectors of `headDim` floats.
+    /// Rotates the first `dimensions` entries of each of `heads` vectors of `headDim` floats, with
+    /// the fused multiply-adds llama.cpp's rope compiles to (ck_rope).
     @inline(__always)
     func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int,
                cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
         let half = dimensions / 2
         let (stride, offset) = style == .adjacent ? (2, 1) : (1, half)
-        for h in 0..<heads {
-            let v = x + h * headDim
-            for i in 0..<half {
-                let a = i * stride
-                let x0 = v[a], x1 = v[a + offset]
-                v[a] = x0 * cos[i] - x1 * sin[i]
-                v[a + offset] = x0 * sin[i] + x1 * cos[i]
-            }
-        }
+        VectorOps.rope(x, heads: heads, headDim: headDim, half: half, stride: stride, offset: offset, cos: cos, sin: sin)
     }
 }

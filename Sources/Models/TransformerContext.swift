@@ -57,7 +57,7 @@ final class Workspace: BatchWorkspace {
         ropeCos = alloc(ropeDims / 2 + 1); ropeSin = alloc(ropeDims / 2 + 1)
         let group = heads / kvHeads
         attnScratch = (0..<pool.size).map { _ in
-            Attention.Scratch(scores: alloc(group * maxPositions), probs16: alloc(group * maxPositions, UInt16.self),
+            Attention.Scratch(scores: alloc(group * maxPositions), probs16: alloc(group * Attention.probStride(maxPositions), UInt16.self),
                               query16: alloc(group * keyDim, UInt16.self))
         }
         buffers = [x, h, q, k, v, attn, gate, up, fused, ropeCos, ropeSin].map { UnsafeMutableRawPointer($0) }

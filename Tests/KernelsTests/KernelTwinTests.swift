@@ -80,6 +80,10 @@ struct KernelTwinTests {
     /// double-precision dot of the dequantized rows to float rounding (1e-5 of Σ|products|).
     static let tightReference: Set<GGMLType> = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs]
 
+    /// Types whose kernels follow llama.cpp's x86 operation order (see ckernels): every SIMD variant
+    /// must equal the scalar twin bit for bit.
+    static let llamaOrder: Set<GGMLType> = [.q4_0, .q5_0, .q8_0, .iq4_nl, .q4_K, .q6_K]
+
     /// nil: the dispatched kernel (what `Kernels.dot` and `matmul` run); otherwise one variant,
     /// skipped where the CPU lacks it.
     static let variants: [Kernels.DotVariant?] = [nil, .avx2, .avxVNNI]
@@ -118,6 +122,9 @@ struct KernelTwinTests {
                 }
                 // Errors are relative to the sum of |products| (the result itself can be near zero).
                 let scale = max(1, reference.1)
+                if Self.llamaOrder.contains(type) {
+                    #expect(simd == scalar, "\(type) \(variant?.description ?? "dispatched") n=\(n): simd \(simd) scalar \(scalar)")
+                }
                 #expect(abs(Double(simd) - Double(scalar)) / scale < 1e-5, "\(type) \(variant?.description ?? "dispatched") n=\(n): simd \(simd) scalar \(scalar)")
                 // The scalar kernel agrees with dequantize-then-dot (checks the block layout itself). Q8_1's
                 // stored block sum s is fp16, so allow its rounding; the new types get 1e-5.
@@ -180,13 +187,6 @@ struct KernelTwinTests {
 
 @Suite("Float activations against their scalar twins")
 struct ActivationTwinTests {
-    @Test("vector exp polynomial is within 2 ulp of exp", arguments: [-100.0, -87.0, -20.0, -1.0, -1e-3, 0.0, 0.5, 3.0, 40.0, 88.0] as [Float])
-    func expAccuracy(x: Float) {
-        let got = VectorOps.expPoly(x)
-        let want = Float(Foundation.exp(Double(x)))
-        #expect(abs(got - want) <= 2 * want.ulp || (want < Float.leastNormalMagnitude && got < Float.leastNormalMagnitude))
-    }
-
     @Test("silu·up: SIMD equals scalar, and both are close to the formula")
     func siluTwin() {
         var rng = TestRNG(state: 17)
@@ -204,18 +204,30 @@ struct ActivationTwinTests {
         }
     }
 
-    @Test("softmax: SIMD equals scalar within float rounding, sums to 1, masks -inf")
-    func softmaxTwin() {
+    @Test("exp as ggml's AVX-512 softmax computes it is within 2 ulp of exp", arguments: [-100.0, -87.0, -20.0, -1.0, -1e-3, 0.0, 0.5, 3.0, 40.0, 88.0] as [Float])
+    func expScalefAccuracy(x: Float) {
+        let got = VectorOps.expScalef(x)
+        let want = Float(Foundation.exp(Double(x)))
+        #expect(abs(got - want) <= 2 * want.ulp || (want < Float.leastNormalMagnitude && abs(got - want) <= Float.leastNonzeroMagnitude * 2))
+    }
+
+    @Test("attention softmax: SIMD equals scalar bit for bit at every chunk offset, sums to 1")
+    func softmaxCellsTwin() {
         var rng = TestRNG(state: 23)
-        for n in [1, 3, 8, 13, 64, 300] {
-            var x = (0..<n).map { _ in Float.random(in: -10...10, using: &rng) }
-            if n > 2 { x[1] = -.infinity }
-            var simd = x, scalar = x
-            VectorOps.softmax(&simd, count: n)
-            VectorOps.softmaxScalar(&scalar, count: n)
-            for i in 0..<n { #expect(abs(simd[i] - scalar[i]) <= 1e-6) }
-            #expect(abs(simd.reduce(0, +) - 1) < 1e-5)
-            if n > 2 { #expect(simd[1] == 0) }
+        for n in [1, 3, 8, 13, 16, 17, 64, 300] {
+            for lead in [0, 1, 7, 15] {
+                // Scores past the careful range (|x - max| > 87) underflow to 0 on both paths.
+                var x = (0..<n).map { _ in Float.random(in: -30...30, using: &rng) }
+                if n > 2 { x[1] = x[0] - 120 }
+                var simd = x, scalar = x
+                VectorOps.softmaxCells(&simd, count: n, lead: lead)
+                VectorOps.softmaxCellsScalar(&scalar, count: n, lead: lead)
+                #expect(simd == scalar, "n \(n) lead \(lead)")
+                #expect(abs(simd.reduce(0, +) - 1) < 1e-5)
+                let m = x.max()!
+                let sum = x.reduce(0.0) { $0 + Foundation.exp(Double($1 - m)) }
+                for i in 0..<n { #expect(abs(Double(simd[i]) - Foundation.exp(Double(x[i] - m)) / sum) <= 1e-6) }
+            }
         }
     }
 }

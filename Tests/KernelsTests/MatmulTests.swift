@@ -71,25 +71,34 @@ struct MatmulTests {
         }
     }
 
-    @Test("bulk f16 dots equal one dot per row, bit for bit, for every length and count")
+    @Test("bulk f16 dots: SIMD equals the scalar twin bit for bit, for every length, count and valid prefix")
     func f16Rows() {
         var rng = TestRNG(state: 7)
         for n in [1, 7, 8, 15, 16, 17, 64, 100, 257, 600, 1031] {  // past 256: chunked conversion
             for count in [1, 3, 4, 5, 9] {
-                let stride = n + 3
-                let rows = (0..<(count * stride)).map { _ in Kernels.fp16(Float.random(in: -1...1, using: &rng)) }
-                let v = (0..<n).map { _ in Kernels.fp16(Float.random(in: -1...1, using: &rng)) }
-                // Three vectors (the query heads of one KV group), rows of output `count + 2` apart.
-                let vs = v + v.reversed() + v.map { $0 ^ 0x8000 }
-                var out = [Float](repeating: .nan, count: 3 * (count + 2))
-                rows.withUnsafeBufferPointer { r in
-                    vs.withUnsafeBufferPointer { vb in
-                        VectorOps.dotFP16Rows(r.baseAddress!, stride: stride, count: count, vb.baseAddress!, vectorStride: n,
-                                              vectorCount: 3, length: n, into: &out, ldOut: count + 2)
-                        for j in 0..<3 {
+                for valid in Set([n, max(0, n - 5), n / 2]) {
+                    let stride = n + 3
+                    let rows = (0..<(count * stride)).map { _ in Kernels.fp16(Float.random(in: -1...1, using: &rng)) }
+                    let v = (0..<n).map { _ in Kernels.fp16(Float.random(in: -1...1, using: &rng)) }
+                    // One vector, and three (the query heads of one KV group), rows of output `count + 2` apart.
+                    let vs = v + v.reversed() + v.map { $0 ^ 0x8000 }
+                    for m in [1, 3] {
+                        var out = [Float](repeating: .nan, count: m * (count + 2)), twin = out
+                        rows.withUnsafeBufferPointer { r in
+                            vs.withUnsafeBufferPointer { vb in
+                                VectorOps.dotFP16Rows(r.baseAddress!, stride: stride, count: count, valid: valid, vb.baseAddress!,
+                                                      vectorStride: n, vectorCount: m, length: n, into: &out, ldOut: count + 2)
+                                VectorOps.dotFP16RowsScalar(r.baseAddress!, stride: stride, count: count, valid: valid, vb.baseAddress!,
+                                                            vectorStride: n, vectorCount: m, length: n, into: &twin, ldOut: count + 2)
+                            }
+                        }
+                        for j in 0..<m {
                             for i in 0..<count {
-                                let single = VectorOps.dotFP16(r.baseAddress! + i * stride, vb.baseAddress! + j * n, count: n)
-                                #expect(out[j * (count + 2) + i] == single, "n \(n) vector \(j) row \(i)")
+                                let got = out[j * (count + 2) + i]
+                                #expect(got == twin[j * (count + 2) + i], "n \(n) valid \(valid) vector \(j) row \(i)")
+                                var want = 0.0
+                                for k in 0..<valid { want += Double(Kernels.float(fp16: rows[i * stride + k])) * Double(Kernels.float(fp16: vs[j * n + k])) }
+                                #expect(abs(Double(got) - want) <= 1e-5 * Double(n), "n \(n) valid \(valid)")
                             }
                         }
                     }

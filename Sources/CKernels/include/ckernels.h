@@ -104,20 +104,36 @@ float ck_dot_f32(const float *x, const float *y, size_t n);
 float ck_dot_f32_scalar(const float *x, const float *y, size_t n);
 
 // ---- float activations -------------------------------------------------------------------------
-/// exp(x) by the vectorizable polynomial the SIMD paths use (≈1.5 ulp); the scalar twin.
-float ck_expf_poly(float x);
 /// gate[i] = silu(gate[i]) * up[i]
 void ck_silu_mul(float *gate, const float *up, size_t n);
 void ck_silu_mul_scalar(float *gate, const float *up, size_t n);
-/// In-place softmax (exp relative to the max, sum in double). Returns the sum (scalar twin).
-void ck_softmax(float *x, size_t n);
-double ck_softmax_scalar(float *x, size_t n);
+/// exp(x) as ggml's AVX-512 code computes it (≈1.5 ulp): Arm's optimized-routines reduction and
+/// polynomial with the final 1 folded into the last FMA, scaled by 2^n; the scalar twin of the
+/// SIMD paths (SiLU, softmax).
+float ck_expf_scalef(float x);
+/// Attention's softmax, in place, over x[0..n) sitting at cells lead..lead+n of a grid of 16-cell
+/// chunks (lead < 16): exp(x - max) by ck_expf_scalef, each chunk's values summed as ggml's
+/// _mm512_reduce_add_ps does, chunk sums added in double, then x *= (float)(1 / sum). These are the
+/// operations of llama.cpp's soft_max over a KV cache row (masked cells are exact zeros there).
+void ck_softmax_cells(float *x, size_t n, size_t lead);
+void ck_softmax_cells_scalar(float *x, size_t n, size_t lead);
+/// Rotates `half` pairs (v[i·stride], v[i·stride + offset]) of each of `heads` vectors of head_dim
+/// floats by the angles whose cos / sin are given, with ggml's (GCC-contracted) FMAs.
+void ck_rope(float *x, size_t heads, size_t head_dim, size_t half, size_t stride, size_t offset, const float *cos,
+             const float *sin);
+/// Sum of 16 floats in the order of _mm512_reduce_add_ps.
+float ck_reduce16(const float v[16]);
 
-/// out[j * ld_out + i] = ck_vec_dot(CK_F16, rows + i * stride, vs + j * v_stride, n) for i < count,
-/// j < m, bit for bit, each row read once for all m vectors (attention: the queries of one KV group
-/// against its keys, their probabilities against its value columns).
-void ck_dot_f16_rows(const uint16_t *rows, size_t stride, size_t count, const uint16_t *vs, size_t v_stride, size_t m,
-                     size_t n, float *out, size_t ld_out);
+/// out[j * ld_out + i] = Σ_{k<n} rows[i * stride + k] · vs[j * v_stride + k] for i < count, j < m,
+/// in half precision widened to float, as llama.cpp's tinyBLAS F16 kernel orders it: 16 lanes,
+/// lane k % 16 a chain of FMAs in k order, then ck_reduce16. Row elements at k >= valid (and
+/// anything past n) count as zero and are not read, so a row may end inside the last 16-chunk.
+/// Each row is read once for all m vectors (attention: the queries of one KV group against its
+/// keys; their probabilities against its value columns). Bit-identical across ISAs.
+void ck_dot_f16_rows(const uint16_t *rows, size_t stride, size_t count, size_t valid, const uint16_t *vs, size_t v_stride,
+                     size_t m, size_t n, float *out, size_t ld_out);
+void ck_dot_f16_rows_scalar(const uint16_t *rows, size_t stride, size_t count, size_t valid, const uint16_t *vs,
+                            size_t v_stride, size_t m, size_t n, float *out, size_t ld_out);
 
 // ---- thread pool -------------------------------------------------------------------------------
 typedef struct ck_pool ck_pool;
