@@ -113,7 +113,18 @@ CK_AVX2 static void softmax_cells_avx2(float *x, size_t n, size_t lead) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, v_expf_scalef(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
     for (; i < n; i++) x[i] = ck_expf_scalef(x[i] - m);
-    const float invs = (float)(1.0 / cell_sums(x, n, lead));
+    // Chunk sums: the chunks cut by either end go through the scalar twin's loop; whole chunks as
+    // two 8-float halves, hsum_ps(hi + lo) being exactly ck_reduce16.
+    double sum = 0.0;
+    const size_t head = lead ? 16 - lead : 0, whole = head < n ? (n - head) / 16 : 0;
+    if (head) sum += cell_sums(x, head < n ? head : n, lead);
+    for (size_t c = 0; c < whole; c++) {
+        const float *v = x + head + 16 * c;
+        sum += (double)hsum_ps(_mm256_add_ps(_mm256_loadu_ps(v + 8), _mm256_loadu_ps(v)));
+    }
+    const size_t done = head + 16 * whole;
+    if (done < n) sum += cell_sums(x + done, n - done, 0);
+    const float invs = (float)(1.0 / sum);
     const __m256 inv = _mm256_set1_ps(invs);
     i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));

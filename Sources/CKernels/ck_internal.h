@@ -177,6 +177,7 @@ static inline int ck_u_offset(int type) {
     }
 }
 ck_tok_fn ck_resolve_tok_vnni(int type);
+ck_tok_fn ck_resolve_tok_avx512(int type);
 /// The packed-tokens kernel the dispatcher selects now (NULL: none).
 ck_tok_fn ck_resolve_tok(int type);
 /// Tile kernels of the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL); NULL otherwise.

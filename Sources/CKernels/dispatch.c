@@ -12,6 +12,10 @@ int ck_cpu_features(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avxvnni") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f |= CK_FEAT_AVXVNNI;
+    // The 512-bit kernels also use AVX-VNNI's 256-bit ones (for a lone group of tokens).
+    if ((f & CK_FEAT_AVXVNNI) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni"))
+        f |= CK_FEAT_AVX512VNNI;
 #endif
     return f;
 }
@@ -40,7 +44,8 @@ int ck_active_isa(void) {
     const int forced = atomic_load_explicit(&ck_isa_forced, memory_order_relaxed);
     if (forced >= 0) return forced;
     // VERITY_ISA=scalar|avx2|avx512 caps the level (to test the fallbacks on a capable CPU).
-    // VERITY_ISA=avx2 also turns AVX-VNNI off (plain AVX2 kernels); VERITY_VNNI=0 turns only it off.
+    // VERITY_ISA=avx2 also turns AVX-VNNI off (plain AVX2 kernels); VERITY_VNNI=0 turns only the VNNI
+    // kernels off (256- and 512-bit); below avx512 the 512-bit ones are off.
     int level = ck_cpu_isa();
     int features = ck_features_for(level);
     const char *env = getenv("VERITY_ISA");
@@ -51,9 +56,10 @@ int ck_active_isa(void) {
         else if (strcmp(env, "avx512") == 0) cap = CK_ISA_AVX512;
         if (cap < level) level = cap;
         if (level < CK_ISA_AVX2) features = 0;
+        if (level < CK_ISA_AVX512) features &= ~CK_FEAT_AVX512VNNI;
     }
     const char *vnni = getenv("VERITY_VNNI");
-    if (vnni && strcmp(vnni, "0") == 0) features &= ~CK_FEAT_AVXVNNI;
+    if (vnni && strcmp(vnni, "0") == 0) features &= ~(CK_FEAT_AVXVNNI | CK_FEAT_AVX512VNNI);
     atomic_store_explicit(&ck_features_on, features, memory_order_relaxed);
     atomic_store_explicit(&ck_isa_forced, level, memory_order_relaxed);
     return level;
@@ -148,6 +154,7 @@ ck_tile_fn ck_resolve_tile(int type) {
 }
 
 ck_tok_fn ck_resolve_tok(int type) {
+    if (ck_active_isa() >= CK_ISA_AVX512 && (ck_active_features() & CK_FEAT_AVX512VNNI)) return ck_resolve_tok_avx512(type);
     if (ck_active_isa() >= CK_ISA_AVX2 && (ck_active_features() & CK_FEAT_AVXVNNI)) return ck_resolve_tok_vnni(type);
     return NULL;
 }

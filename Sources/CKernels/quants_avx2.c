@@ -48,6 +48,9 @@ CK_AVX2 static inline __m256i dot_us_avx2(__m256i u, __m256i s) {
 #undef CK_TGT
 #undef CK_DP
 
+// AVX-512 VNNI (512-bit vpdpbusd): 16 tokens per instruction in the tokens layout.
+#include "quants_tok_avx512.h"
+
 CK_AVX2 float ck_dot_f16_f16_avx2(const void *vx, const void *vy, size_t n) {
     const uint16_t *x = vx, *y = vy;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();

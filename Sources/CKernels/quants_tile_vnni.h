@@ -45,33 +45,65 @@ CK_TGT static inline __m256i CK_FN(load_u)(int type, const uint8_t *b) {
 }
 
 // Rows layout: R (1, 2, 4) rows × 1 token; out[r] for r < R. Per block, one vpdpbusd per row
-// gives the 8 lanes; the offset's share (−c·Σ of each lane's 4 activations) starts them.
+// gives the 8 lanes; the offset's share (−c·Σ of each lane's 4 activations) starts them. The
+// scales of 4 blocks are converted at once; Q4_1 / Q5_1's min chains run for 4 rows in one vector.
 __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
     int type, const int R, const uint8_t *xp, size_t x_stride, const uint8_t *y, size_t nb, float *out) {
     const int minv = CK_FN(has_min)(type), c = ck_u_offset(type);
     const size_t xb = CK_FN(xbytes)(type);
     const size_t yb = minv ? sizeof(ck_block_q8_1) : sizeof(ck_block_q8_0), yoff = minv ? 4 : 2;
     const __m256i ones = _mm256_set1_epi8(1), negc = _mm256_set1_epi32(-c);
+    // Absent rows repeat the last one (their results are dropped).
+    const uint8_t *x[4];
+    for (int r = 0; r < 4; r++) x[r] = xp + (size_t)(r < R ? r : R - 1) * x_stride;
     __m256 acc[4];
-    float summs[4] = { 0 };
+    __m128 summs = _mm_setzero_ps();
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
-    for (size_t ib = 0; ib < nb; ib++) {
-        const uint8_t *yblk = y + ib * yb;
-        const __m256i yq = _mm256_loadu_si256((const __m256i *)(yblk + yoff));
-        const __m256i init = c ? _mm256_mullo_epi32(CK_DP(_mm256_setzero_si256(), ones, yq), negc) : _mm256_setzero_si256();
-        const float dy = h2f((uint16_t)(yblk[0] | yblk[1] << 8));
+    for (size_t ib = 0; ib < nb; ib += 4) {
+        const int count = nb - ib < 4 ? (int)(nb - ib) : 4;
+        // Decode streams the weights from memory: prefetch 4 KiB ahead, past the page boundaries
+        // where the hardware prefetcher stops (mmapped weights).
         for (int r = 0; r < R; r++) {
-            const uint8_t *xblk = xp + (size_t)r * x_stride + ib * xb;
-            // Decode streams the weights from memory: prefetch 4 KiB ahead, past the page
-            // boundaries where the hardware prefetcher stops (mmapped weights).
-            _mm_prefetch((const char *)(xblk + 4096), _MM_HINT_T0);
-            const __m256i lanes = CK_DP(init, CK_FN(load_u)(type, xblk), yq);
-            const float d = h2f((uint16_t)(xblk[0] | xblk[1] << 8)) * dy;
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc[r]);
-            if (minv) summs[r] = fmaf(h2f((uint16_t)(xblk[2] | xblk[3] << 8)), h2f((uint16_t)(yblk[2] | yblk[3] << 8)), summs[r]);
+            _mm_prefetch((const char *)(x[r] + ib * xb + 4096), _MM_HINT_T0);
+            _mm_prefetch((const char *)(x[r] + ib * xb + 4096 + 64), _MM_HINT_T0);
+        }
+        // (d, m) of 4 blocks as floats: lane 2j holds block j's d, lane 2j + 1 its m (or s).
+        const __m256 hy = CK_FN(scales4)(y + ib * yb, yb, count, minv);
+        __m256 hx[4], p[4];
+        for (int r = 0; r < R; r++) {
+            hx[r] = CK_FN(scales4)(x[r] + ib * xb, xb, count, minv);
+            p[r] = _mm256_mul_ps(hx[r], hy);
+        }
+        __m128 mrows[4];
+        if (minv) {
+            // Transposed mins: mrows[j] holds block j's m for rows 0..3.
+            for (int r = R; r < 4; r++) hx[r] = hx[R - 1];
+            const __m256 t0 = _mm256_unpacklo_ps(hx[0], hx[1]), t1 = _mm256_unpackhi_ps(hx[0], hx[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(hx[2], hx[3]), t3 = _mm256_unpackhi_ps(hx[2], hx[3]);
+            const __m256 m02 = _mm256_shuffle_ps(t0, t2, 0xEE), m13 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            mrows[0] = _mm256_castps256_ps128(m02);
+            mrows[1] = _mm256_castps256_ps128(m13);
+            mrows[2] = _mm256_extractf128_ps(m02, 1);
+            mrows[3] = _mm256_extractf128_ps(m13, 1);
+        }
+        for (int j = 0; j < count; j++) {
+            const uint8_t *yblk = y + (ib + (size_t)j) * yb;
+            const __m256i yq = _mm256_loadu_si256((const __m256i *)(yblk + yoff));
+            const __m256i init = c ? _mm256_mullo_epi32(CK_DP(_mm256_setzero_si256(), ones, yq), negc) : _mm256_setzero_si256();
+            const __m256i dsel = _mm256_set1_epi32(2 * j);
+            for (int r = 0; r < R; r++) {
+                const __m256i lanes = CK_DP(init, CK_FN(load_u)(type, x[r] + (ib + (size_t)j) * xb), yq);
+                acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(p[r], dsel), _mm256_cvtepi32_ps(lanes), acc[r]);
+            }
+            if (minv) {
+                const __m128 sy = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(hy, _mm256_set1_epi32(2 * j + 1)));
+                summs = _mm_fmadd_ps(mrows[j], sy, summs);
+            }
         }
     }
-    for (int r = 0; r < R; r++) out[r] = minv ? hsum_ps(acc[r]) + summs[r] : hsum_ps(acc[r]);
+    float sm[4];
+    _mm_storeu_ps(sm, summs);
+    for (int r = 0; r < R; r++) out[r] = minv ? hsum_ps(acc[r]) + sm[r] : hsum_ps(acc[r]);
 }
 
 // Tokens layout: R (1..4) rows × G (1, 2) groups of 8 tokens, one (row, group) at a time so that

@@ -6,24 +6,35 @@ import Kernels
 /// through. The table's entries are ggml_gelu_f32 with the one FMA GCC forms in it
 /// (1 + 0.044715·x·x), so Gemma's activations are bit-identical to llama.cpp's.
 enum GELU {
-    static let table: [UInt16] = (0...UInt16.max).map { h in
+    /// gelu of every half-precision input, rounded to half precision and widened back to float.
+    static let table: [Float] = (0...UInt16.max).map { h in
         let x = Kernels.float(fp16: h)
         let inner = Float(1).addingProduct(0.044715 * x, x)
         let y = 0.5 * x * (1 + tanhf(0.79788456080286535587989211986876 * x * inner))
-        return Kernels.fp16(y)
+        return Kernels.float(fp16: Kernels.fp16(y))
     }
 
-    /// gate[i] = gelu(gate[i]) * up[i]
+    /// gate[i] = gelu(gate[i]) * up[i]; the inputs are rounded to half precision a chunk at a time.
     static func mul(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
+        let chunk = 1024
         table.withUnsafeBufferPointer { t in
-            for i in 0..<n {
-                let x = gate[i]
-                if x <= -10 {
-                    gate[i] = 0
-                } else if x >= 10 {
-                    gate[i] = x * up[i]
-                } else {
-                    gate[i] = Kernels.float(fp16: t[Int(Kernels.fp16(x))]) * up[i]
+            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: chunk) { h in
+                var start = 0
+                while start < n {
+                    let count = min(chunk, n - start)
+                    let g = gate + start, u = up + start
+                    VectorOps.toFP16(g, into: h.baseAddress!, count: count)
+                    for i in 0..<count {
+                        let x = g[i]
+                        if x <= -10 {
+                            g[i] = 0
+                        } else if x >= 10 {
+                            g[i] = x * u[i]
+                        } else {
+                            g[i] = t[Int(h[i])] * u[i]
+                        }
+                    }
+                    start += count
                 }
             }
         }

@@ -55,7 +55,7 @@ int ck_set_isa(int isa);
 int ck_active_isa(void);
 
 /// Optional instruction-set features used on top of the level (bit mask).
-enum { CK_FEAT_AVXVNNI = 1 };
+enum { CK_FEAT_AVXVNNI = 1, CK_FEAT_AVX512VNNI = 2 };
 /// The features this CPU has.
 int ck_cpu_features(void);
 /// The features in use: AVX-VNNI when the CPU has it, the level in force is AVX2 or above, and
