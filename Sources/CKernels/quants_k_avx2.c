@@ -2,8 +2,9 @@
 // Compiled with function target attributes (never -march) and only called after ck_cpu_isa()
 // confirmed the CPU has them.
 //
-// The dot products sum integer products exactly per block and scale once per block (the scalar
-// twins round in a different order, so the two agree to float rounding, not bit for bit). The
+// The dot products sum integer products exactly per block and scale once per block. Q4_K and Q6_K
+// follow llama.cpp's order and equal their scalar twins bit for bit; for Q2_K, Q3_K, Q5_K and
+// IQ4_XS the scalar twins round in a different order, so the two agree to float rounding. The
 // dequantizers and the Q8_K quantizer round exactly as the scalar twins (bit-identical): no fused
 // multiply-adds there.
 #include "ck_internal.h"

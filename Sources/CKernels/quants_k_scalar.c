@@ -2,8 +2,9 @@
 // types (IQ4_NL with Q8_0 activations, IQ4_XS with Q8_K). Block layouts and the float arithmetic
 // (the order of the multiplications, the eight float lanes of the Q3_K…Q6_K dot products) follow
 // ggml's reference dequantize_row_* / quantize_row_q8_K_ref / ggml_vec_dot_*_generic, so the
-// dequantized values and Q8_K activations are bit-identical to llama.cpp's. These are the twins of
-// quants_k_avx2.c.
+// dequantized values and Q8_K activations are bit-identical to llama.cpp's. The Q4_K, Q6_K and
+// IQ4_NL dot products instead follow the order of llama.cpp's x86 kernels for prompts (see each),
+// which every SIMD path shares bit for bit. These are the twins of quants_k_avx2.c.
 #include "ck_internal.h"
 
 #define H2F ck_fp16_to_fp32

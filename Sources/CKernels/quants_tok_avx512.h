@@ -61,12 +61,62 @@ __attribute__((always_inline)) CK_AVX512 static inline void tok16_body(
     }
 }
 
+// One group of 8 tokens (the batched decode of 8 sequences): two rows per vector, row r's 8 tokens
+// in the low half and row r + 1's in the high half; the activations are broadcast to both halves
+// straight from memory and each half's weight dword is picked with one vpermd.
+__attribute__((always_inline)) CK_AVX512 static inline void tok8x2_body(
+    int type, const uint8_t *xp, size_t x_stride, const uint8_t *pk, size_t pstride, size_t nb, int nt,
+    float *out, size_t ld) {
+    const int minv = has_min_vnni(type), c = ck_u_offset(type);
+    const size_t xb = xbytes_vnni(type);
+    const uint8_t *x0 = xp, *x1 = xp + x_stride;
+    __m512 acc[8], summs = _mm512_setzero_ps();
+    for (int k = 0; k < 8; k++) acc[k] = _mm512_setzero_ps();
+    for (size_t ib = 0; ib < nb; ib++) {
+        const uint8_t *yb = pk + ib * pstride;
+        const uint8_t *b0 = x0 + ib * xb, *b1 = x1 + ib * xb;
+        // Both rows' 8 weight dwords: row r's in lanes 0..7, row r + 1's in 8..15.
+        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(load_u_vnni(type, b0)), load_u_vnni(type, b1), 1);
+        const __m512 dx = _mm512_insertf32x8(_mm512_set1_ps(h2f((uint16_t)(b0[0] | b0[1] << 8))),
+                                             _mm256_set1_ps(h2f((uint16_t)(b1[0] | b1[1] << 8))), 1);
+        const __m512 d = _mm512_mul_ps(dx, _mm512_broadcast_f32x8(_mm256_load_ps((const float *)(yb + CK_PACK_D))));
+        if (minv) {
+            const __m512 mx = _mm512_insertf32x8(_mm512_set1_ps(h2f((uint16_t)(b0[2] | b0[3] << 8))),
+                                                 _mm256_set1_ps(h2f((uint16_t)(b1[2] | b1[3] << 8))), 1);
+            summs = _mm512_fmadd_ps(mx, _mm512_broadcast_f32x8(_mm256_load_ps((const float *)(yb + CK_PACK_S))), summs);
+        }
+        for (int k = 0; k < 8; k++) {
+            const __m512i pick = _mm512_set_epi32(8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, k, k, k, k, k, k, k, k);
+            const __m512i yk = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(yb + 32 * k)));
+            const __m512i init = c ? _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR + 32 * k)))
+                                   : _mm512_setzero_si512();
+            const __m512i lanes = _mm512_dpbusd_epi32(init, _mm512_permutexvar_epi32(pick, u), yk);
+            acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(lanes), acc[k]);
+        }
+    }
+    __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
+                               _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])));
+    if (minv) sum = _mm512_add_ps(sum, summs);
+    float o[16];
+    _mm512_storeu_ps(o, sum);
+    for (int i = 0; i < 8 && i < nt; i++) {
+        out[(size_t)i * ld] = o[i];
+        out[(size_t)i * ld + 1] = o[8 + i];
+    }
+}
+
 #define CK_TOK16_INST(NAME, TYPE)                                                                    \
     CK_AVX512 static void tok16_##NAME##_2(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { tok16_body(TYPE, 2, x, xs, p, ps, nb, nt, o, ld); } \
     CK_AVX512 static void tok16_##NAME##_1(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { tok16_body(TYPE, 1, x, xs, p, ps, nb, nt, o, ld); } \
+    CK_AVX512 static void tok8x2_##NAME(const uint8_t *x, size_t xs, const uint8_t *p, size_t ps, size_t nb, int nt, float *o, size_t ld) { tok8x2_body(TYPE, x, xs, p, ps, nb, nt, o, ld); } \
     static void tok16_##NAME(int nr, int ng, const void *x, size_t xs, const void *p, size_t ps, size_t n, int nt, float *o, size_t ld) { \
-        if (ng < 2) { tok_##NAME##_vnni(nr, ng, x, xs, p, ps, n, nt, o, ld); return; }            \
         const size_t nb = n / CK_QK;                                                                 \
+        if (ng < 2) {                                                                                \
+            int r = 0;                                                                               \
+            for (; r + 2 <= nr; r += 2) tok8x2_##NAME((const uint8_t *)x + (size_t)r * xs, xs, p, ps, nb, nt, o + r, ld); \
+            if (r < nr) tok_##NAME##_vnni(1, 1, (const uint8_t *)x + (size_t)r * xs, xs, p, ps, n, nt, o + r, ld); \
+            return;                                                                                  \
+        }                                                                                            \
         int r = 0;                                                                                   \
         for (; r + 2 <= nr; r += 2) tok16_##NAME##_2((const uint8_t *)x + (size_t)r * xs, xs, p, ps, nb, nt, o + r, ld); \
         if (r < nr) tok16_##NAME##_1((const uint8_t *)x + (size_t)r * xs, xs, p, ps, nb, nt, o + r, ld); \
@@ -79,8 +129,8 @@ CK_TOK16_INST(q5_1_q8_1, CK_Q5_1)
 CK_TOK16_INST(q8_0_q8_0, CK_Q8_0)
 CK_TOK16_INST(iq4_nl_q8_0, CK_IQ4_NL)
 
-/// The AVX-512 tokens kernel of a type: the 32-element types' 16-token kernels (a lone group and
-/// the K-quants take the AVX-VNNI ones).
+/// The AVX-512 tokens kernel of a type: the 32-element types' 16-token kernels (and 2-row ones for
+/// a lone group); the K-quants take the AVX-VNNI ones.
 ck_tok_fn ck_resolve_tok_avx512(int type) {
     switch (type) {
     case CK_Q4_0: return tok16_q4_0_q8_0;
