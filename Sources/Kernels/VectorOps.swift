@@ -61,8 +61,9 @@ public enum VectorOps {
         ck_vec_dot(Int32(CK_F16), x, y, n)
     }
 
-    /// out[j·ldOut + i] = dotFP16(rows + i·stride, vectors + j·vectorStride, length) for i < count,
-    /// j < vectorCount, bit for bit, each row read once for all the vectors.
+    /// out[j·ldOut + i] = Σ_{k < length} rows[i·stride + k]·vectors[j·vectorStride + k] for i < count,
+    /// j < vectorCount, row elements from `valid` on counting as zero, in llama.cpp's tinyBLAS f16
+    /// order (ck_dot_f16_rows), each row read once for all the vectors.
     @inline(__always)
     public static func dotFP16Rows(_ rows: UnsafePointer<UInt16>, stride: Int, count: Int, valid: Int? = nil,
                                    _ vectors: UnsafePointer<UInt16>, vectorStride: Int = 0, vectorCount: Int = 1, length: Int,
@@ -87,5 +88,4 @@ public enum VectorOps {
 
     /// exp as the SIMD paths compute it (ggml's AVX-512 form; SiLU and the attention softmax).
     public static func expScalef(_ x: Float) -> Float { ck_expf_scalef(x) }
-
 }
