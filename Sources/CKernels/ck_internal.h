@@ -153,13 +153,12 @@ typedef void (*ck_tile_fn)(int nr, int nt, const void *x, size_t x_stride, const
 typedef void (*ck_tok_fn)(int nr, int ng, const void *x, size_t x_stride, const void *pk, size_t pstride,
                           size_t n, int nt, float *out, size_t ld);
 /// Packed activations, per block and group of 8 tokens: the 8 dwords of quants (dword k of the 8
-/// tokens together), the scales d and s as floats, the correction −ck_u_offset·Σq (int32), and the
-/// same correction per dword k (−ck_u_offset·Σ of its 4 quants; the 8-lane kernels' lanes).
+/// tokens together), the scales d and s as floats, and per dword k the correction −ck_u_offset·Σ
+/// of its 4 quants (int32: the share of the weights' unsigned offset in each of the 8 lanes).
 #define CK_PACK_D 256
 #define CK_PACK_S 288
-#define CK_PACK_CORR 320
-#define CK_PACK_KCORR 352
-#define CK_PACK_BYTES 608
+#define CK_PACK_KCORR 320
+#define CK_PACK_BYTES 576
 /// K-packed activations (Q8_K, for the Q4_K / Q6_K token kernels), per 256-element block and group
 /// of 8 tokens: 64 × 8 token dwords of quants, the 8 scales d as floats, the 16 block sums as 8
 /// int16 pairs per token (bsums[2p], bsums[2p+1]), and the 8 sums of 32 as 4 int16 pairs per token.

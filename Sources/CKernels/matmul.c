@@ -75,19 +75,15 @@ static void ck_pack_act(int wtype, const ck_matmul_args *a, size_t groups, uint8
             uint16_t h[2];
             memcpy(h, blk, 4);
             const float d = ck_fp16_to_fp32(h[0]), s = q81 ? ck_fp16_to_fp32(h[1]) : 0.0f;
-            int32_t sum = 0;
             for (int k = 0; k < 8; k++) {
                 memcpy(p + 32 * k + 4 * i, blk + yoff + 4 * k, 4);
                 int32_t sk = 0;
                 for (int j = 4 * k; j < 4 * k + 4; j++) sk += (int8_t)blk[yoff + j];
                 const int32_t kcorr = -off * sk;
                 memcpy(p + CK_PACK_KCORR + 32 * k + 4 * i, &kcorr, 4);
-                sum += sk;
             }
-            const int32_t corr = -off * sum;
             memcpy(p + CK_PACK_D + 4 * i, &d, 4);
             memcpy(p + CK_PACK_S + 4 * i, &s, 4);
-            memcpy(p + CK_PACK_CORR + 4 * i, &corr, 4);
         }
     }
 }

@@ -17,6 +17,12 @@ CK_AVX512 static inline __m512 ck_pair_ps(const uint8_t *a) {
     return _mm512_castsi512_ps(ck_pair_si(a));
 }
 
+// The 8 lane accumulators combined per token as llama.cpp's hsum_float_8 combines lanes.
+CK_AVX512 static inline __m512 ck_lanes8_512(const __m512 a[8]) {
+    return _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[4]), _mm512_add_ps(a[2], a[6])),
+                         _mm512_add_ps(_mm512_add_ps(a[1], a[5]), _mm512_add_ps(a[3], a[7])));
+}
+
 // R (1, 2) rows × 16 tokens (two packed groups); out[t * ld + r] for the first nt tokens.
 __attribute__((always_inline)) CK_AVX512 static inline void tok16_body(
     int type, const int R, const uint8_t *xp, size_t x_stride, const uint8_t *pk, size_t pstride, size_t nb, int nt,
@@ -52,8 +58,7 @@ __attribute__((always_inline)) CK_AVX512 static inline void tok16_body(
         }
     }
     for (int r = 0; r < R; r++) {
-        __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][4]), _mm512_add_ps(acc[r][2], acc[r][6])),
-                                   _mm512_add_ps(_mm512_add_ps(acc[r][1], acc[r][5]), _mm512_add_ps(acc[r][3], acc[r][7])));
+        __m512 sum = ck_lanes8_512(acc[r]);
         if (minv) sum = _mm512_add_ps(sum, summs[r]);
         float o[16];
         _mm512_storeu_ps(o, sum);
@@ -94,8 +99,7 @@ __attribute__((always_inline)) CK_AVX512 static inline void tok8x2_body(
             acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(lanes), acc[k]);
         }
     }
-    __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
-                               _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])));
+    __m512 sum = ck_lanes8_512(acc);
     if (minv) sum = _mm512_add_ps(sum, summs);
     float o[16];
     _mm512_storeu_ps(o, sum);
