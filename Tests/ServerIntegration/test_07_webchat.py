@@ -15,7 +15,7 @@ from support import API_KEY, MODEL_ID, http, metric_sum, parse_prometheus
 
 pytest.importorskip("selenium", reason="run.sh installs selenium")
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -64,8 +64,11 @@ def browser(server, downloads):
 
 
 def wait(driver, condition, timeout=30, message=""):
+    # The conversation is re-rendered as it streams, so an element a condition found can be replaced
+    # before the condition reads it: that poll is retried, not failed.
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
+        return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: condition(d))
     except TimeoutException:
         raise AssertionError(f"timed out after {timeout}s: {message}\nlog tail:\n{browser_errors(driver)}") from None
 
