@@ -72,13 +72,32 @@ static inline int ck_iq4_xs_scale(const ck_block_iq4_xs *b, int ib) {
     return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
 }
 
-/// One block's 8 lanes in llama.cpp's x86 order: acc[k] = fma(d, Σ_{i=4k}^{4k+3} q[i]·y[i], acc[k]).
+/// One block of llama.cpp's repacked 8×8 GEMMs (Q4_0 and IQ4_NL on x86 when the row count is a
+/// multiple of 8, as in practically every model): acc = fma((float)Σ q·y, dx·dy, acc).
+static inline float ck_block_step(float acc, const int8_t q[32], const int8_t y[32], float d) {
+    int32_t s = 0;
+    for (int i = 0; i < 32; i++) s += q[i] * y[i];
+    return fmaf((float)s, d, acc);
+}
+
+/// One block's 8 lanes in llama.cpp's x86 order (its vec_dot and tinyBLAS): acc[k] = fma(d, Σ_{i=4k}^{4k+3} q[i]·y[i], acc[k]).
 static inline void lanes8(float acc[8], float d, const int8_t q[32], const int8_t y[32]) {
     for (int k = 0; k < 8; k++) {
         int32_t s = 0;
         for (int i = 4 * k; i < 4 * k + 4; i++) s += q[i] * y[i];
         acc[k] = fmaf(d, (float)s, acc[k]);
     }
+}
+
+// One super-block of llama.cpp's tiled K-quant GEMM (ggml-cpu/tiled; Q3_K, Q5_K, Q6_K and IQ4_XS
+// on x86): from the exact integer sums S = Σ scale·Σ q·y and M = Σ min·bsum, r = (float)S·d, then
+// r − dmin·(float)M fused, then acc = fma(r, dy, acc). Shared by the scalar and SIMD twins.
+static inline float ck_tiled_step(float acc, int32_t s, float d, float dy) {
+    return fmaf((float)s * d, dy, acc);
+}
+
+static inline float ck_tiled_step_min(float acc, int32_t s, int32_t m, float d, float dmin, float dy) {
+    return fmaf(fmaf(-dmin, (float)m, (float)s * d), dy, acc);
 }
 
 /// The 8 lanes summed as llama.cpp's hsum_float_8: ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)).

@@ -2,9 +2,8 @@
 // Compiled with function target attributes (never -march) and only called after ck_cpu_isa()
 // confirmed the CPU has them.
 //
-// The dot products sum integer products exactly per block and scale once per block. Q4_K and Q6_K
-// follow llama.cpp's order and equal their scalar twins bit for bit; for Q2_K, Q3_K, Q5_K and
-// IQ4_XS the scalar twins round in a different order, so the two agree to float rounding. The
+// The dot products sum integer products exactly per block and then do the scalar twins' float
+// operations in llama.cpp's order, so they equal the scalar twins bit for bit. The
 // dequantizers and the Q8_K quantizer round exactly as the scalar twins (bit-identical): no fused
 // multiply-adds there.
 #include "ck_internal.h"
@@ -51,26 +50,26 @@ CK_AVX2 static inline __m256i dot_ss16(__m256i x, __m256i y) {
 
 // ---- dot products ------------------------------------------------------------------------------
 
+// Q2_K in llama.cpp's order (see the scalar twin): exact integer sums per 128-element half, then
+// two float FMA chains; bit-identical to the scalar twin.
 CK_AVX2 float ck_dot_q2_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_q2_K *x = vx;
     const ck_block_q8_K *y = vy;
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    float summins = 0.0f;
+    float acc = 0.0f, accm = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
         const __m128i sc_raw = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m128i sc8 = _mm_and_si128(sc_raw, _mm_set1_epi8(0x0F));
         const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc_raw, 4), _mm_set1_epi8(0x0F)));
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        // int32 lanes 0-3 hold the first half's min·bsum pairs, lanes 4-7 the second's.
         const __m256i m32 = _mm256_madd_epi16(bsums, mins16);
-        __m128i ms = _mm_add_epi32(_mm256_castsi256_si128(m32), _mm256_extracti128_si256(m32, 1));
-        ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, _MM_SHUFFLE(1, 0, 3, 2)));
-        ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, _MM_SHUFFLE(2, 3, 0, 1)));
-        const int summs = _mm_cvtsi128_si32(ms);
-
-        __m256i sumi = _mm256_setzero_si256();
+        const int32_t imin[2] = { hsum_epi32(_mm256_permute2x128_si256(m32, m32, 0x80)),
+                                  hsum_epi32(_mm256_permute2x128_si256(m32, m32, 0x81)) };
+        const float dd = h2f(x[i].d) * y[i].d, dm = h2f(x[i].dmin) * y[i].d;
         const int8_t *q8 = y[i].qs;
         for (int h = 0; h < 2; h++) {
+            __m256i sumi = _mm256_setzero_si256();
             __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             for (int s = 0; s < 4; s++) {
                 const __m256i q = _mm256_and_si256(bits, m3);
@@ -79,20 +78,19 @@ CK_AVX2 float ck_dot_q2_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
                 q8 += 32;
                 sumi = _mm256_add_epi32(sumi, dot_us_scaled(q, qy, pair_scales(sc8, 4 * h + s)));
             }
+            acc = fmaf((float)hsum_epi32(sumi), dd, acc);
+            accm = fmaf((float)imin[h], dm, accm);
         }
-        const float dall = y[i].d * h2f(x[i].d);
-        const float dmin = y[i].d * h2f(x[i].dmin);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
-        summins += dmin * (float)summs;
     }
-    return hsum_ps(acc) - summins;
+    return acc - accm;
 }
 
+// Q3_K in llama.cpp's order (see the scalar twin); bit-identical to it.
 CK_AVX2 float ck_dot_q3_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_q3_K *x = vx;
     const ck_block_q8_K *y = vy;
     const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
         int8_t sc[16];
         ck_unpack_q3_K_scales(x[i].scales, sc);
@@ -115,38 +113,9 @@ CK_AVX2 float ck_dot_q3_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
                 sumi = _mm256_add_epi32(sumi, dot_us_scaled(q, qy, pair_scales(sc8, 4 * h + s)));
             }
         }
-        const float d = h2f(x[i].d) * y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = ck_tiled_step(acc, hsum_epi32(sumi), h2f(x[i].d), y[i].d);
     }
-    return hsum_ps(acc);
-}
-
-// Q4_K and Q5_K share everything but the fifth bit (qh NULL for Q4_K).
-CK_AVX2 static inline float dot_q45_K_block(const uint8_t *scales12, const uint8_t *qs, const uint8_t *qh,
-                                            const ck_block_q8_K *yb, __m256i *sumi_out) {
-    uint8_t sc[8], mn[8];
-    ck_unpack_k4_scales(scales12, sc, mn);
-    int summ = 0;
-    for (int j = 0; j < 8; j++) summ += mn[j] * (yb->bsums[2 * j] + yb->bsums[2 * j + 1]);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
-    __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    __m256i sumi = _mm256_setzero_si256();
-    for (int c = 0; c < 4; c++) {
-        const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-        __m256i lo = _mm256_and_si256(bits, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-        if (qh) {
-            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hbits, m1), 4));
-            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), m1), 4));
-            hbits = _mm256_srli_epi16(hbits, 2);
-        }
-        const __m256i y0 = _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * c));
-        const __m256i y1 = _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * c + 32));
-        sumi = _mm256_add_epi32(sumi, dot_us_scaled(lo, y0, _mm256_set1_epi16(sc[2 * c])));
-        sumi = _mm256_add_epi32(sumi, dot_us_scaled(hi, y1, _mm256_set1_epi16(sc[2 * c + 1])));
-    }
-    *sumi_out = sumi;
-    return (float)summ;
+    return acc;
 }
 
 // Q4_K in llama.cpp's order (see the scalar twin): per 64-element pair, exact integer sums, then
@@ -176,18 +145,33 @@ CK_AVX2 float ck_dot_q4_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     return acc - accm;
 }
 
+// Q5_K in llama.cpp's order (see the scalar twin); bit-identical to it.
 CK_AVX2 float ck_dot_q5_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_q5_K *x = vx;
     const ck_block_q8_K *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    float summins = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
-        __m256i sumi;
-        const float summ = dot_q45_K_block(x[i].scales, x[i].qs, x[i].qh, &y[i], &sumi);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(sumi), acc);
-        summins += h2f(x[i].dmin) * y[i].d * summ;
+        uint8_t sc[8], mn[8];
+        ck_unpack_k4_scales(x[i].scales, sc, mn);
+        int32_t m = 0;
+        for (int j = 0; j < 8; j++) m += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_slli_epi16(_mm256_and_si256(hbits, m1), 4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), m1), 4));
+            hbits = _mm256_srli_epi16(hbits, 2);
+            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c));
+            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c + 32));
+            sumi = _mm256_add_epi32(sumi, dot_us_scaled(lo, y0, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, dot_us_scaled(hi, y1, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        acc = ck_tiled_step_min(acc, hsum_epi32(sumi), m, h2f(x[i].d), h2f(x[i].dmin), y[i].d);
     }
-    return hsum_ps(acc) - summins;
+    return acc;
 }
 
 // Q6_K in llama.cpp's order (see the scalar twin); bit-identical to it.
@@ -219,19 +203,19 @@ CK_AVX2 float ck_dot_q6_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
                 sumi = _mm256_add_epi32(sumi, dot_us_scaled(q[k], qy, pair_scales(sc8, 4 * h + k)));
             }
         }
-        const float r = (float)hsum_epi32(sumi) * h2f(x[i].d);
-        acc = fmaf(r, y[i].d, acc);
+        acc = ck_tiled_step(acc, hsum_epi32(sumi), h2f(x[i].d), y[i].d);
     }
     return acc;
 }
 
 // ck_dot_iq4_nl_q8_0_avx2: see quants_tile_impl.h (tiled with the other 32-element types).
 
+// IQ4_XS in llama.cpp's order (see the scalar twin); bit-identical to it.
 CK_AVX2 float ck_dot_iq4_xs_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_iq4_xs *x = vx;
     const ck_block_q8_K *y = vy;
     const __m128i table = _mm_loadu_si128((const __m128i *)ck_iq4nl_values);
-    __m256 acc = _mm256_setzero_ps();
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
         __m256i sumi = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ib++) {
@@ -240,10 +224,9 @@ CK_AVX2 float ck_dot_iq4_xs_q8_K_avx2(const void *vx, const void *vy, size_t n) 
             const __m256i p = _mm256_madd_epi16(dot_ss16(qx, qy), _mm256_set1_epi16((short)ck_iq4_xs_scale(&x[i], ib)));
             sumi = _mm256_add_epi32(sumi, p);
         }
-        const float d = h2f(x[i].d) * y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = ck_tiled_step(acc, hsum_epi32(sumi), h2f(x[i].d), y[i].d);
     }
-    return hsum_ps(acc);
+    return acc;
 }
 
 // ---- Q8_K activations --------------------------------------------------------------------------

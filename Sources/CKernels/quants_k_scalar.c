@@ -1,10 +1,9 @@
 // Scalar reference kernels for the K-quants (Q2_K…Q6_K, activations Q8_K) and the non-linear 4-bit
-// types (IQ4_NL with Q8_0 activations, IQ4_XS with Q8_K). Block layouts and the float arithmetic
-// (the order of the multiplications, the eight float lanes of the Q3_K…Q6_K dot products) follow
-// ggml's reference dequantize_row_* / quantize_row_q8_K_ref / ggml_vec_dot_*_generic, so the
-// dequantized values and Q8_K activations are bit-identical to llama.cpp's. The Q4_K, Q6_K and
-// IQ4_NL dot products instead follow the order of llama.cpp's x86 kernels for prompts (see each),
-// which every SIMD path shares bit for bit. These are the twins of quants_k_avx2.c.
+// types (IQ4_NL with Q8_0 activations, IQ4_XS with Q8_K). Block layouts and the float arithmetic of
+// dequantize_row_* and quantize_row_q8_K_ref follow ggml's reference C, so the dequantized values and
+// Q8_K activations are bit-identical to llama.cpp's. The dot products follow the order of the kernel
+// llama.cpp's x86 build runs for a prompt (see each), which every SIMD path shares bit for bit.
+// These are the twins of quants_k_avx2.c.
 #include "ck_internal.h"
 
 #define H2F ck_fp16_to_fp32
@@ -193,89 +192,62 @@ void ck_quantize_q8_K_scalar(const float *x, void *vy, size_t n) {
 }
 
 // ---- dot products ------------------------------------------------------------------------------
-// Integer sums are exact in any order; the float steps are ggml's generic ones.
+// Integer sums are exact in any order; the float steps follow the kernel llama.cpp's x86 build runs
+// for a prompt's matrix products (batches of 8 tokens and more), so that Verity's logits equal
+// llama.cpp's bit for bit. Each SIMD twin does the same float operations in the same order.
 
+// Q2_K in llama.cpp's order (its repacked 8×8 GEMM on AVX-512, what prompts go through): per
+// 128-element half h, exact sums isum_h = Σ sc·Σ q·y and imin_h = Σ m·bsum, then
+// acc = fma(isum_h, d·dy, acc) and accm = fma(imin_h, dmin·dy, accm) in float; acc − accm.
 float ck_dot_q2_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q2_K *x = vx;
     const ck_block_q8_K *y = vy;
-    float sumf = 0.0f;
+    float acc = 0.0f, accm = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
-        int summs = 0;
-        for (int j = 0; j < 16; j++) summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
-        const float dall = y[i].d * H2F(x[i].d);
-        const float dmin = y[i].d * H2F(x[i].dmin);
-        int isum = 0;
+        const float dd = H2F(x[i].d) * y[i].d, dm = H2F(x[i].dmin) * y[i].d;
         const int8_t *q8 = y[i].qs;
         for (int h = 0; h < 2; h++) {
             const uint8_t *q = x[i].qs + 32 * h;
+            int32_t isum = 0, imin = 0;
+            for (int j = 8 * h; j < 8 * h + 8; j++) imin += y[i].bsums[j] * (x[i].scales[j] >> 4);
             for (int s = 0; s < 4; s++) {
                 for (int g = 0; g < 2; g++) {
-                    int isuml = 0;
+                    int32_t isuml = 0;
                     for (int l = 16 * g; l < 16 * g + 16; l++) isuml += q8[l] * ((q[l] >> (2 * s)) & 3);
                     isum += (x[i].scales[8 * h + 2 * s + g] & 0x0F) * isuml;
                 }
                 q8 += 32;
             }
+            acc = fmaf((float)isum, dd, acc);
+            accm = fmaf((float)imin, dm, accm);
         }
-        sumf += dall * (float)isum - dmin * (float)summs;
     }
-    return sumf;
+    return acc - accm;
 }
 
-// Q3_K…Q6_K: ggml's generic kernels keep eight integer lanes (element index mod 8) per block and
-// eight float lanes across blocks; the same here, so the rounding is the same.
-static inline float finish_lanes(const float sums[8], float sumf) {
-    for (int l = 0; l < 8; l++) sumf += sums[l];
-    return sumf;
-}
-
+// Q3_K in llama.cpp's order (the tiled GEMM, see ck_tiled_step).
 float ck_dot_q3_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q3_K *x = vx;
     const ck_block_q8_K *y = vy;
-    float sums[8] = { 0 };
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
         int8_t sc[16];
         ck_unpack_q3_K_scales(x[i].scales, sc);
-        int32_t lanes[8] = { 0 };
+        int32_t s = 0;
         int e = 0;
         for (int h = 0; h < 2; h++) {
             const uint8_t *q = x[i].qs + 32 * h;
-            for (int s = 0; s < 4; s++) {
-                const uint8_t m = (uint8_t)(1u << (4 * h + s));
+            for (int k = 0; k < 4; k++) {
+                const uint8_t m = (uint8_t)(1u << (4 * h + k));
                 for (int l = 0; l < 32; l++, e++) {
-                    const int v = ((q[l] >> (2 * s)) & 3) - ((x[i].hmask[l] & m) ? 0 : 4);
-                    lanes[e & 7] += sc[e >> 4] * (v * y[i].qs[e]);
+                    const int v = ((q[l] >> (2 * k)) & 3) - ((x[i].hmask[l] & m) ? 0 : 4);
+                    s += sc[e >> 4] * (v * y[i].qs[e]);
                 }
             }
         }
-        const float d = H2F(x[i].d) * y[i].d;
-        for (int l = 0; l < 8; l++) sums[l] += d * (float)lanes[l];
+        acc = ck_tiled_step(acc, s, H2F(x[i].d), y[i].d);
     }
-    return finish_lanes(sums, 0.0f);
-}
-
-static float dot_q45_K(const uint8_t *scales12, uint16_t xd, uint16_t xdmin, const uint8_t *qs, const uint8_t *qh,
-                       const ck_block_q8_K *yb, float sums[8]) {
-    uint8_t sc[8], mn[8];
-    ck_unpack_k4_scales(scales12, sc, mn);
-    int sumi = 0;
-    for (int j = 0; j < 16; j++) sumi += yb->bsums[j] * mn[j / 2];
-    int32_t lanes[8] = { 0 };
-    for (int c = 0; c < 4; c++) {
-        for (int half = 0; half < 2; half++) {
-            const int sub = 2 * c + half;
-            for (int l = 0; l < 32; l++) {
-                int v = half ? (qs[32 * c + l] >> 4) : (qs[32 * c + l] & 0x0F);
-                if (qh) v |= ((qh[l] >> sub) & 1) << 4;
-                const int e = 32 * sub + l;
-                lanes[e & 7] += sc[sub] * (v * yb->qs[e]);
-            }
-        }
-    }
-    const float d = H2F(xd) * yb->d;
-    for (int l = 0; l < 8; l++) sums[l] += d * (float)lanes[l];
-    const float dmin = H2F(xdmin) * yb->d;
-    return dmin * (float)sumi;
+    return acc;
 }
 
 // Q4_K in llama.cpp's order (its repacked 8×8 GEMM on x86, what prompts go through): per pair of
@@ -305,19 +277,31 @@ float ck_dot_q4_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     return acc - accm;
 }
 
+// Q5_K in llama.cpp's order (the tiled GEMM, see ck_tiled_step_min).
 float ck_dot_q5_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q5_K *x = vx;
     const ck_block_q8_K *y = vy;
-    float sums[8] = { 0 };
-    float sumf = 0.0f;
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
-        sumf -= dot_q45_K(x[i].scales, x[i].d, x[i].dmin, x[i].qs, x[i].qh, &y[i], sums);
+        uint8_t sc[8], mn[8];
+        ck_unpack_k4_scales(x[i].scales, sc, mn);
+        int32_t s = 0, m = 0;
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *q = x[i].qs + 32 * (j / 2);
+            int32_t sj = 0;
+            for (int l = 0; l < 32; l++) {
+                const int v = ((j & 1) ? (q[l] >> 4) : (q[l] & 0x0F)) | (((x[i].qh[l] >> j) & 1) << 4);
+                sj += v * y[i].qs[32 * j + l];
+            }
+            s += sc[j] * sj;
+            m += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        }
+        acc = ck_tiled_step_min(acc, s, m, H2F(x[i].d), H2F(x[i].dmin), y[i].d);
     }
-    return finish_lanes(sums, sumf);
+    return acc;
 }
 
-// Q6_K in llama.cpp's order (its tiled K-quant GEMM, what prompts go through): per super-block the
-// exact integer sum S = Σ sc_s·Σ q·y (q signed), then acc = fma((float)S·d, dy, acc).
+// Q6_K in llama.cpp's order (the tiled GEMM, see ck_tiled_step).
 float ck_dot_q6_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q6_K *x = vx;
     const ck_block_q8_K *y = vy;
@@ -325,44 +309,45 @@ float ck_dot_q6_K_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     for (size_t i = 0; i < n / CK_QK_K; i++) {
         int32_t s = 0;
         for (int e = 0; e < 256; e++) s += x[i].scales[e >> 4] * (q6_K_value(&x[i], e) * y[i].qs[e]);
-        const float r = (float)s * H2F(x[i].d);
-        acc = fmaf(r, y[i].d, acc);
+        acc = ck_tiled_step(acc, s, H2F(x[i].d), y[i].d);
     }
     return acc;
 }
 
+// IQ4_NL in llama.cpp's order (its repacked 8×8 GEMM, as Q4_0; see ck_block_step).
 float ck_dot_iq4_nl_q8_0_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_iq4_nl *x = vx;
     const ck_block_q8_0 *y = vy;
-    float acc[8] = { 0 };
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK; i++) {
         int8_t q[32];
         for (int j = 0; j < 16; j++) {
             q[j] = ck_iq4nl_values[x[i].qs[j] & 0x0F];
             q[j + 16] = ck_iq4nl_values[x[i].qs[j] >> 4];
         }
-        lanes8(acc, H2F(x[i].d) * H2F(y[i].d), q, y[i].qs);
+        acc = ck_block_step(acc, q, y[i].qs, H2F(x[i].d) * H2F(y[i].d));
     }
-    return ck_hsum8(acc);
+    return acc;
 }
 
+// IQ4_XS in llama.cpp's order (the tiled GEMM, see ck_tiled_step).
 float ck_dot_iq4_xs_q8_K_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_iq4_xs *x = vx;
     const ck_block_q8_K *y = vy;
-    float sumf = 0.0f;
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
-        const float d4d8 = H2F(x[i].d) * y[i].d;
+        int32_t s = 0;
         for (int ib = 0; ib < 8; ib++) {
-            const float dl = d4d8 * (float)ck_iq4_xs_scale(&x[i], ib);
             const uint8_t *q = x[i].qs + 16 * ib;
             const int8_t *q8 = y[i].qs + 32 * ib;
-            int sumi1 = 0, sumi2 = 0;
+            int32_t sb = 0;
             for (int j = 0; j < 16; j++) {
-                sumi1 += q8[j] * ck_iq4nl_values[q[j] & 0x0F];
-                sumi2 += q8[j + 16] * ck_iq4nl_values[q[j] >> 4];
+                sb += q8[j] * ck_iq4nl_values[q[j] & 0x0F];
+                sb += q8[j + 16] * ck_iq4nl_values[q[j] >> 4];
             }
-            sumf += dl * (float)(sumi1 + sumi2);
+            s += ck_iq4_xs_scale(&x[i], ib) * sb;
         }
+        acc = ck_tiled_step(acc, s, H2F(x[i].d), y[i].d);
     }
-    return sumf;
+    return acc;
 }

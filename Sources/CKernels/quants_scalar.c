@@ -128,23 +128,24 @@ int ck_quantize_row_scalar(int type, const float *x, void *y, size_t n) {
     }
 }
 
-// The 32-element types (IQ4_NL in quants_k_scalar.c) in llama.cpp's x86 order (its vec_dot and
-// tinyBLAS kernels): 8 lanes, lane k the exact integer dot of elements 4k..4k+3 of each block,
-// acc_k = fma(d, lane_k, acc_k) over the blocks, then ck_hsum8; Q4_1 / Q5_1 add the chain
-// summs = fma(m, s, summs).
+// The 32-element types (IQ4_NL in quants_k_scalar.c) in the order of the kernel llama.cpp's x86
+// build runs for a prompt. Q5_0, Q8_0, Q4_1 and Q5_1 (its vec_dot and tinyBLAS kernels): 8 lanes,
+// lane k the exact integer dot of elements 4k..4k+3 of each block, acc_k = fma(d, lane_k, acc_k)
+// over the blocks, then ck_hsum8; Q4_1 / Q5_1 add the chain summs = fma(m, s, summs). Q4_0 (its
+// repacked 8×8 GEMM): one exact sum per block, acc = fma(sum, d, acc).
 float ck_dot_q4_0_q8_0_scalar(const void *vx, const void *vy, size_t n) {
     const ck_block_q4_0 *x = vx;
     const ck_block_q8_0 *y = vy;
-    float acc[8] = { 0 };
+    float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK; i++) {
         int8_t q[32];
         for (int j = 0; j < 16; j++) {
             q[j] = (int8_t)((x[i].qs[j] & 0x0F) - 8);
             q[j + 16] = (int8_t)((x[i].qs[j] >> 4) - 8);
         }
-        lanes8(acc, H2F(x[i].d) * H2F(y[i].d), q, y[i].qs);
+        acc = ck_block_step(acc, q, y[i].qs, H2F(x[i].d) * H2F(y[i].d));
     }
-    return ck_hsum8(acc);
+    return acc;
 }
 
 float ck_dot_q4_1_q8_1_scalar(const void *vx, const void *vy, size_t n) {

@@ -7,7 +7,8 @@
 //   CK_DOTI  (u, s): 8 int32 lanes of sums of products of unsigned bytes u and signed bytes s
 // The per-(row, token) sequence of operations does not depend on the tile shape, so every tile
 // returns, bit for bit, what the 1×1 tile (the plain dot) returns: llama.cpp's x86 order (see
-// quants_tile_vnni.h), the same as the VNNI kernels and the scalar twins.
+// quants_tile_vnni.h; Q4_0 and IQ4_NL in its block form), the same as the VNNI kernels and the
+// scalar twins.
 //
 // Per step of 4 blocks the fp16 scales of the 4 blocks are gathered (32 bits at each block start:
 // d, and m or s for the types that have one) and converted with one vcvtph2ps; the products
@@ -46,6 +47,7 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
         float sc[4][4][8] __attribute__((aligned(32)));                                              \
         float fx[4][8] __attribute__((aligned(32))), fy[4][8] __attribute__((aligned(32)));          \
         __m256 hx[4], hy[4];                                                                         \
+        __m256i bi[4][4][4];                                                                         \
         for (int r = 0; r < R; r++) hx[r] = CK_FN(scales4)(x[r] + ib * xb, xb, (COUNT), minv);       \
         for (int t = 0; t < T; t++) hy[t] = CK_FN(scales4)(y[t] + ib * yb, yb, (COUNT), minv);       \
         for (int r = 0; r < R; r++)                                                                  \
@@ -68,8 +70,23 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
             for (int r = 0; r < R; r++)                                                              \
                 for (int t = 0; t < T; t++) {                                                        \
                     const __m256i s = minv ? qy[t] : _mm256_sign_epi8(qy[t], ux[r]);                 \
-                    const __m256 d = _mm256_broadcast_ss(&sc[r][t][2 * j]);                          \
-                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(CK_DOTI(ax[r], s)), d, acc[r][t]); \
+                    const __m256i lanes = CK_DOTI(ax[r], s);                                         \
+                    if (blkf) {                                                                      \
+                        bi[r][t][j] = lanes;                                                         \
+                    } else {                                                                         \
+                        const __m256 d = _mm256_broadcast_ss(&sc[r][t][2 * j]);                      \
+                        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), d, acc[r][t]);        \
+                    }                                                                                \
+                }                                                                                    \
+        }                                                                                            \
+        if (blkf) {                                                                                  \
+            /* One exact sum per block, then bacc = fma(sum, dx·dy, bacc) block by block. */        \
+            for (int r = 0; r < R; r++)                                                              \
+                for (int t = 0; t < T; t++) {                                                        \
+                    for (int j = (COUNT); j < 4; j++) bi[r][t][j] = _mm256_setzero_si256();          \
+                    int32_t s4[4];                                                                   \
+                    _mm_storeu_si128((__m128i *)s4, CK_FN(hsum4_epi32)(bi[r][t][0], bi[r][t][1], bi[r][t][2], bi[r][t][3])); \
+                    for (int j = 0; j < (COUNT); j++) bacc[r][t] = fmaf((float)s4[j], sc[r][t][2 * j], bacc[r][t]); \
                 }                                                                                    \
         }                                                                                            \
     } while (0)
@@ -77,17 +94,17 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
 __attribute__((always_inline)) CK_TGT static inline void CK_FN(tile_body)(
     int type, const int R, const int T, const uint8_t *xp, size_t x_stride, const uint8_t *yp,
     size_t y_stride, size_t nb, float *out, size_t ld_out) {
-    const int minv = CK_FN(has_min)(type);
+    const int minv = CK_FN(has_min)(type), blkf = CK_FN(block_form)(type);
     const size_t xb = CK_FN(xbytes)(type);
     const size_t yb = minv ? sizeof(ck_block_q8_1) : sizeof(ck_block_q8_0);
     const size_t yoff = minv ? 4 : 2;
     const uint8_t *x[4], *y[4];
     __m256 acc[4][4];
-    float summs[4][4];
+    float summs[4][4], bacc[4][4];
     for (int r = 0; r < R; r++) x[r] = xp + (size_t)r * x_stride;
     for (int t = 0; t < T; t++) y[t] = yp + (size_t)t * y_stride;
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summs[r][t] = 0.0f; }
+        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summs[r][t] = 0.0f; bacc[r][t] = 0.0f; }
     size_t ib = 0;
     for (; ib + 4 <= nb; ib += 4) {
         // Weights stream from memory once per token (decode): prefetch ahead of the 4-block step
@@ -102,7 +119,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tile_body)(
     for (; ib < nb; ib++) CK_TILE_STEP(1);
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) {
-            float v = hsum_ps(acc[r][t]);
+            float v = blkf ? bacc[r][t] : hsum_ps(acc[r][t]);
             if (minv) v += summs[r][t];
             out[(size_t)t * ld_out + (size_t)r] = v;
         }

@@ -10,12 +10,14 @@
 //   CK_DP(acc, u, s)  acc + sums of products of unsigned bytes u and signed bytes s, 8 int32 lanes
 //
 // Every (row, token) result is, in either layout and whatever the tile, the same sequence of
-// float operations, llama.cpp's x86 order (its vec_dot and tinyBLAS kernels), so results are
+// float operations, the order of the kernel llama.cpp's x86 build runs for a prompt, so results are
 // bit-identical across tile shapes and token counts (a sequence decoded alone equals the same
-// sequence in a batch) and to llama.cpp's: 8 lanes, lane k the exact integer dot of elements
-// 4k..4k+3 of a block, acc_k = fma(dx_b·dy_b, (float)lane_k, acc_k) over the blocks in order, then
+// sequence in a batch) and to llama.cpp's. Q5_0, Q8_0, Q4_1, Q5_1 (its vec_dot and tinyBLAS
+// kernels): 8 lanes, lane k the exact integer dot of elements 4k..4k+3 of a block,
+// acc_k = fma(dx_b·dy_b, (float)lane_k, acc_k) over the blocks in order, then
 // ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)); Q4_1 / Q5_1 add a chain summs = fma(mx_b, sy_b, summs).
-// The scale product dx·dy is exact (fp16 × fp16 fits a float).
+// Q4_0 and IQ4_NL (its repacked 8×8 GEMM, block_form): the exact integer dot of each whole block,
+// acc = fma((float)sum_b, dx_b·dy_b, acc). The scale product dx·dy is exact (fp16 × fp16 fits a float).
 //
 // The weight quants are taken unsigned, u = q + ck_u_offset(type), so vpdpbusd needs no sign fix
 // per (row, token): isum = Σ u·y − offset·Σ y, the correction coming with the activations.
@@ -49,7 +51,7 @@ CK_TGT static inline __m256i CK_FN(load_u)(int type, const uint8_t *b) {
 // scales of 4 blocks are converted at once; Q4_1 / Q5_1's min chains run for 4 rows in one vector.
 __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
     int type, const int R, const uint8_t *xp, size_t x_stride, const uint8_t *y, size_t nb, float *out) {
-    const int minv = CK_FN(has_min)(type), c = ck_u_offset(type);
+    const int minv = CK_FN(has_min)(type), blkf = CK_FN(block_form)(type), c = ck_u_offset(type);
     const size_t xb = CK_FN(xbytes)(type);
     const size_t yb = minv ? sizeof(ck_block_q8_1) : sizeof(ck_block_q8_0), yoff = minv ? 4 : 2;
     const __m256i ones = _mm256_set1_epi8(1), negc = _mm256_set1_epi32(-c);
@@ -58,6 +60,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
     for (int r = 0; r < 4; r++) x[r] = xp + (size_t)(r < R ? r : R - 1) * x_stride;
     __m256 acc[4];
     __m128 summs = _mm_setzero_ps();
+    float bacc[4] = { 0 };
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     for (size_t ib = 0; ib < nb; ib += 4) {
         const int count = nb - ib < 4 ? (int)(nb - ib) : 4;
@@ -86,6 +89,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
             mrows[2] = _mm256_extractf128_ps(m02, 1);
             mrows[3] = _mm256_extractf128_ps(m13, 1);
         }
+        __m256i bi[4][4];
         for (int j = 0; j < count; j++) {
             const uint8_t *yblk = y + (ib + (size_t)j) * yb;
             const __m256i yq = _mm256_loadu_si256((const __m256i *)(yblk + yoff));
@@ -93,17 +97,29 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
             const __m256i dsel = _mm256_set1_epi32(2 * j);
             for (int r = 0; r < R; r++) {
                 const __m256i lanes = CK_DP(init, CK_FN(load_u)(type, x[r] + (ib + (size_t)j) * xb), yq);
-                acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(p[r], dsel), _mm256_cvtepi32_ps(lanes), acc[r]);
+                if (blkf) bi[r][j] = lanes;
+                else acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(p[r], dsel), _mm256_cvtepi32_ps(lanes), acc[r]);
             }
             if (minv) {
                 const __m128 sy = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(hy, _mm256_set1_epi32(2 * j + 1)));
                 summs = _mm_fmadd_ps(mrows[j], sy, summs);
             }
         }
+        if (blkf) {
+            // One exact sum per block, then bacc = fma(sum, dx·dy, bacc) block by block.
+            for (int r = 0; r < R; r++) {
+                for (int j = count; j < 4; j++) bi[r][j] = _mm256_setzero_si256();
+                int32_t s4[4];
+                float d4[8];
+                _mm_storeu_si128((__m128i *)s4, CK_FN(hsum4_epi32)(bi[r][0], bi[r][1], bi[r][2], bi[r][3]));
+                _mm256_storeu_ps(d4, p[r]);
+                for (int j = 0; j < count; j++) bacc[r] = fmaf((float)s4[j], d4[2 * j], bacc[r]);
+            }
+        }
     }
     float sm[4];
     _mm_storeu_ps(sm, summs);
-    for (int r = 0; r < R; r++) out[r] = minv ? hsum_ps(acc[r]) + sm[r] : hsum_ps(acc[r]);
+    for (int r = 0; r < R; r++) out[r] = blkf ? bacc[r] : minv ? hsum_ps(acc[r]) + sm[r] : hsum_ps(acc[r]);
 }
 
 // Tokens layout: R (1..4) rows × G (1, 2) groups of 8 tokens, one (row, group) at a time so that
@@ -112,7 +128,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
 __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_body)(
     int type, const int R, const int G, const uint8_t *xp, size_t x_stride, const uint8_t *pk,
     size_t pstride, size_t nb, int nt, float *out, size_t ld) {
-    const int minv = CK_FN(has_min)(type), c = ck_u_offset(type);
+    const int minv = CK_FN(has_min)(type), blkf = CK_FN(block_form)(type), c = ck_u_offset(type);
     const size_t xb = CK_FN(xbytes)(type);
     for (int r = 0; r < R; r++)
         for (int g = 0; g < G; g++) {
@@ -126,17 +142,33 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tokens_body)(
                 _mm256_store_si256((__m256i *)u, CK_FN(load_u)(type, xblk));
                 const __m256 d = _mm256_mul_ps(_mm256_set1_ps(h2f((uint16_t)(xblk[0] | xblk[1] << 8))),
                                                _mm256_load_ps((const float *)(yb + CK_PACK_D)));
-                for (int k = 0; k < 8; k++) {
-                    const __m256i init = c ? _mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR + 32 * k)) : _mm256_setzero_si256();
-                    const __m256i lanes = CK_DP(init, _mm256_set1_epi32((int)u[k]), _mm256_load_si256((const __m256i *)(yb + 32 * k)));
-                    acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes), acc[k]);
+                if (blkf) {
+                    // One exact sum per block (two chains of 4 dword products), one FMA.
+                    __m256i s0 = c ? _mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR)) : _mm256_setzero_si256();
+                    __m256i s1 = c ? _mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR + 32)) : _mm256_setzero_si256();
+                    for (int k = 0; k < 8; k += 2) {
+                        if (c && k) {
+                            s0 = _mm256_add_epi32(s0, _mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR + 32 * k)));
+                            s1 = _mm256_add_epi32(s1, _mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR + 32 * k + 32)));
+                        }
+                        s0 = CK_DP(s0, _mm256_set1_epi32((int)u[k]), _mm256_load_si256((const __m256i *)(yb + 32 * k)));
+                        s1 = CK_DP(s1, _mm256_set1_epi32((int)u[k + 1]), _mm256_load_si256((const __m256i *)(yb + 32 * k + 32)));
+                    }
+                    acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), d, acc[0]);
+                } else {
+                    for (int k = 0; k < 8; k++) {
+                        const __m256i init = c ? _mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR + 32 * k)) : _mm256_setzero_si256();
+                        const __m256i lanes = CK_DP(init, _mm256_set1_epi32((int)u[k]), _mm256_load_si256((const __m256i *)(yb + 32 * k)));
+                        acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes), acc[k]);
+                    }
                 }
                 if (minv)
                     summs = _mm256_fmadd_ps(_mm256_set1_ps(h2f((uint16_t)(xblk[2] | xblk[3] << 8))),
                                             _mm256_load_ps((const float *)(yb + CK_PACK_S)), summs);
             }
-            __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
-                                       _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
+            __m256 sum = blkf ? acc[0]
+                              : _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
+                                              _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
             if (minv) sum = _mm256_add_ps(sum, summs);
             float o[8];
             _mm256_storeu_ps(o, sum);

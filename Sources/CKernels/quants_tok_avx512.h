@@ -1,7 +1,8 @@
 // AVX-512 VNNI tokens kernel of the 32-element block types: the VNNI tokens layout (see
 // quants_tile_vnni.h) with two groups of 8 tokens in one 512-bit vector, so each vpdpbusd,
 // conversion and FMA serves 16 tokens. Same operations per (row, token) as every other path, so
-// the results are bit-identical to them (and to llama.cpp's order). Rows are taken two at a time:
+// the results are bit-identical to them (and to llama.cpp's order; Q4_0 and IQ4_NL in its block
+// form, see quants_tile_vnni.h). Rows are taken two at a time:
 // their 2 × 8 lane accumulators and the shared activation vectors fit in the 32 registers.
 //
 // Included by quants_avx2.c after quants_tile_vnni.h (it calls the VNNI kernels for a lone group).
@@ -27,7 +28,7 @@ CK_AVX512 static inline __m512 ck_lanes8_512(const __m512 a[8]) {
 __attribute__((always_inline)) CK_AVX512 static inline void tok16_body(
     int type, const int R, const uint8_t *xp, size_t x_stride, const uint8_t *pk, size_t pstride, size_t nb, int nt,
     float *out, size_t ld) {
-    const int minv = has_min_vnni(type), c = ck_u_offset(type);
+    const int minv = has_min_vnni(type), blkf = block_form_vnni(type), c = ck_u_offset(type);
     const size_t xb = xbytes_vnni(type);
     __m512 acc[2][8], summs[2];
     for (int r = 0; r < R; r++) {
@@ -48,6 +49,19 @@ __attribute__((always_inline)) CK_AVX512 static inline void tok16_body(
         }
         // Broadcast each weight dword straight from memory (a load, no shuffle port).
         __asm__ volatile("" : : "r"(u) : "memory");
+        if (blkf) {
+            // One exact sum per block (the corrections summed first), one FMA.
+            __m512i corr = _mm512_setzero_si512(), is[2] = { _mm512_setzero_si512(), _mm512_setzero_si512() };
+            if (c)
+                for (int k = 0; k < 8; k++) corr = _mm512_add_epi32(corr, ck_pair_si(yb + CK_PACK_KCORR + 32 * k));
+            for (int r = 0; r < R; r++) is[r] = corr;
+            for (int k = 0; k < 8; k++) {
+                const __m512i yk = ck_pair_si(yb + 32 * k);
+                for (int r = 0; r < R; r++) is[r] = _mm512_dpbusd_epi32(is[r], _mm512_set1_epi32((int)u[r][k]), yk);
+            }
+            for (int r = 0; r < R; r++) acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r]), d[r], acc[r][0]);
+            continue;
+        }
         for (int k = 0; k < 8; k++) {
             const __m512i yk = ck_pair_si(yb + 32 * k);
             const __m512i init = c ? ck_pair_si(yb + CK_PACK_KCORR + 32 * k) : _mm512_setzero_si512();
@@ -58,7 +72,7 @@ __attribute__((always_inline)) CK_AVX512 static inline void tok16_body(
         }
     }
     for (int r = 0; r < R; r++) {
-        __m512 sum = ck_lanes8_512(acc[r]);
+        __m512 sum = blkf ? acc[r][0] : ck_lanes8_512(acc[r]);
         if (minv) sum = _mm512_add_ps(sum, summs[r]);
         float o[16];
         _mm512_storeu_ps(o, sum);
@@ -72,7 +86,7 @@ __attribute__((always_inline)) CK_AVX512 static inline void tok16_body(
 __attribute__((always_inline)) CK_AVX512 static inline void tok8x2_body(
     int type, const uint8_t *xp, size_t x_stride, const uint8_t *pk, size_t pstride, size_t nb, int nt,
     float *out, size_t ld) {
-    const int minv = has_min_vnni(type), c = ck_u_offset(type);
+    const int minv = has_min_vnni(type), blkf = block_form_vnni(type), c = ck_u_offset(type);
     const size_t xb = xbytes_vnni(type);
     const uint8_t *x0 = xp, *x1 = xp + x_stride;
     __m512 acc[8], summs = _mm512_setzero_ps();
@@ -90,16 +104,23 @@ __attribute__((always_inline)) CK_AVX512 static inline void tok8x2_body(
                                                  _mm256_set1_ps(h2f((uint16_t)(b1[2] | b1[3] << 8))), 1);
             summs = _mm512_fmadd_ps(mx, _mm512_broadcast_f32x8(_mm256_load_ps((const float *)(yb + CK_PACK_S))), summs);
         }
+        __m512i is = _mm512_setzero_si512();
         for (int k = 0; k < 8; k++) {
             const __m512i pick = _mm512_set_epi32(8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, k, k, k, k, k, k, k, k);
             const __m512i yk = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(yb + 32 * k)));
             const __m512i init = c ? _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(yb + CK_PACK_KCORR + 32 * k)))
                                    : _mm512_setzero_si512();
+            if (blkf) {
+                // One exact sum per block, one FMA after the loop.
+                is = _mm512_dpbusd_epi32(_mm512_add_epi32(is, init), _mm512_permutexvar_epi32(pick, u), yk);
+                continue;
+            }
             const __m512i lanes = _mm512_dpbusd_epi32(init, _mm512_permutexvar_epi32(pick, u), yk);
             acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(lanes), acc[k]);
         }
+        if (blkf) acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), d, acc[0]);
     }
-    __m512 sum = ck_lanes8_512(acc);
+    __m512 sum = blkf ? acc[0] : ck_lanes8_512(acc);
     if (minv) sum = _mm512_add_ps(sum, summs);
     float o[16];
     _mm512_storeu_ps(o, sum);
