@@ -82,7 +82,7 @@ struct KernelTwinTests {
 
     /// Types whose kernels follow llama.cpp's x86 operation order (see ckernels): every SIMD variant
     /// must equal the scalar twin bit for bit.
-    static let llamaOrder: Set<GGMLType> = [.q4_0, .q5_0, .q8_0, .iq4_nl, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs]
+    static let llamaOrder: Set<GGMLType> = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs]
 
     /// nil: the dispatched kernel (what `Kernels.dot` and `matmul` run); otherwise one variant,
     /// skipped where the CPU lacks it.
