@@ -47,11 +47,27 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
         float sc[4][4][8] __attribute__((aligned(32)));                                              \
         float fx[4][8] __attribute__((aligned(32))), fy[4][8] __attribute__((aligned(32)));          \
         __m256 hx[4], hy[4];                                                                         \
-        __m256i bi[4][4][4];                                                                         \
+        __m256i bi[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() }; \
         for (int r = 0; r < R; r++) hx[r] = CK_FN(scales4)(x[r] + ib * xb, xb, (COUNT), minv);       \
         for (int t = 0; t < T; t++) hy[t] = CK_FN(scales4)(y[t] + ib * yb, yb, (COUNT), minv);       \
-        for (int r = 0; r < R; r++)                                                                  \
-            for (int t = 0; t < T; t++) _mm256_store_ps(sc[r][t], _mm256_mul_ps(hx[r], hy[t]));      \
+        __m128 drows[4];                                                                             \
+        if (blkf) {                                                                                  \
+            /* Transposed scale products: drows[j] holds block j's dx·dy for pairs r·T + t. */       \
+            __m256 pp[4];                                                                            \
+            for (int r = 0; r < R; r++)                                                              \
+                for (int t = 0; t < T; t++) pp[r * T + t] = _mm256_mul_ps(hx[r], hy[t]);             \
+            for (int i = R * T; i < 4; i++) pp[i] = pp[R * T - 1];                                   \
+            const __m256 t0 = _mm256_unpacklo_ps(pp[0], pp[1]), t1 = _mm256_unpackhi_ps(pp[0], pp[1]); \
+            const __m256 t2 = _mm256_unpacklo_ps(pp[2], pp[3]), t3 = _mm256_unpackhi_ps(pp[2], pp[3]); \
+            const __m256 d02 = _mm256_shuffle_ps(t0, t2, 0x44), d13 = _mm256_shuffle_ps(t1, t3, 0x44); \
+            drows[0] = _mm256_castps256_ps128(d02);                                                  \
+            drows[1] = _mm256_castps256_ps128(d13);                                                  \
+            drows[2] = _mm256_extractf128_ps(d02, 1);                                                \
+            drows[3] = _mm256_extractf128_ps(d13, 1);                                                \
+        } else {                                                                                     \
+            for (int r = 0; r < R; r++)                                                              \
+                for (int t = 0; t < T; t++) _mm256_store_ps(sc[r][t], _mm256_mul_ps(hx[r], hy[t]));  \
+        }                                                                                            \
         if (minv) {                                                                                  \
             /* summs = fma(mx, sy, summs), block by block (llama.cpp's order). */                    \
             for (int r = 0; r < R; r++) _mm256_store_ps(fx[r], hx[r]);                               \
@@ -72,22 +88,18 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
                     const __m256i s = minv ? qy[t] : _mm256_sign_epi8(qy[t], ux[r]);                 \
                     const __m256i lanes = CK_DOTI(ax[r], s);                                         \
                     if (blkf) {                                                                      \
-                        bi[r][t][j] = lanes;                                                         \
+                        bi[r * T + t] = lanes;                                                       \
                     } else {                                                                         \
                         const __m256 d = _mm256_broadcast_ss(&sc[r][t][2 * j]);                      \
                         acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), d, acc[r][t]);        \
                     }                                                                                \
                 }                                                                                    \
-        }                                                                                            \
-        if (blkf) {                                                                                  \
-            /* One exact sum per block, then bacc = fma(sum, dx·dy, bacc) block by block. */        \
-            for (int r = 0; r < R; r++)                                                              \
-                for (int t = 0; t < T; t++) {                                                        \
-                    for (int j = (COUNT); j < 4; j++) bi[r][t][j] = _mm256_setzero_si256();          \
-                    int32_t s4[4];                                                                   \
-                    _mm_storeu_si128((__m128i *)s4, CK_FN(hsum4_epi32)(bi[r][t][0], bi[r][t][1], bi[r][t][2], bi[r][t][3])); \
-                    for (int j = 0; j < (COUNT); j++) bacc[r][t] = fmaf((float)s4[j], sc[r][t][2 * j], bacc[r][t]); \
-                }                                                                                    \
+            if (blkf) {                                                                              \
+                /* The (row, token) pairs in lanes (R·T <= 4): one exact sum per block each, then */ \
+                /* bacc = fma(sum, dx·dy, bacc), block by block. */                                  \
+                const __m128i sums = CK_FN(hsum4_epi32)(bi[0], bi[1], bi[2], bi[3]);                 \
+                bacc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), drows[j], bacc);                          \
+            }                                                                                        \
         }                                                                                            \
     } while (0)
 
@@ -100,11 +112,12 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tile_body)(
     const size_t yoff = minv ? 4 : 2;
     const uint8_t *x[4], *y[4];
     __m256 acc[4][4];
-    float summs[4][4], bacc[4][4];
+    float summs[4][4];
+    __m128 bacc = _mm_setzero_ps(); // block form: (row, token) pair r·T + t in lane
     for (int r = 0; r < R; r++) x[r] = xp + (size_t)r * x_stride;
     for (int t = 0; t < T; t++) y[t] = yp + (size_t)t * y_stride;
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summs[r][t] = 0.0f; bacc[r][t] = 0.0f; }
+        for (int t = 0; t < T; t++) { acc[r][t] = _mm256_setzero_ps(); summs[r][t] = 0.0f; }
     size_t ib = 0;
     for (; ib + 4 <= nb; ib += 4) {
         // Weights stream from memory once per token (decode): prefetch ahead of the 4-block step
@@ -117,9 +130,11 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(tile_body)(
         CK_TILE_STEP(4);
     }
     for (; ib < nb; ib++) CK_TILE_STEP(1);
+    float b4[4];
+    _mm_storeu_ps(b4, bacc);
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) {
-            float v = blkf ? bacc[r][t] : hsum_ps(acc[r][t]);
+            float v = blkf ? b4[r * T + t] : hsum_ps(acc[r][t]);
             if (minv) v += summs[r][t];
             out[(size_t)t * ld_out + (size_t)r] = v;
         }

@@ -60,7 +60,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
     for (int r = 0; r < 4; r++) x[r] = xp + (size_t)(r < R ? r : R - 1) * x_stride;
     __m256 acc[4];
     __m128 summs = _mm_setzero_ps();
-    float bacc[4] = { 0 };
+    __m128 bacc = _mm_setzero_ps(); // block form: row r in lane r
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     for (size_t ib = 0; ib < nb; ib += 4) {
         const int count = nb - ib < 4 ? (int)(nb - ib) : 4;
@@ -77,7 +77,18 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
             hx[r] = CK_FN(scales4)(x[r] + ib * xb, xb, count, minv);
             p[r] = _mm256_mul_ps(hx[r], hy);
         }
-        __m128 mrows[4];
+        __m128 mrows[4], drows[4];
+        if (blkf) {
+            // Transposed scale products: drows[j] holds block j's dx·dy for rows 0..3.
+            for (int r = R; r < 4; r++) p[r] = p[R - 1];
+            const __m256 t0 = _mm256_unpacklo_ps(p[0], p[1]), t1 = _mm256_unpackhi_ps(p[0], p[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(p[2], p[3]), t3 = _mm256_unpackhi_ps(p[2], p[3]);
+            const __m256 d02 = _mm256_shuffle_ps(t0, t2, 0x44), d13 = _mm256_shuffle_ps(t1, t3, 0x44);
+            drows[0] = _mm256_castps256_ps128(d02);
+            drows[1] = _mm256_castps256_ps128(d13);
+            drows[2] = _mm256_extractf128_ps(d02, 1);
+            drows[3] = _mm256_extractf128_ps(d13, 1);
+        }
         if (minv) {
             // Transposed mins: mrows[j] holds block j's m for rows 0..3.
             for (int r = R; r < 4; r++) hx[r] = hx[R - 1];
@@ -89,37 +100,32 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
             mrows[2] = _mm256_extractf128_ps(m02, 1);
             mrows[3] = _mm256_extractf128_ps(m13, 1);
         }
-        __m256i bi[4][4];
         for (int j = 0; j < count; j++) {
             const uint8_t *yblk = y + (ib + (size_t)j) * yb;
             const __m256i yq = _mm256_loadu_si256((const __m256i *)(yblk + yoff));
             const __m256i init = c ? _mm256_mullo_epi32(CK_DP(_mm256_setzero_si256(), ones, yq), negc) : _mm256_setzero_si256();
             const __m256i dsel = _mm256_set1_epi32(2 * j);
+            __m256i bi[4];
             for (int r = 0; r < R; r++) {
                 const __m256i lanes = CK_DP(init, CK_FN(load_u)(type, x[r] + (ib + (size_t)j) * xb), yq);
-                if (blkf) bi[r][j] = lanes;
+                if (blkf) bi[r] = lanes;
                 else acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(p[r], dsel), _mm256_cvtepi32_ps(lanes), acc[r]);
+            }
+            if (blkf) {
+                // One exact sum per (row, block), rows in lanes, then bacc = fma(sum, dx·dy, bacc).
+                for (int r = R; r < 4; r++) bi[r] = bi[R - 1];
+                bacc = _mm_fmadd_ps(_mm_cvtepi32_ps(CK_FN(hsum4_epi32)(bi[0], bi[1], bi[2], bi[3])), drows[j], bacc);
             }
             if (minv) {
                 const __m128 sy = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(hy, _mm256_set1_epi32(2 * j + 1)));
                 summs = _mm_fmadd_ps(mrows[j], sy, summs);
             }
         }
-        if (blkf) {
-            // One exact sum per block, then bacc = fma(sum, dx·dy, bacc) block by block.
-            for (int r = 0; r < R; r++) {
-                for (int j = count; j < 4; j++) bi[r][j] = _mm256_setzero_si256();
-                int32_t s4[4];
-                float d4[8];
-                _mm_storeu_si128((__m128i *)s4, CK_FN(hsum4_epi32)(bi[r][0], bi[r][1], bi[r][2], bi[r][3]));
-                _mm256_storeu_ps(d4, p[r]);
-                for (int j = 0; j < count; j++) bacc[r] = fmaf((float)s4[j], d4[2 * j], bacc[r]);
-            }
-        }
     }
-    float sm[4];
+    float sm[4], b4[4];
     _mm_storeu_ps(sm, summs);
-    for (int r = 0; r < R; r++) out[r] = blkf ? bacc[r] : minv ? hsum_ps(acc[r]) + sm[r] : hsum_ps(acc[r]);
+    _mm_storeu_ps(b4, bacc);
+    for (int r = 0; r < R; r++) out[r] = blkf ? b4[r] : minv ? hsum_ps(acc[r]) + sm[r] : hsum_ps(acc[r]);
 }
 
 // Tokens layout: R (1..4) rows × G (1, 2) groups of 8 tokens, one (row, group) at a time so that
