@@ -24,6 +24,12 @@ CK_AVX2 static inline int32_t hsum_epi32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
+/// The sums of the 8 int32 lanes of each of v0..v3 (exact while they fit), as 4 lanes.
+CK_AVX2 static inline __m128i hsum4_epi32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 /// One fp16 value to float. vmovd + vcvtph2ps: no false dependency on a live register
 /// (_cvtsh_ss inserts into one, which chained every block onto the previous FMA).
 CK_AVX2 static inline float h2f(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }

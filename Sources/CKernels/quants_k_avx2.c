@@ -51,12 +51,12 @@ CK_AVX2 static inline __m256i dot_ss16(__m256i x, __m256i y) {
 // ---- dot products ------------------------------------------------------------------------------
 
 // Q2_K in llama.cpp's order (see the scalar twin): exact integer sums per 128-element half, then
-// two float FMA chains; bit-identical to the scalar twin.
+// two float FMA chains (acc and accm in the lanes of one vector); bit-identical to the scalar twin.
 CK_AVX2 float ck_dot_q2_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_q2_K *x = vx;
     const ck_block_q8_K *y = vy;
     const __m256i m3 = _mm256_set1_epi8(3);
-    float acc = 0.0f, accm = 0.0f;
+    __m128 acc = _mm_setzero_ps(); // lane 0: acc, lane 1: accm
     for (size_t i = 0; i < n / CK_QK_K; i++) {
         const __m128i sc_raw = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m128i sc8 = _mm_and_si128(sc_raw, _mm_set1_epi8(0x0F));
@@ -64,25 +64,27 @@ CK_AVX2 float ck_dot_q2_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
         // int32 lanes 0-3 hold the first half's min·bsum pairs, lanes 4-7 the second's.
         const __m256i m32 = _mm256_madd_epi16(bsums, mins16);
-        const int32_t imin[2] = { hsum_epi32(_mm256_permute2x128_si256(m32, m32, 0x80)),
-                                  hsum_epi32(_mm256_permute2x128_si256(m32, m32, 0x81)) };
-        const float dd = h2f(x[i].d) * y[i].d, dm = h2f(x[i].dmin) * y[i].d;
         const int8_t *q8 = y[i].qs;
+        __m256i sumi[2];
         for (int h = 0; h < 2; h++) {
-            __m256i sumi = _mm256_setzero_si256();
+            sumi[h] = _mm256_setzero_si256();
             __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             for (int s = 0; s < 4; s++) {
                 const __m256i q = _mm256_and_si256(bits, m3);
                 bits = _mm256_srli_epi16(bits, 2);
                 const __m256i qy = _mm256_loadu_si256((const __m256i *)q8);
                 q8 += 32;
-                sumi = _mm256_add_epi32(sumi, dot_us_scaled(q, qy, pair_scales(sc8, 4 * h + s)));
+                sumi[h] = _mm256_add_epi32(sumi[h], dot_us_scaled(q, qy, pair_scales(sc8, 4 * h + s)));
             }
-            acc = fmaf((float)hsum_epi32(sumi), dd, acc);
-            accm = fmaf((float)imin[h], dm, accm);
         }
+        // [isum_0, imin_0, isum_1, imin_1] as floats; then per half, lanes (acc, accm) fused.
+        const __m128 sums = _mm_cvtepi32_ps(hsum4_epi32(sumi[0], _mm256_permute2x128_si256(m32, m32, 0x80),
+                                                        sumi[1], _mm256_permute2x128_si256(m32, m32, 0x81)));
+        const __m128 d = _mm_setr_ps(h2f(x[i].d) * y[i].d, h2f(x[i].dmin) * y[i].d, 0.0f, 0.0f);
+        acc = _mm_fmadd_ps(sums, d, acc);
+        acc = _mm_fmadd_ps(_mm_movehl_ps(sums, sums), d, acc);
     }
-    return acc - accm;
+    return _mm_cvtss_f32(acc) - _mm_cvtss_f32(_mm_movehdup_ps(acc));
 }
 
 // Q3_K in llama.cpp's order (see the scalar twin); bit-identical to it.

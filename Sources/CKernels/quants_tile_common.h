@@ -25,11 +25,6 @@ static inline int CK_FN(has_min)(int type) { return type == CK_Q4_1 || type == C
 // sum and acc = fma(sum, dx·dy, acc), instead of the 8 float lanes of the others.
 static inline int CK_FN(block_form)(int type) { return type == CK_Q4_0 || type == CK_IQ4_NL; }
 
-// The sums of the 8 int32 lanes of each of v0..v3 (exact), as 4 lanes.
-CK_TGT static inline __m128i CK_FN(hsum4_epi32)(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
-    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
 
 static inline size_t CK_FN(xbytes)(int type) {
     switch (type) {

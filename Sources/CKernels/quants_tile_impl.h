@@ -97,7 +97,7 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
             if (blkf) {                                                                              \
                 /* The (row, token) pairs in lanes (R·T <= 4): one exact sum per block each, then */ \
                 /* bacc = fma(sum, dx·dy, bacc), block by block. */                                  \
-                const __m128i sums = CK_FN(hsum4_epi32)(bi[0], bi[1], bi[2], bi[3]);                 \
+                const __m128i sums = hsum4_epi32(bi[0], bi[1], bi[2], bi[3]);                 \
                 bacc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), drows[j], bacc);                          \
             }                                                                                        \
         }                                                                                            \

@@ -114,7 +114,7 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
             if (blkf) {
                 // One exact sum per (row, block), rows in lanes, then bacc = fma(sum, dx·dy, bacc).
                 for (int r = R; r < 4; r++) bi[r] = bi[R - 1];
-                bacc = _mm_fmadd_ps(_mm_cvtepi32_ps(CK_FN(hsum4_epi32)(bi[0], bi[1], bi[2], bi[3])), drows[j], bacc);
+                bacc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum4_epi32(bi[0], bi[1], bi[2], bi[3])), drows[j], bacc);
             }
             if (minv) {
                 const __m128 sy = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(hy, _mm256_set1_epi32(2 * j + 1)));

@@ -11,17 +11,32 @@ static uint64_t rs = 88172645463325252ull;
 static uint32_t rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (uint32_t)rs; }
 static float frnd(void) { return (rnd() >> 8) / 16777216.0f * 2 - 1; }
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+// Byte offset of a block's fp16 scale (d) and of its second fp16 (m or dmin; -1: none).
+static void scale_offsets(int type, int *d, int *m) {
+    *m = -1;
+    switch (type) {
+    case CK_Q4_1: case CK_Q5_1: *d = 0; *m = 2; break;
+    case CK_Q2_K: *d = 80; *m = 82; break;
+    case CK_Q3_K: *d = 108; break;
+    case CK_Q4_K: case CK_Q5_K: *d = 0; *m = 2; break;
+    case CK_Q6_K: *d = 208; break;
+    default: *d = 0; break; // Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS
+    }
+}
 // Random blocks: scales sane fp16, quants random.
 static void *mkw(int type, size_t rows, size_t cols) {
-    size_t rb = ck_row_bytes(type, cols), nb = cols / 32, bb = ck_block_bytes(type);
+    size_t rb = ck_row_bytes(type, cols), nb = cols / (size_t)ck_block_size(type), bb = ck_block_bytes(type);
+    int od, om;
+    scale_offsets(type, &od, &om);
+    const float dscale = ck_block_size(type) == 256 ? 0.0005f : 0.01f;
     uint8_t *w = aligned_alloc(64, (rows * rb + 63) / 64 * 64);
     for (size_t i = 0; i < rows * rb; i++) w[i] = (uint8_t)rnd();
     for (size_t r = 0; r < rows; r++)
         for (size_t b = 0; b < nb; b++) {
             uint8_t *p = w + r * rb + b * bb;
-            uint16_t d = ck_fp32_to_fp16(0.001f + 0.01f * (frnd() + 1)), m = ck_fp32_to_fp16(0.05f * frnd());
-            memcpy(p, &d, 2);
-            if (type == CK_Q4_1 || type == CK_Q5_1) memcpy(p + 2, &m, 2);
+            uint16_t d = ck_fp32_to_fp16(dscale * (0.1f + frnd() + 1)), m = ck_fp32_to_fp16(om == 2 && type <= CK_Q5_1 ? 0.05f * frnd() : dscale * (frnd() + 1));
+            memcpy(p + od, &d, 2);
+            if (om >= 0) memcpy(p + om, &m, 2);
             if (type == CK_Q8_0) for (int j = 0; j < 32; j++) if (p[2 + j] == 0x80) p[2 + j] = 0x81;
         }
     return w;
@@ -38,6 +53,9 @@ int main(int argc, char **argv) {
         { "q4_0 1536x576", CK_Q4_0, 1536, 576 }, { "q5_0 1536x576", CK_Q5_0, 1536, 576 },
         { "q5_1 1536x576", CK_Q5_1, 1536, 576 }, { "iq4_nl 1536x576", CK_IQ4_NL, 1536, 576 },
         { "q8_0 1536x576", CK_Q8_0, 1536, 576 },
+        { "q2_K 576x1536", CK_Q2_K, 576, 1536 }, { "q3_K 576x1536", CK_Q3_K, 576, 1536 },
+        { "q4_K 576x1536", CK_Q4_K, 576, 1536 }, { "q5_K 576x1536", CK_Q5_K, 576, 1536 },
+        { "q6_K 576x1536", CK_Q6_K, 576, 1536 }, { "iq4_xs 576x1536", CK_IQ4_XS, 576, 1536 },
     };
     size_t NT[] = { 1, 8, 16, 64, 13 };
     printf("isa %d features %d threads %d\n", ck_active_isa(), ck_active_features(), nth);
