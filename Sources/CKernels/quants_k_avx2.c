@@ -48,6 +48,17 @@ CK_AVX2 static inline __m256i dot_ss16(__m256i x, __m256i y) {
     return _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
+// Q5_K's 64-element chunk c: 32 bytes of nibbles at qs plus the next two bits of each qh byte
+// (hbits, shifted on for the next chunk) -> the 5-bit values of elements 0-31 (lo) and 32-63 (hi).
+CK_AVX2 static inline void q5_K_chunk(const uint8_t *qs, __m256i *hbits, __m256i *lo, __m256i *hi) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
+    const __m256i bits = _mm256_loadu_si256((const __m256i *)qs);
+    *lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_slli_epi16(_mm256_and_si256(*hbits, m1), 4));
+    *hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(*hbits, 1), m1), 4));
+    *hbits = _mm256_srli_epi16(*hbits, 2);
+}
+
 // ---- dot products ------------------------------------------------------------------------------
 
 // Q2_K in llama.cpp's order (see the scalar twin): exact integer sums per 128-element half, then
@@ -151,7 +162,6 @@ CK_AVX2 float ck_dot_q4_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
 CK_AVX2 float ck_dot_q5_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
     const ck_block_q5_K *x = vx;
     const ck_block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
     float acc = 0.0f;
     for (size_t i = 0; i < n / CK_QK_K; i++) {
         uint8_t sc[8], mn[8];
@@ -161,11 +171,8 @@ CK_AVX2 float ck_dot_q5_K_q8_K_avx2(const void *vx, const void *vy, size_t n) {
         __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i sumi = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_slli_epi16(_mm256_and_si256(hbits, m1), 4));
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), m1), 4));
-            hbits = _mm256_srli_epi16(hbits, 2);
+            __m256i lo, hi;
+            q5_K_chunk(x[i].qs + 32 * c, &hbits, &lo, &hi);
             const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c));
             const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c + 32));
             sumi = _mm256_add_epi32(sumi, dot_us_scaled(lo, y0, _mm256_set1_epi16(sc[2 * c])));
@@ -363,18 +370,14 @@ CK_AVX2 static void dequant_q4_K_avx2(const ck_block_q4_K *x, float *y, size_t n
 }
 
 CK_AVX2 static void dequant_q5_K_avx2(const ck_block_q5_K *x, float *y, size_t nb) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
     for (size_t i = 0; i < nb; i++, y += 256) {
         const float d = h2f(x[i].d), dmin = h2f(x[i].dmin);
         uint8_t sc[8], mn[8];
         ck_unpack_k4_scales(x[i].scales, sc, mn);
         __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
         for (int c = 0; c < 4; c++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_slli_epi16(_mm256_and_si256(hbits, m1), 4));
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), m1), 4));
-            hbits = _mm256_srli_epi16(hbits, 2);
+            __m256i lo, hi;
+            q5_K_chunk(x[i].qs + 32 * c, &hbits, &lo, &hi);
             store32_u8(y + 64 * c, lo, d * (float)sc[2 * c], dmin * (float)mn[2 * c]);
             store32_u8(y + 64 * c + 32, hi, d * (float)sc[2 * c + 1], dmin * (float)mn[2 * c + 1]);
         }

@@ -50,20 +50,14 @@ CK_TGT static inline __m256i CK_FN(load_x)(int type, const uint8_t *b) {
         __m256i bi[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() }; \
         for (int r = 0; r < R; r++) hx[r] = CK_FN(scales4)(x[r] + ib * xb, xb, (COUNT), minv);       \
         for (int t = 0; t < T; t++) hy[t] = CK_FN(scales4)(y[t] + ib * yb, yb, (COUNT), minv);       \
-        __m128 drows[4];                                                                             \
+        __m128 drows[4], unused[4];                                                                  \
         if (blkf) {                                                                                  \
             /* Transposed scale products: drows[j] holds block j's dx·dy for pairs r·T + t. */       \
             __m256 pp[4];                                                                            \
             for (int r = 0; r < R; r++)                                                              \
                 for (int t = 0; t < T; t++) pp[r * T + t] = _mm256_mul_ps(hx[r], hy[t]);             \
             for (int i = R * T; i < 4; i++) pp[i] = pp[R * T - 1];                                   \
-            const __m256 t0 = _mm256_unpacklo_ps(pp[0], pp[1]), t1 = _mm256_unpackhi_ps(pp[0], pp[1]); \
-            const __m256 t2 = _mm256_unpacklo_ps(pp[2], pp[3]), t3 = _mm256_unpackhi_ps(pp[2], pp[3]); \
-            const __m256 d02 = _mm256_shuffle_ps(t0, t2, 0x44), d13 = _mm256_shuffle_ps(t1, t3, 0x44); \
-            drows[0] = _mm256_castps256_ps128(d02);                                                  \
-            drows[1] = _mm256_castps256_ps128(d13);                                                  \
-            drows[2] = _mm256_extractf128_ps(d02, 1);                                                \
-            drows[3] = _mm256_extractf128_ps(d13, 1);                                                \
+            transpose_pairs4(pp, drows, unused);                                                     \
         } else {                                                                                     \
             for (int r = 0; r < R; r++)                                                              \
                 for (int t = 0; t < T; t++) _mm256_store_ps(sc[r][t], _mm256_mul_ps(hx[r], hy[t]));  \

@@ -77,28 +77,15 @@ __attribute__((always_inline)) CK_TGT static inline void CK_FN(rows_body)(
             hx[r] = CK_FN(scales4)(x[r] + ib * xb, xb, count, minv);
             p[r] = _mm256_mul_ps(hx[r], hy);
         }
-        __m128 mrows[4], drows[4];
+        // Transposed per block j: drows[j] holds dx·dy of rows 0..3 (the block form), mrows[j] their m.
+        __m128 mrows[4], drows[4], unused[4];
         if (blkf) {
-            // Transposed scale products: drows[j] holds block j's dx·dy for rows 0..3.
             for (int r = R; r < 4; r++) p[r] = p[R - 1];
-            const __m256 t0 = _mm256_unpacklo_ps(p[0], p[1]), t1 = _mm256_unpackhi_ps(p[0], p[1]);
-            const __m256 t2 = _mm256_unpacklo_ps(p[2], p[3]), t3 = _mm256_unpackhi_ps(p[2], p[3]);
-            const __m256 d02 = _mm256_shuffle_ps(t0, t2, 0x44), d13 = _mm256_shuffle_ps(t1, t3, 0x44);
-            drows[0] = _mm256_castps256_ps128(d02);
-            drows[1] = _mm256_castps256_ps128(d13);
-            drows[2] = _mm256_extractf128_ps(d02, 1);
-            drows[3] = _mm256_extractf128_ps(d13, 1);
+            transpose_pairs4(p, drows, unused);
         }
         if (minv) {
-            // Transposed mins: mrows[j] holds block j's m for rows 0..3.
             for (int r = R; r < 4; r++) hx[r] = hx[R - 1];
-            const __m256 t0 = _mm256_unpacklo_ps(hx[0], hx[1]), t1 = _mm256_unpackhi_ps(hx[0], hx[1]);
-            const __m256 t2 = _mm256_unpacklo_ps(hx[2], hx[3]), t3 = _mm256_unpackhi_ps(hx[2], hx[3]);
-            const __m256 m02 = _mm256_shuffle_ps(t0, t2, 0xEE), m13 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            mrows[0] = _mm256_castps256_ps128(m02);
-            mrows[1] = _mm256_castps256_ps128(m13);
-            mrows[2] = _mm256_extractf128_ps(m02, 1);
-            mrows[3] = _mm256_extractf128_ps(m13, 1);
+            transpose_pairs4(hx, unused, mrows);
         }
         for (int j = 0; j < count; j++) {
             const uint8_t *yblk = y + (ib + (size_t)j) * yb;

@@ -27,12 +27,27 @@ struct TinyArchitectureTests {
         let architectures: [Architecture]
     }
 
-    static let fixture: Fixture = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/tiny-architectures.json")
-        // A missing or broken fixture is a test failure, reported by the tests below.
-        return (try? JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url)))
-            ?? Fixture(llama_cpp_python: "missing", tokens: [], architectures: [])
-    }()
+    static let fixture = load("tiny-architectures.json", or: Fixture(llama_cpp_python: "missing", tokens: [], architectures: []))
+
+    /// A fixture from Fixtures/; a missing or broken one gives `empty`, which the tests report as failures.
+    static func load<T: Decodable>(_ name: String, or empty: T) -> T {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)")
+        return (try? JSONDecoder().decode(T.self, from: Data(contentsOf: url))) ?? empty
+    }
+
+    /// The generator's [key, kind, value] metadata items, set on `writer` (except `dropped` keys).
+    static func setMetadata(_ items: [[Fixture.MetadataItem]], on writer: inout GGUFWriter, dropping dropped: Set<String> = []) {
+        for item in items {
+            guard item.count == 3, case .string(let key) = item[0], case .string(let kind) = item[1] else { continue }
+            if dropped.contains(key) { continue }
+            switch (kind, item[2]) {
+            case ("string", .string(let s)): writer.set(key, .string(s))
+            case ("uint32", .number(let d)): writer.set(key, .uint32(UInt32(d)))
+            case ("float32", .number(let d)): writer.set(key, .float32(Float(d)))
+            default: Issue.record("unexpected metadata \(key) of kind \(kind)")
+            }
+        }
+    }
 
     /// The generator scripts/gen-arch-fixtures.py uses (a 64-bit LCG), reproduced exactly.
     static func weights(seed: UInt64, count: Int, scale: Double, norm: Bool) -> [Float] {
@@ -46,16 +61,7 @@ struct TinyArchitectureTests {
 
     static func build(_ arch: Fixture.Architecture, dropping dropped: Set<String> = []) throws -> GGUFFile {
         var writer = GGUFWriter()
-        for item in arch.metadata {
-            guard item.count == 3, case .string(let key) = item[0], case .string(let kind) = item[1] else { continue }
-            if dropped.contains(key) { continue }
-            switch (kind, item[2]) {
-            case ("string", .string(let s)): writer.set(key, .string(s))
-            case ("uint32", .number(let d)): writer.set(key, .uint32(UInt32(d)))
-            case ("float32", .number(let d)): writer.set(key, .float32(Float(d)))
-            default: Issue.record("unexpected metadata \(key) of kind \(kind)")
-            }
-        }
+        setMetadata(arch.metadata, on: &writer, dropping: dropped)
         for t in arch.tensors {
             let values = weights(seed: t.seed, count: t.dims.reduce(1, *), scale: t.scale, norm: t.norm)
             try writer.addTensor(name: t.name, type: .f32, dimensions: t.dims, data: values.withUnsafeBytes { Array($0) })

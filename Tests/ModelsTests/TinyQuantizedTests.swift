@@ -30,12 +30,7 @@ struct TinyQuantizedTests {
         let types: [Model]
     }
 
-    static let fixture: Fixture = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/tiny-quantized.json")
-        // A missing or broken fixture is a test failure, reported by the tests below.
-        return (try? JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url)))
-            ?? Fixture(llama_cpp_python: "missing", tokens: [], types: [])
-    }()
+    static let fixture = TinyArchitectureTests.load("tiny-quantized.json", or: Fixture(llama_cpp_python: "missing", tokens: [], types: []))
 
     /// The generator's random blocks: the top byte of each LCG step, then every fp16 field set to
     /// a value in [2^p, 2^(p+1)) with the given sign and the field's own random mantissa bits.
@@ -59,15 +54,7 @@ struct TinyQuantizedTests {
 
     static func build(_ model: Fixture.Model) throws -> GGUFFile {
         var writer = GGUFWriter()
-        for item in model.metadata {
-            guard item.count == 3, case .string(let key) = item[0], case .string(let kind) = item[1] else { continue }
-            switch (kind, item[2]) {
-            case ("string", .string(let s)): writer.set(key, .string(s))
-            case ("uint32", .number(let d)): writer.set(key, .uint32(UInt32(d)))
-            case ("float32", .number(let d)): writer.set(key, .float32(Float(d)))
-            default: Issue.record("unexpected metadata \(key) of kind \(kind)")
-            }
-        }
+        TinyArchitectureTests.setMetadata(model.metadata, on: &writer)
         for t in model.tensors {
             let type = try #require(GGMLType(name: t.type), "unknown type \(t.type)")
             let count = t.dims.reduce(1, *)
