@@ -73,6 +73,12 @@ def wait(driver, condition, timeout=30, message=""):
         raise AssertionError(f"timed out after {timeout}s: {message}\nlog tail:\n{browser_errors(driver)}") from None
 
 
+def wait_text(driver, css, timeout=30, message=""):
+    """The text of the first element matching css once it has some, read inside the poll (a re-render
+    between finding the element and reading it is retried, not an error)."""
+    return wait(driver, lambda d: next((e.text for e in d.find_elements(By.CSS_SELECTOR, css) if e.text), None), timeout, message)
+
+
 LOGS = []
 
 
@@ -451,8 +457,7 @@ def test_markdown_renders_as_expected(browser, server):
 def test_errors_are_explained_in_the_conversation(browser, server):
     d = browser
     new_chat(d, max_tokens=5000, text="Hello")
-    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#messages article.assistant .error"), 20, "the context error is shown")
-    error = d.find_element(By.CSS_SELECTOR, "#messages article.assistant .error").text
+    error = wait_text(d, "#messages article.assistant .error", 20, "the context error is shown")
     assert "context" in error and "1024" in error, error
     set_field(d, "max_tokens", 16)
 
@@ -490,8 +495,7 @@ def test_a_full_queue_is_explained(browser, start_server):
             wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, f"#model option[value='{MODEL_ID}']"), 15, "models load")
             d.find_element(By.ID, "new-chat").click()
             send(d, "Are you busy?")
-            wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#messages article.assistant .error"), 20, "the 429 is shown")
-            error = d.find_element(By.CSS_SELECTOR, "#messages article.assistant .error").text
+            error = wait_text(d, "#messages article.assistant .error", 20, "the 429 is shown")
             assert "429" in error and "busy" in error and "Try again in" in error, error
     finally:
         stop()
