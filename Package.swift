@@ -1,10 +1,17 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Engine stack, bottom up (see ../shared/ARCHITECTURE.md):
-// CKernels (C hot loops) → Kernels (Swift API, dispatch, thread pool) → ModelFormats (GGUF)
-// → Tokenizers, ChatTemplates → Models (architectures, KV cache) → Engine (sampling, generation)
-// → Server (OpenAI-compatible HTTP API, continuous batching) → VerityCLI (the `verity` binary).
+// Layers, bottom up; each target depends only on targets above it in this list (docs/ARCHITECTURE.md):
+//   CKernels      C hot loops (quantized dots, matmul tiles) with run-time CPU dispatch
+//   ModelFormats  GGUF reader and writer
+//   Kernels       Swift API over CKernels, the thread pool                     (CKernels, ModelFormats)
+//   Tokenizers, ChatTemplates                                                   (ModelFormats; none)
+//   Models        architectures, KV cache                                      (Kernels, ModelFormats)
+//   Engine        loading, sampling, generation, the batching scheduler       (Models, Tokenizers, ChatTemplates)
+//   Ledger        records, envelopes, Merkle log, blocks, receipts, stores     (swift-crypto, GRDB)
+//   Node          data directory, ledger appender, accounts and keys, hardware (Ledger) — no HTTP
+//   Server        the OpenAI-compatible HTTP API and web chat on Hummingbird  (Engine, Node)
+//   VerityCLI     the `verity` binary                                          (Engine, Node, Server)
 let package = Package(
     name: "Verity",
     platforms: [.macOS(.v15)],
@@ -37,11 +44,21 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
+            name: "Node",
+            dependencies: [
+                "Ledger",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "Server",
             dependencies: [
-                "Engine", "ChatTemplates", "Tokenizers", "ModelFormats", "Ledger",
+                "Engine", "ChatTemplates", "Tokenizers", "ModelFormats", "Ledger", "Node",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -51,18 +68,31 @@ let package = Package(
         .executableTarget(
             name: "VerityCLI",
             dependencies: [
-                "Engine", "Models", "Server", "Ledger",
+                "Engine", "Models", "Kernels", "ChatTemplates", "Server", "Ledger", "Node",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "ModelFormats"], exclude: ["Fixtures"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats"], exclude: ["Fixtures"]),
+        // Test helpers every test target shares: where the provisioned models live, a seeded RNG, fixtures.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "ModelFormats", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFormats", "Kernels"], exclude: ["Fixtures"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "ModelFormats", "Tokenizers", "ChatTemplates"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["VerityCLI"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFormats", "Kernels", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "ModelFormats", "Tokenizers", "ChatTemplates", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["VerityCLI", "TestSupport"]),
+        .testTarget(
+            name: "NodeTests",
+            dependencies: ["Node", "Ledger", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Node", "Engine", "Ledger", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "LedgerTests",
             dependencies: ["Ledger", .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")],

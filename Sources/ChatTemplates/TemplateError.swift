@@ -1,23 +1,24 @@
 /// An error raised while parsing or rendering a template.
 public struct TemplateError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The category of a template error.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        public var rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's name, e.g. `"syntax"`.
+        public let rawValue: String
+        private init(_ rawValue: String) { self.rawValue = rawValue }
         /// Template source could not be tokenized or parsed (jinja2 `TemplateSyntaxError`).
-        public static let syntax = Code(rawValue: "syntax")
+        public static let syntax = Code("syntax")
         /// An undefined value was used in a way that requires a value (jinja2 `UndefinedError`).
-        public static let undefined = Code(rawValue: "undefined")
+        public static let undefined = Code("undefined")
         /// An operation was applied to values of the wrong type (Python `TypeError`/`ValueError`).
-        public static let type = Code(rawValue: "type")
+        public static let type = Code("type")
         /// The template called `raise_exception(message)`; `message` is exactly the argument.
-        public static let raised = Code(rawValue: "raised")
+        public static let raised = Code("raised")
         /// A sandbox violation, e.g. mutating a list with `append` (jinja2 `SecurityError`).
-        public static let security = Code(rawValue: "security")
+        public static let security = Code("security")
         /// A resource limit was hit (recursion depth, loop iterations, output size).
-        public static let limit = Code(rawValue: "limit")
+        public static let limit = Code("limit")
         /// Any other runtime failure (unknown filter, bad call, index error...).
-        public static let runtime = Code(rawValue: "runtime")
+        public static let runtime = Code("runtime")
         public var description: String { rawValue }
     }
 

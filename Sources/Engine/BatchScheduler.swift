@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Models
 import Tokenizers
 
@@ -17,8 +18,8 @@ public final class BatchScheduler: @unchecked Sendable {
         public var maxSequences = 8
         /// Positions per sequence: prompt plus completion.
         public var contextLength = 4096
-        /// Compute threads.
-        public var threads = ThreadCount.default
+        /// Compute threads (default: every core).
+        public var threads = ThreadPool.defaultThreadCount
         /// Requests that may wait for a free sequence before ``submit(prompt:parameters:)`` refuses.
         public var maxQueue = 64
         /// Tokens per forward pass (decode tokens plus prefill chunks).
@@ -26,39 +27,17 @@ public final class BatchScheduler: @unchecked Sendable {
         public init() {}
     }
 
-    public enum ThreadCount {
-        public static var `default`: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
-    }
-
-    /// What a submitted request sees, in order: tokens, then one `finished` (or `failed`).
-    public enum Event: Sendable {
-        case token(Completion.Step)
-        /// The completion ended. `tail` is text held back until the end (an unfinished character
-        /// or a partial stop string), to be appended after the last token's text.
-        case finished(Summary)
-        case failed(EngineError)
-    }
-
-    public struct Summary: Sendable {
-        public var finishReason: FinishReason
-        public var tail: String
-        public var promptTokens: Int
-        /// Prompt tokens whose KV entries were reused from an earlier request.
-        public var cachedPromptTokens: Int
-        public var completionTokens: Int
-    }
-
     /// A submitted request: its events, and a way to stop it (a client that went away).
     public final class Request: Sendable {
-        public let events: AsyncStream<Event>
+        public let events: AsyncStream<GenerationEvent>
         fileprivate let id: Int
-        fileprivate let continuation: AsyncStream<Event>.Continuation
+        fileprivate let continuation: AsyncStream<GenerationEvent>.Continuation
         private let onCancel: @Sendable () -> Void
 
         fileprivate init(id: Int, scheduler: BatchScheduler) {
             self.id = id
             onCancel = { [weak scheduler] in scheduler?.cancel(id) }
-            (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
+            (events, continuation) = AsyncStream.makeStream(of: GenerationEvent.self, bufferingPolicy: .unbounded)
         }
 
         /// Stops generating; the sequence is freed before the next step. Idempotent.
@@ -184,7 +163,7 @@ public final class BatchScheduler: @unchecked Sendable {
             if !cancelled.isEmpty {
                 queue.removeAll { pending in
                     guard cancelled.contains(pending.request.id) else { return false }
-                    pending.request.continuation.yield(.finished(Summary(finishReason: .cancelled, tail: "",
+                    pending.request.continuation.yield(.finished(GenerationSummary(finishReason: .cancelled, tail: "",
                         promptTokens: pending.prompt.count, cachedPromptTokens: 0, completionTokens: 0)))
                     pending.request.continuation.finish()
                     return true
@@ -225,7 +204,7 @@ public final class BatchScheduler: @unchecked Sendable {
     private func freeSlot(for prompt: [Int32]) -> Slot? {
         var best: (slot: Slot, shared: Int)?
         for slot in slots where slot.job == nil {
-            let shared = commonPrefix(slot.cached, prompt)
+            let shared = slot.cached.reusablePrefix(of: prompt)
             if best == nil || shared > best!.shared || (shared == best!.shared && slot.lastUsed < best!.slot.lastUsed) {
                 best = (slot, shared)
             }
@@ -233,21 +212,14 @@ public final class BatchScheduler: @unchecked Sendable {
         return best?.slot
     }
 
-    private func commonPrefix(_ a: [Int32], _ b: [Int32]) -> Int {
-        var n = 0
-        let limit = min(a.count, b.count - 1)   // always evaluate the last prompt token for its logits
-        while n < limit, a[n] == b[n] { n += 1 }
-        return n
-    }
-
     /// Called with the lock held.
     private func admit(_ pending: Pending, into slot: Slot) {
-        var shared = commonPrefix(slot.cached, pending.prompt)
+        var shared = slot.cached.reusablePrefix(of: pending.prompt)
         slot.sequence.truncate(to: shared)
         slot.cached.removeSubrange(shared...)
         // Another sequence (running or not) may hold a longer prefix of this prompt, e.g. the same
         // system prompt: copying its KV entries costs a memory copy instead of a forward pass.
-        let donors = slots.lazy.filter { $0 !== slot }.map { (slot: $0, shared: self.commonPrefix($0.cached, pending.prompt)) }
+        let donors = slots.lazy.filter { $0 !== slot }.map { (slot: $0, shared: $0.cached.reusablePrefix(of: pending.prompt)) }
         if let (donor, longer) = donors.max(by: { $0.shared < $1.shared }) {
             if longer >= shared + Self.minimumCopy,
                (try? model.network.copyPrefix(from: donor.sequence, to: slot.sequence, count: longer)) != nil {
@@ -331,7 +303,7 @@ public final class BatchScheduler: @unchecked Sendable {
         if !locked { lock.unlock() }
         if let reason {
             let tail = reason == .stop ? "" : job.completion.finish()
-            job.request.continuation.yield(.finished(Summary(finishReason: reason, tail: tail, promptTokens: job.prompt.count,
+            job.request.continuation.yield(.finished(GenerationSummary(finishReason: reason, tail: tail, promptTokens: job.prompt.count,
                 cachedPromptTokens: job.reused, completionTokens: job.completion.tokens.count)))
         }
         job.request.continuation.finish()

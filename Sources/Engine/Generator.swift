@@ -2,16 +2,6 @@ import Foundation
 import Models
 import Tokenizers
 
-/// Why a generation ended.
-public enum FinishReason: String, Sendable, Codable {
-    /// An end-of-generation token or a stop string.
-    case stop
-    /// `maxTokens` reached, or the context is full.
-    case length
-    /// The caller asked to stop.
-    case cancelled
-}
-
 /// What to generate and when to stop.
 public struct GenerationParameters: Sendable, Equatable {
     public var maxTokens: Int = 256
@@ -22,19 +12,15 @@ public struct GenerationParameters: Sendable, Equatable {
     public init() {}
 }
 
-/// One step of a generation, reported as it happens.
-public enum GenerationEvent: Sendable {
-    /// A sampled token and the text it completed (may be empty while a UTF-8 character or a
-    /// possible stop string is incomplete).
-    case token(id: Int32, text: String, logprob: TokenLogprob?, top: [TokenLogprob])
-}
-
-/// The outcome of a generation.
+/// The outcome of a one-at-a-time generation: its summary, plus the token ids, text and timings
+/// a command-line user sees.
 public struct GenerationResult: Sendable {
+    public var summary: GenerationSummary
     public var promptTokens: [Int32]
     public var completionTokens: [Int32]
+    /// The whole completion text, tail included.
     public var text: String
-    public var finishReason: FinishReason
+    public var finishReason: FinishReason { summary.finishReason }
     /// Seconds spent evaluating the prompt and generating the completion.
     public var promptSeconds: Double
     public var generationSeconds: Double
@@ -66,8 +52,9 @@ public final class Generator {
         }
     }
 
-    /// Generates a completion of `prompt`, calling `onEvent` per token; returning false from it
-    /// cancels. Throws `.promptTooLong` when the prompt leaves no room in the context.
+    /// Generates a completion of `prompt`, calling `onEvent` with each ``GenerationEvent/token(_:)``
+    /// (returning false cancels) and then once with ``GenerationEvent/finished(_:)``. Throws
+    /// `.promptTooLong` when the prompt leaves no room in the context.
     @discardableResult
     public func generate(prompt: [Int32], parameters: GenerationParameters,
                          onEvent: (GenerationEvent) -> Bool = { _ in true }) throws(EngineError) -> GenerationResult {
@@ -78,9 +65,7 @@ public final class Generator {
         }
         var completion = Completion(prompt: prompt, parameters: parameters, tokenizer: model.tokenizer)
 
-        // Reuse the cached prefix; always evaluate at least the last prompt token for its logits.
-        var shared = 0
-        while shared < min(cachedTokens.count, prompt.count - 1), cachedTokens[shared] == prompt[shared] { shared += 1 }
+        let shared = cachedTokens.reusablePrefix(of: prompt)
         context.truncate(to: shared)
         cachedTokens.removeSubrange(shared...)
 
@@ -92,19 +77,19 @@ public final class Generator {
         let genStart = Date()
         while !completion.isExhausted {
             let step = completion.step(logits)
-            let wanted = onEvent(.token(id: step.token, text: step.text, logprob: step.logprob, top: step.top))
+            let wanted = onEvent(.token(step))
             if let reason = step.finish { finish = reason; break }
             if !wanted { finish = .cancelled; break }
             if context.count + 1 > context.capacity { break }
             logits = try evaluate([step.token])
         }
-        if finish != .stop {
-            let tail = completion.finish()
-            if !tail.isEmpty { _ = onEvent(.token(id: -1, text: tail, logprob: nil, top: [])) }
-        }
-        return GenerationResult(promptTokens: prompt, completionTokens: completion.tokens, text: completion.text,
-                                finishReason: finish, promptSeconds: promptSeconds,
-                                generationSeconds: Date().timeIntervalSince(genStart), logprobs: completion.logprobs)
+        let tail = finish == .stop ? "" : completion.finish()
+        let summary = GenerationSummary(finishReason: finish, tail: tail, promptTokens: prompt.count, cachedPromptTokens: shared,
+                                        completionTokens: completion.tokens.count)
+        _ = onEvent(.finished(summary))
+        return GenerationResult(summary: summary, promptTokens: prompt, completionTokens: completion.tokens, text: completion.text,
+                                promptSeconds: promptSeconds, generationSeconds: Date().timeIntervalSince(genStart),
+                                logprobs: completion.logprobs)
     }
 
     /// Appends `tokens` to the context; on failure forgets the cache so the next call starts clean.

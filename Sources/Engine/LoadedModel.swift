@@ -70,17 +70,22 @@ public final class LoadedModel: Sendable {
         }
     }
 
-    /// Token ids of a chat conversation: the rendered template, special tokens parsed, BOS added
-    /// per the vocabulary's flag unless the template already wrote it.
-    public func chatTokens(_ messages: [ChatMessage]) throws(EngineError) -> [Int32] {
-        let text = try renderChat(messages)
-        var ids = tokenizer.encode(text, addSpecial: tokenizer.addBOS, parseSpecial: true)
+    /// Token ids of a chat conversation: the rendered template, BOS added per the vocabulary's
+    /// flag unless the template already wrote it. Control tokens come only from the template's
+    /// own text: control-token text inside a message's content is tokenized as plain text, so a
+    /// user cannot forge a turn of another role. Stops early past `limit` tokens (see
+    /// ``Tokenizer/encode(_:addSpecial:parseSpecial:escapes:limit:)``).
+    public func chatTokens(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, limit: Int = .max) throws(EngineError) -> [Int32] {
+        let escaped = messages.map { ChatMessage(role: $0.role, content: tokenizer.escapeControlTokens($0.content)) }
+        let text = try renderChat(escaped, addGenerationPrompt: addGenerationPrompt)
+        var ids = tokenizer.encode(text, addSpecial: tokenizer.addBOS, parseSpecial: true, escapes: true, limit: limit)
         if ids.count >= 2, let bos = tokenizer.bosTokenID, ids[0] == bos, ids[1] == bos { ids.removeFirst() }
         return ids
     }
 
-    /// Token ids of a raw prompt (special-token text is parsed, BOS/EOS per the vocabulary).
-    public func rawTokens(_ text: String) -> [Int32] {
-        tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+    /// Token ids of a raw prompt, BOS/EOS per the vocabulary. Control-token text is parsed only
+    /// with `parseSpecial`; else it is plain text.
+    public func rawTokens(_ text: String, parseSpecial: Bool = false, limit: Int = .max) -> [Int32] {
+        tokenizer.encode(text, addSpecial: true, parseSpecial: parseSpecial, limit: limit)
     }
 }

@@ -21,6 +21,8 @@ public struct Sampler: Sendable {
     private var counts: [Int32: Int] = [:]
     private var candidates: [(id: Int32, logit: Float)] = []
     private var working: [Float] = []
+    private var sortKeys: [(key: UInt32, id: Int32)] = []
+    private var sortBuffer: [(key: UInt32, id: Int32)] = []
 
     public init(parameters: SamplingParameters) {
         self.parameters = parameters
@@ -134,31 +136,17 @@ public struct Sampler: Sendable {
         for v in working { s += exp(Double(v - m)) }
         let lse = m + Float(log(s))
         guard k > 0 else { return (lse, []) }
-        return (lse, Self.top(k, of: working).map(\.id))
+        return (lse, working.withUnsafeBufferPointer { TokenRanking.top(k, of: $0) }.map(\.id))
     }
 
-    /// Fills `candidates` with the `limit` highest finite logits, best first (ties: lower id first).
+    /// Fills `candidates` with the `limit` highest finite logits, best first (ties: lower id
+    /// first): O(V log k) for a top-k, O(V) for the whole vocabulary, whatever k a request asks.
     private mutating func selectCandidates(limit: Int) {
-        candidates.removeAll(keepingCapacity: true)
-        if limit >= working.count {
-            for (i, v) in working.enumerated() where v > -Float.infinity { candidates.append((Int32(i), v)) }
-            candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+        if limit >= working.count / 8 {
+            working.withUnsafeBufferPointer { TokenRanking.all($0, into: &candidates, scratch: &sortKeys, buffer: &sortBuffer) }
+            if candidates.count > limit { candidates.removeSubrange(limit...) }
         } else {
-            candidates = Self.top(limit, of: working).filter { $0.logit > -Float.infinity }
+            candidates = working.withUnsafeBufferPointer { TokenRanking.top(limit, of: $0) }
         }
-    }
-
-    /// The k largest entries, best first, in one pass (insertion into a small sorted list).
-    static func top(_ k: Int, of values: [Float]) -> [(id: Int32, logit: Float)] {
-        var top: [(id: Int32, logit: Float)] = []
-        top.reserveCapacity(k + 1)
-        for (i, v) in values.enumerated() {
-            if top.count == k, let last = top.last, !(v > last.logit) { continue }
-            var j = top.count
-            while j > 0 && top[j - 1].logit < v { j -= 1 }
-            top.insert((Int32(i), v), at: j)
-            if top.count > k { top.removeLast() }
-        }
-        return top
     }
 }

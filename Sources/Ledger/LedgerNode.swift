@@ -7,6 +7,9 @@ import Foundation
 /// Flow: ``append(_:)`` stores the envelope durably and returns its leaf; ``seal()`` signs a
 /// block over everything appended (the server calls it on a timer or every N records); then
 /// ``receipt(recordID:)`` returns the offline-verifiable receipt.
+///
+/// The node runs on a thread of its own (``SerialThreadExecutor``): its store calls block on
+/// disk syncs, which must not hold up Swift's cooperative threads.
 public actor LedgerNode {
     /// Where a record landed.
     public struct Appended: Sendable, Hashable {
@@ -25,6 +28,12 @@ public actor LedgerNode {
 
     /// The node key's verifier, to publish.
     public nonisolated let verifier: NoteVerifier
+
+    private nonisolated let executor = SerialThreadExecutor(name: "verity-ledger")
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    deinit { executor.shutdown() }
 
     /// Opens the ledger in `store`, re-deriving and auditing it first.
     /// - Parameters:

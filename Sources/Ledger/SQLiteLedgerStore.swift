@@ -30,7 +30,7 @@ public final class SQLiteLedgerStore: LedgerStore {
     }
 
     /// A database queue in WAL mode with full sync: a committed transaction is on disk.
-    static func openDurable(path: String, busyTimeout: TimeInterval?) throws -> DatabaseQueue {
+    public static func openDurable(path: String, busyTimeout: TimeInterval?) throws -> DatabaseQueue {
         var configuration = Configuration()
         if let busyTimeout { configuration.busyMode = .timeout(busyTimeout) }
         configuration.prepareDatabase { db in

@@ -6,7 +6,6 @@ struct DecoderOptions: Sendable {
 
     /// Metadata key prefix, `general.architecture`.
     var architecture: String
-    var ropeStyle: RoPE.Style = .adjacent
     var feedForward: FeedForward = .swiglu
     /// Multiplies token embeddings (Gemma: √embedding).
     var embeddingScale: Float? = nil

@@ -3,6 +3,7 @@ import Crypto
 import Engine
 import Foundation
 import Ledger
+import Node
 
 /// What the ledger records about one request, gathered when it is accepted; the response, token
 /// counts and finish reason complete it into a ``LedgerRecord`` (``record(response:promptTokens:completionTokens:finishReason:worker:)``).

@@ -1,11 +1,17 @@
 import Hummingbird
+import NIOCore
+import Node
 
-/// The request context: Hummingbird's core storage plus the authenticated caller.
+/// The request context: Hummingbird's core storage, the authenticated caller, and the connection
+/// the request came on (to notice a client that goes away before its answer is ready).
 struct VerityRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     var caller = Caller.anonymous
+    /// The connection (a test channel in the in-process router tests).
+    let channel: any Channel
 
-    init(source: Source) {
+    init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
     }
 }

@@ -29,7 +29,7 @@ struct SentencePieceBackend: TokenizerBackend {
     /// U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible space.
     static let escapedSpace: [UInt8] = [0xE2, 0x96, 0x81]
 
-    func encode(_ utf8: ArraySlice<UInt8>, afterSpecial: Bool, into out: inout [Int32]) {
+    func encode(_ utf8: ArraySlice<UInt8>, afterSpecial: Bool, into out: inout [Int32], limit: Int) {
         var text: [UInt8] = []
         text.reserveCapacity(utf8.count + utf8.count / 2 + 3)
         if addSpacePrefix && afterSpecial {

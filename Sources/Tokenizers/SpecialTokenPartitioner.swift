@@ -82,14 +82,34 @@ struct SpecialTokenPartitioner: Sendable {
         self.firstBytes = first
     }
 
-    /// Partitions `utf8` into text and special-token fragments.
-    func partition(_ utf8: [UInt8], parseSpecial: Bool) -> [TextFragment] {
+    /// The positions in `utf8` where a control (or unknown-type) token's text starts.
+    func controlTokenStarts(_ utf8: [UInt8]) -> [Int] {
+        var starts: [Int] = []
+        let n = utf8.count
+        for p in 0..<n where firstBytes[Int(utf8[p])] {
+            var node: Int32 = 0
+            var q = p
+            search: while q < n, let child = edges[Int(node) << 8 | Int(utf8[q])] {
+                node = child
+                q += 1
+                for s in terminals[node] ?? [] where specials[Int(s)].needsParseSpecial {
+                    starts.append(p)
+                    break search
+                }
+            }
+        }
+        return starts
+    }
+
+    /// Partitions `utf8` into text and special-token fragments. No special token is taken at a
+    /// position in `literal` (text escaped as plain, see ``Tokenizer/escapeControlTokens(_:)``).
+    func partition(_ utf8: [UInt8], parseSpecial: Bool, literal: Set<Int> = []) -> [TextFragment] {
         guard !utf8.isEmpty else { return [] }
         guard !specials.isEmpty else { return [.text(0..<utf8.count)] }
         // 1. Every occurrence of every eligible special token, by special index, ascending.
         var occurrences: [Int32: [Int]] = [:]
         let n = utf8.count
-        for p in 0..<n where firstBytes[Int(utf8[p])] {
+        for p in 0..<n where firstBytes[Int(utf8[p])] && (literal.isEmpty || !literal.contains(p)) {
             var node: Int32 = 0
             var q = p
             while q < n, let child = edges[Int(node) << 8 | Int(utf8[q])] {

@@ -19,6 +19,9 @@ public final class Tokenizer: Sendable {
     private let pieceData: [UInt8]
     /// `pieceData` offsets; token `i` is `pieceData[pieceOffsets[i]..<pieceOffsets[i + 1]]`.
     private let pieceOffsets: [Int]
+    /// The most UTF-8 bytes of input one token can stand for (its piece or its text, a little
+    /// more for SentencePiece's space prefix): a text of n bytes needs at least n / this tokens.
+    let maxTokenBytes: Int
 
     /// `tokenizer.ggml.model`, e.g. `"gpt2"` or `"llama"`.
     public let modelName: String
@@ -75,7 +78,9 @@ public final class Tokenizer: Sendable {
         var data: [UInt8] = []
         var offsets: [Int] = [0]
         offsets.reserveCapacity(count + 1)
+        var longest = 4   // an unknown token stands for one character
         for (i, text) in tokens.enumerated() {
+            longest = max(longest, text.utf8.count)
             let attr = specials.attributes[i]
             if !attr.isDisjoint(with: .special) {
                 candidates.append(SpecialTokenPartitioner.Candidate(
@@ -94,6 +99,8 @@ public final class Tokenizer: Sendable {
         self.partitioner = SpecialTokenPartitioner(candidates: candidates)
         self.pieceData = data
         self.pieceOffsets = offsets
+        for i in 0..<count { longest = max(longest, offsets[i + 1] - offsets[i]) }
+        self.maxTokenBytes = longest + 1
         self.modelName = vocabulary.model
         self.addBOS = vocabulary.addBOS ?? backend.defaultAddBOS
         self.addEOS = vocabulary.addEOS ?? false
@@ -172,21 +179,35 @@ public final class Tokenizer: Sendable {
     ///   - addSpecial: add BOS / EOS as the vocabulary's `add_bos_token` / `add_eos_token` say.
     ///   - parseSpecial: recognize control tokens such as `<|im_start|>` written in the text;
     ///     when `false` they are tokenized as plain text. User-defined tokens are always recognized.
-    public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
-        let utf8 = Array(text.utf8)
+    ///   - escapes: honour the escapes ``escapeControlTokens(_:)`` wrote: an escaped control token
+    ///     is plain text even with `parseSpecial`, and the escape marks themselves are dropped.
+    ///   - limit: stop early once more than this many tokens are known (the result then holds more
+    ///     than `limit` tokens, but not necessarily all): for a caller that refuses a prompt longer
+    ///     than its context anyway, so that an enormous text costs no more than the context.
+    public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool, escapes: Bool = false, limit: Int = .max) -> [Int32] {
+        var utf8 = Array(text.utf8)
         var out: [Int32] = []
-        out.reserveCapacity(utf8.count / 3 + 2)
+        // Not even the longest tokens could cover this much text within the limit.
+        if limit >= 0, utf8.count / maxTokenBytes > limit {
+            return [Int32](repeating: 0, count: limit + 1)
+        }
+        out.reserveCapacity(max(0, min(utf8.count / 3 + 2, limit)))
         if addSpecial && addBOS, let bos = specials.bos {
             out.append(bos)
         }
+        var literal: Set<Int> = []
+        if escapes {
+            (utf8, literal) = Self.removeEscapes(utf8)
+        }
         var afterSpecial = true
-        for fragment in partitioner.partition(utf8, parseSpecial: parseSpecial) {
+        for fragment in partitioner.partition(utf8, parseSpecial: parseSpecial, literal: literal) {
+            if out.count > limit { return out }
             switch fragment {
             case .token(let id):
                 out.append(id)
                 afterSpecial = true
             case .text(let range):
-                backend.encode(utf8[range], afterSpecial: afterSpecial, into: &out)
+                backend.encode(utf8[range], afterSpecial: afterSpecial, into: &out, limit: limit)
                 afterSpecial = false
             }
         }
@@ -194,6 +215,70 @@ public final class Tokenizer: Sendable {
             out.append(eos)
         }
         return out
+    }
+
+    // MARK: Untrusted text
+
+    /// The escape mark: U+FDD0, a Unicode noncharacter. In text encoded with `escapes`, the mark
+    /// makes the character after it plain text (so a control token cannot start there), and is
+    /// itself dropped; a mark in the original text is escaped as two.
+    static let escapeMark: [UInt8] = [0xEF, 0xB7, 0x90]
+
+    /// `text` with every control token written in it escaped (see ``escapeMark``), for untrusted
+    /// text (a chat message's content) that passes through a chat template: encoded with
+    /// `escapes: true`, the template's own control tokens are parsed and the content's are plain
+    /// text, so no user can forge a turn of another role. Unchanged where no control token or
+    /// mark occurs.
+    public func escapeControlTokens(_ text: String) -> String {
+        let utf8 = Array(text.utf8)
+        var starts = partitioner.controlTokenStarts(utf8)
+        var marks = 0
+        for p in 0..<max(0, utf8.count - 2) where Self.isMark(utf8, at: p) { starts.append(p); marks += 1 }
+        guard !starts.isEmpty else { return text }
+        starts.sort()
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count + 3 * (starts.count + marks))
+        var previous = 0
+        for p in starts {
+            out.append(contentsOf: utf8[previous..<p])
+            out.append(contentsOf: Self.escapeMark)
+            previous = p
+        }
+        out.append(contentsOf: utf8[previous...])
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func isMark(_ utf8: [UInt8], at p: Int) -> Bool {
+        p + 2 < utf8.count && utf8[p] == 0xEF && utf8[p + 1] == 0xB7 && utf8[p + 2] == 0x90
+    }
+
+    /// The text with its escape marks removed, and the positions (in the result) of the
+    /// characters they escaped.
+    private static func removeEscapes(_ utf8: [UInt8]) -> ([UInt8], Set<Int>) {
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count)
+        var literal: Set<Int> = []
+        var p = 0
+        while p < utf8.count {
+            if isMark(utf8, at: p) {
+                p += 3
+                guard p < utf8.count else { break }
+                literal.insert(out.count)
+                // The escaped character, whole (it may be a mark itself).
+                let length = min(utf8.count - p, scalarLength(utf8[p]))
+                out.append(contentsOf: utf8[p..<(p + length)])
+                p += length
+            } else {
+                out.append(utf8[p])
+                p += 1
+            }
+        }
+        return (out, literal)
+    }
+
+    /// The length of the UTF-8 sequence a lead byte starts.
+    private static func scalarLength(_ lead: UInt8) -> Int {
+        lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
     }
 
     /// The decoded bytes of `ids` (see ``decode(_:skipSpecial:)``), before UTF-8 validation.

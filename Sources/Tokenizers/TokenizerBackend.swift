@@ -7,8 +7,9 @@
 /// (``SentencePieceBackend``).
 protocol TokenizerBackend: Sendable {
     /// Encodes one text fragment. `afterSpecial` is true for the first fragment and for fragments
-    /// that directly follow a special token (SentencePiece's space-prefix rule needs it).
-    func encode(_ utf8: ArraySlice<UInt8>, afterSpecial: Bool, into out: inout [Int32])
+    /// that directly follow a special token (SentencePiece's space-prefix rule needs it). A
+    /// backend may stop early once `out` holds more than `limit` tokens.
+    func encode(_ utf8: ArraySlice<UInt8>, afterSpecial: Bool, into out: inout [Int32], limit: Int)
 
     /// The output bytes of a normal or byte-type token, whose vocabulary text is `text`.
     func pieceBytes(text: String, attributes: TokenAttributes) -> [UInt8]
@@ -53,13 +54,14 @@ struct BPEBackend: TokenizerBackend {
         model = BPEModel(tokens: tokens, merges: vocabulary.merges, ignoreMerges: preTokenizer.ignoreMerges)
     }
 
-    func encode(_ utf8: ArraySlice<UInt8>, afterSpecial: Bool, into out: inout [Int32]) {
+    func encode(_ utf8: ArraySlice<UInt8>, afterSpecial: Bool, into out: inout [Int32], limit: Int) {
         let bytes = Array(utf8)
         var scratch = BPEModel.Scratch()
         // Words repeat a lot in natural text; memoize per call.
         var cache: [ArraySlice<UInt8>: [Int32]] = [:]
         var wordTokens: [Int32] = []
         for word in preTokenizer.split(bytes) {
+            if out.count > limit { return }
             let slice = bytes[word]
             if slice.count == 1 {
                 model.encodeWord(slice, into: &out, scratch: &scratch)

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ledger
-import Server
+import Node
 
 /// `--data-dir`, shared by every command that reads or writes the server's state.
 struct DataDirectoryOptions: ParsableArguments {

@@ -54,7 +54,7 @@ struct ChatCommand: ParsableCommand {
             params.maxTokens = min(maxTokens, capacity - tokens.count - 1)
             do {
                 let result = try generator.generate(prompt: tokens, parameters: params) { event in
-                    if case .token(_, let text, _, _) = event, !text.isEmpty { out.write(Data(text.utf8)) }
+                    if !event.text.isEmpty { out.write(Data(event.text.utf8)) }
                     return true
                 }
                 out.write(Data("\n".utf8))

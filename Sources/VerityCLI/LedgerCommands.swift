@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ledger
-import Server
+import Node
 
 /// `verity ledger`: audit the ledger, verify receipts, decrypt one's own records.
 struct LedgerCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Kernels
 import Foundation
 
 /// Options shared by every command that loads a model.
@@ -15,7 +16,7 @@ struct ModelOptions: ParsableArguments {
 
     var modelPath: String { model ?? ModelCache.defaultModelPath }
 
-    var threadCount: Int { max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount) }
+    var threadCount: Int { threads ?? ThreadPool.defaultThreadCount }
 
     func validate() throws {
         if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
@@ -38,23 +39,32 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// Sampling flags, mapping 1:1 onto ``SamplingParameters``.
+/// Sampling flags, mapping 1:1 onto ``SamplingParameters``; defaults are its defaults, ranges the
+/// engine's ``ParameterRanges`` (as the HTTP API checks them).
 struct SamplingOptions: ParsableArguments {
-    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold.") var topP: Float = 0.95
-    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: all).") var topK: Int = 40
-    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top probability.") var minP: Float = 0.05
-    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1: off).") var repeatPenalty: Float = 1
-    @Option(name: .customLong("presence-penalty")) var presencePenalty: Float = 0
-    @Option(name: .customLong("frequency-penalty")) var frequencyPenalty: Float = 0
+    static let defaults = SamplingParameters()
+
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature = Self.defaults.temperature
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold.") var topP = Self.defaults.topP
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: all).") var topK = Self.defaults.topK
+    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top probability.") var minP = Self.defaults.minP
+    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1: off).") var repeatPenalty = Self.defaults.repetitionPenalty
+    @Option(name: .customLong("presence-penalty")) var presencePenalty = Self.defaults.presencePenalty
+    @Option(name: .customLong("frequency-penalty")) var frequencyPenalty = Self.defaults.frequencyPenalty
     @Option(help: "Random seed: the same seed gives the same output.") var seed: UInt64?
 
     func validate() throws {
-        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0") }
-        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
-        guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") }
-        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
+        do {
+            _ = try ParameterRanges.check(Double(temperature), ParameterRanges.temperature, name: "--temperature")
+            _ = try ParameterRanges.check(Double(topP), ParameterRanges.topP, name: "--top-p")
+            guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
+            _ = try ParameterRanges.check(Double(minP), ParameterRanges.minP, name: "--min-p")
+            _ = try ParameterRanges.check(Double(repeatPenalty), ParameterRanges.repetitionPenalty, name: "--repeat-penalty")
+            _ = try ParameterRanges.check(Double(presencePenalty), ParameterRanges.presencePenalty, name: "--presence-penalty")
+            _ = try ParameterRanges.check(Double(frequencyPenalty), ParameterRanges.frequencyPenalty, name: "--frequency-penalty")
+        } catch let error as EngineError {
+            throw ValidationError(error.message)
+        }
     }
 
     var parameters: SamplingParameters {

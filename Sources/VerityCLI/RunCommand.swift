@@ -28,7 +28,7 @@ struct RunCommand: ParsableCommand {
         let model = try modelOptions.load()
         let promptTokens: [Int32]
         if raw {
-            promptTokens = model.rawTokens(prompt)
+            promptTokens = model.rawTokens(prompt, parseSpecial: true)
         } else {
             var messages: [ChatMessage] = []
             if let system { messages.append(ChatMessage(role: "system", content: system)) }
@@ -48,7 +48,7 @@ struct RunCommand: ParsableCommand {
         parameters.sampling = sampling.parameters
         let out = FileHandle.standardOutput
         let result = try generator.generate(prompt: promptTokens, parameters: parameters) { event in
-            if !json, case .token(_, let text, _, _) = event, !text.isEmpty { out.write(Data(text.utf8)) }
+            if !json, !event.text.isEmpty { out.write(Data(event.text.utf8)) }
             return true
         }
         if json {

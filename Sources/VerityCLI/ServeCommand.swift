@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Ledger
 import Logging
+import Node
 import Server
 
 /// `verity serve`: the OpenAI-compatible API over continuous batching.
@@ -20,24 +21,29 @@ struct ServeCommand: AsyncParsableCommand {
             directory's operator.json account. The auditor, if given, can read every record.
             """)
 
+    /// The configuration's defaults, which the flags below show and start from.
+    static let defaults = ServerConfiguration()
+
     @OptionGroup var data: DataDirectoryOptions
 
     @Option(name: .shortAndLong, help: "A GGUF model to serve (repeatable; default: the provisioned SmolLM2-135M-Instruct). Its id is the file name without .gguf.")
     var model: [String] = []
-    @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Port to listen on (0: any free port).") var port = 8080
+    @Option(help: "Address to listen on.") var host = Self.defaults.host
+    @Option(help: "Port to listen on (0: any free port).") var port = Self.defaults.port
     @Option(name: .customLong("api-key"), help: "Require this bearer key on /v1/* requests.") var apiKey: String?
     @Option(name: .customLong("api-keys-file"), help: "Require one of the keys in this file (one per line; # comments) on /v1/* requests.")
     var apiKeysFile: String?
-    @Option(name: .customLong("max-sequences"), help: "Sequences generated at once per model (continuous batching).") var maxSequences = 8
+    @Option(name: .customLong("max-sequences"), help: "Sequences generated at once per model (continuous batching).")
+    var maxSequences = Self.defaults.scheduler.maxSequences
     @Option(name: .customLong("ctx"), help: "Context positions per sequence, prompt plus completion (default: the model's trained context, at most 4096).")
     var contextLength: Int?
     @Option(help: "Compute threads per model (default: all cores).") var threads: Int?
     @Option(name: .customLong("max-queue"), help: "Requests that may wait for a free sequence; beyond that, 429 with Retry-After.")
-    var maxQueue = 64
+    var maxQueue = Self.defaults.scheduler.maxQueue
     @Option(name: .customLong("step-tokens"), help: "Tokens per batched step: one per generating sequence, the rest prompt chunks.")
-    var stepTokens = 64
-    @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).") var maxBodyBytes = 8 << 20
+    var stepTokens = Self.defaults.scheduler.stepTokens
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).")
+    var maxBodyBytes = Self.defaults.limits.maxBodyBytes
     @Option(help: "GPU recorded with each interaction (default: detected with nvidia-smi, else the CPU model).") var gpu: String?
     @Option(help: "Who rents out the GPU, recorded with each interaction.") var provider = "none"
     @Option(name: .customLong("price-per-hour"), help: "The GPU's price per hour in --currency, recorded with each interaction.")
@@ -46,7 +52,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("auditor-key"),
             help: "Also seal every record to this auditor: an X25519 public key in base64 (`verity account show FILE`), or an account bundle file.")
     var auditorKey: String?
-    @Option(name: .customLong("seal-interval"), help: "Seconds between ledger blocks (when records arrived).") var sealInterval: Double = 1
+    @Option(name: .customLong("seal-interval"), help: "Seconds between ledger blocks (when records arrived).")
+    var sealInterval = Self.defaults.ledger.sealInterval.seconds
     @Option(name: .customLong("seal-records"), help: "Also seal a block as soon as this many records are unsealed.") var sealRecords: Int?
 
     func validate() throws {
@@ -69,7 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var config = ServerConfiguration()
+        var config = Self.defaults
         config.host = host
         config.port = port
         config.modelPaths = model.isEmpty ? [ModelCache.defaultModelPath] : model
@@ -80,10 +87,10 @@ struct ServeCommand: AsyncParsableCommand {
         config.contextLength = contextLength
         config.apiKeys = try keys()
         config.scheduler.maxSequences = maxSequences
-        config.scheduler.threads = threads ?? BatchScheduler.ThreadCount.default
+        if let threads { config.scheduler.threads = threads }
         config.scheduler.maxQueue = maxQueue
         config.scheduler.stepTokens = stepTokens
-        config.maxBodyBytes = maxBodyBytes
+        config.limits.maxBodyBytes = maxBodyBytes
         config.ledger.dataDirectory = data.directory
         config.ledger.worker = WorkerInfo(gpu: gpu ?? WorkerInfo.detectGPU(), provider: provider,
                                           pricePerHourMicros: Int64((pricePerHour * 1_000_000).rounded()), currency: currency)

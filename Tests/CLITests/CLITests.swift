@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs the built `verity` binary as a user would.
 enum CLI {
@@ -15,11 +16,8 @@ enum CLI {
         return me.deletingLastPathComponent().appendingPathComponent("verity")
     }
 
-    static var cache: String {
-        ProcessInfo.processInfo.environment["VERITY_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory() + "/.cache/verity"
-    }
-    static var smolLM2: String { cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf" }
-    static var hasModel: Bool { FileManager.default.fileExists(atPath: smolLM2) }
+    static var smolLM2: String { TestPaths.smolLM2 }
+    static var hasModel: Bool { TestPaths.hasSmolLM2 }
 
     struct Output { let status: Int32; let stdout: String; let stderr: String }
 

@@ -2,10 +2,11 @@ import ChatTemplates
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
-@Suite("Continuous batching on SmolLM2", .enabled(if: TestModels.hasSmolLM2, "run scripts/fetch-models first"))
+@Suite("Continuous batching on SmolLM2", .enabled(if: TestPaths.hasSmolLM2, "run scripts/fetch-models first"))
 struct BatchSchedulerTests {
-    static let model: LoadedModel? = try? LoadedModel(path: TestModels.smolLM2)
+    static let model: LoadedModel? = try? LoadedModel(path: TestPaths.smolLM2)
     static let questions = ["What is the capital of France?", "Write a haiku about rain.", "Name three prime numbers.",
                             "How do I reverse a list in Python?", "Why is the sky blue?", "Say hello in Spanish."]
 
@@ -35,7 +36,7 @@ struct BatchSchedulerTests {
         }
     }
 
-    struct Outcome { var tokens: [Int32] = []; var text = ""; var summary: BatchScheduler.Summary? }
+    struct Outcome { var tokens: [Int32] = []; var text = ""; var summary: GenerationSummary? }
 
     func drain(_ request: BatchScheduler.Request) async -> Outcome {
         var out = Outcome()
@@ -121,7 +122,7 @@ struct BatchSchedulerTests {
         for id in model.tokenizer.endOfGenerationTokenIDs { parameters.sampling.logitBias[id] = -100 }   // can't stop by itself
         let request = try scheduler.submit(prompt: try model.chatTokens([ChatMessage(role: "user", content: "Tell me a long story.")]),
                                            parameters: parameters)
-        var summary: BatchScheduler.Summary?
+        var summary: GenerationSummary?
         for await event in request.events {
             switch event {
             case .token: request.cancel()
@@ -143,12 +144,13 @@ struct BatchSchedulerTests {
         // Wait until the first request holds the only sequence, then fill the one queue place.
         try await waitUntil("the first request runs") { scheduler.load.active > 0 }
         let waiting = try scheduler.submit(prompt: prompt, parameters: greedy(2))
-        #expect(throws: EngineError.self) { try scheduler.submit(prompt: prompt, parameters: greedy(2)) }
-        do { _ = try scheduler.submit(prompt: prompt, parameters: greedy(2)) } catch { #expect(error.code == .overloaded) }
-        do { _ = try scheduler.submit(prompt: Array(repeating: 1, count: 600), parameters: greedy(2)) } catch { #expect(error.code == .promptTooLong) }
+        #expect { try scheduler.submit(prompt: prompt, parameters: greedy(2)) } throws: { ($0 as? EngineError)?.code == .overloaded }
+        #expect { try scheduler.submit(prompt: Array(repeating: 1, count: 600), parameters: greedy(2)) } throws: {
+            ($0 as? EngineError)?.code == .promptTooLong
+        }
         running.cancel()
         #expect(await drain(waiting).summary?.completionTokens == 2)
         scheduler.shutdown()
-        do { _ = try scheduler.submit(prompt: prompt, parameters: greedy(2)) } catch { #expect(error.code == .shuttingDown) }
+        #expect { try scheduler.submit(prompt: prompt, parameters: greedy(2)) } throws: { ($0 as? EngineError)?.code == .shuttingDown }
     }
 }

@@ -2,10 +2,11 @@ import ChatTemplates
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
-@Suite("Generation on SmolLM2", .enabled(if: TestModels.hasSmolLM2, "run scripts/fetch-models first"))
+@Suite("Generation on SmolLM2", .enabled(if: TestPaths.hasSmolLM2, "run scripts/fetch-models first"))
 struct GeneratorTests {
-    static let model: LoadedModel? = try? LoadedModel(path: TestModels.smolLM2)
+    static let model: LoadedModel? = try? LoadedModel(path: TestPaths.smolLM2)
 
     func generate(_ prompt: String, _ configure: (inout GenerationParameters) -> Void = { _ in })
         throws -> (GenerationResult, [String]) {
@@ -18,7 +19,7 @@ struct GeneratorTests {
         configure(&parameters)
         var pieces: [String] = []
         let result = try generator.generate(prompt: tokens, parameters: parameters) { event in
-            if case .token(_, let text, _, _) = event { pieces.append(text) }
+            if !event.text.isEmpty { pieces.append(event.text) }
             return true
         }
         return (result, pieces)

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+import TestSupport
 
 /// Verity against llama.cpp on real models, through the fixtures that scripts/fidelity.py wrote
 /// with llama-cpp-python (its version is in each fixture): SmolLM2-135M-Instruct (chat prompts)
@@ -16,7 +17,7 @@ struct LlamaCppParityTests {
         let model: String
         let fixture: String
         var testDescription: String { model }
-        var path: String { TestModels.cache + "/models/" + model }
+        var path: String { TestPaths.modelsDirectory + "/" + model }
     }
 
     struct Fixture: Decodable {
@@ -40,7 +41,7 @@ struct LlamaCppParityTests {
     }
 
     static func load(_ c: Case) throws -> (Fixture, LoadedModel) {
-        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: TestModels.fixture(c.fixture)))
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: TestPaths.fixture(c.fixture)))
         return (fixture, try LoadedModel(path: c.path))
     }
 
@@ -98,7 +99,7 @@ struct LlamaCppParityTests {
         try #require(FileManager.default.fileExists(atPath: c.path), "run scripts/fetch-models first")
         let (fixture, model) = try Self.load(c)
         let prompt = fixture.prompts[index]
-        let tokens = model.rawTokens(prompt.text)
+        let tokens = model.rawTokens(prompt.text, parseSpecial: true)
         #expect(tokens == prompt.tokens, "tokenization of the prompt differs from llama.cpp's")
         let generator = try Generator(model: model, capacity: tokens.count + 65, threads: 2)
         var parameters = GenerationParameters()

@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import ModelFormats
 import Testing
+import TestSupport
 
 /// Hex string -> bytes.
 private func bytes(hex: String) -> [UInt8] {
@@ -25,8 +26,7 @@ private struct KQuantFixture: Decodable {
     let cases: [Case]
 
     static func load() throws -> KQuantFixture {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/kquants.json")
+        let url = TestPaths.fixture("kquants.json")
         return try JSONDecoder().decode(KQuantFixture.self, from: Data(contentsOf: url))
     }
 }
@@ -87,7 +87,7 @@ struct KQuantTests {
 
     @Test("Q8_K quantization: ggml's algorithm, SIMD == scalar byte for byte, bsums are group sums")
     func q8K() {
-        var rng = TestRNG(state: 314)
+        var rng = SplitMix64(seed: 314)
         let n = 1024
         for trial in 0..<40 {
             var x = (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
@@ -145,7 +145,7 @@ struct KQuantTests {
 
     @Test("Q4_K/Q6_K matmul through QuantizedMatrix and ActivationBuffer matches dequantized floats")
     func matmulAgainstFloats() throws {
-        var rng = TestRNG(state: 2718)
+        var rng = SplitMix64(seed: 2718)
         let rows = 9, cols = 768, tokens = 3
         for type in [GGMLType.q4_K, .q6_K, .q2_K, .q3_K, .q5_K, .iq4_xs, .iq4_nl] {
             let w = randomBlocks(type, blocks: rows * cols / type.blockSize, rng: &rng)

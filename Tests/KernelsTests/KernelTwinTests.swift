@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import ModelFormats
 import Testing
+import TestSupport
 
 /// Random blocks of a quantized type: random quant bytes with sane fp16 scales.
 func randomBlocks(_ type: GGMLType, blocks: Int, rng: inout some RandomNumberGenerator) -> [UInt8] {
@@ -60,16 +61,6 @@ func randomFloats(_ n: Int, rng: inout some RandomNumberGenerator) -> [Float] {
     (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
 }
 
-struct TestRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("SIMD kernels against their scalar twins")
 struct KernelTwinTests {
@@ -94,7 +85,7 @@ struct KernelTwinTests {
         // 32·k + tails: the 32-element kernels step 4 blocks at a time (18 = 4·4 + 2, 3 < 4).
         for n in [32, 96, 256, 576, 1536, 4 * 32, 7 * 32] {
             guard n % type.blockSize == 0 else { continue } // K-quant rows are whole 256-element blocks
-            var rng = TestRNG(state: UInt64(type.rawValue) * 1000 + UInt64(n))
+            var rng = SplitMix64(seed: UInt64(type.rawValue) * 1000 + UInt64(n))
             for _ in 0..<20 {
                 let w = randomBlocks(type, blocks: n / type.blockSize, rng: &rng)
                 let x = randomFloats(n, rng: &rng)
@@ -137,7 +128,7 @@ struct KernelTwinTests {
     @Test("activation quantization: SIMD equals scalar", arguments: [GGMLType.q8_0, .q8_1, .q8_K, .f16], [32, 256, 576, 1536])
     func quantizeTwin(type: GGMLType, n: Int) {
         guard n % type.blockSize == 0 else { return }
-        var rng = TestRNG(state: 7 + UInt64(n))
+        var rng = SplitMix64(seed: 7 + UInt64(n))
         for _ in 0..<50 {
             let x = randomFloats(n, rng: &rng)
             var a = [UInt8](repeating: 0, count: Kernels.rowBytes(type, n)), b = a
@@ -152,7 +143,7 @@ struct KernelTwinTests {
     @Test("dequantize: SIMD path equals scalar",
           arguments: [GGMLType.f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .bf16, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs])
     func dequantizeTwin(type: GGMLType) {
-        var rng = TestRNG(state: 99)
+        var rng = SplitMix64(seed: 99)
         let n = 1024
         let w = randomBlocks(type, blocks: n / type.blockSize, rng: &rng)
         var a = [Float](repeating: 0, count: n), b = a
@@ -174,7 +165,7 @@ struct KernelTwinTests {
 
     @Test("float dot: SIMD equals scalar")
     func floatDot() {
-        var rng = TestRNG(state: 5)
+        var rng = SplitMix64(seed: 5)
         for n in [1, 7, 8, 15, 16, 17, 100, 576] {
             let x = randomFloats(n, rng: &rng), y = randomFloats(n, rng: &rng)
             var ref: Double = 0
@@ -189,7 +180,7 @@ struct KernelTwinTests {
 struct ActivationTwinTests {
     @Test("silu·up: SIMD equals scalar, and both are close to the formula")
     func siluTwin() {
-        var rng = TestRNG(state: 17)
+        var rng = SplitMix64(seed: 17)
         for n in [1, 7, 8, 9, 64, 1536] {
             let g = (0..<n).map { _ in Float.random(in: -12...12, using: &rng) }
             let u = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
@@ -213,7 +204,7 @@ struct ActivationTwinTests {
 
     @Test("attention softmax: SIMD equals scalar bit for bit at every chunk offset, sums to 1")
     func softmaxCellsTwin() {
-        var rng = TestRNG(state: 23)
+        var rng = SplitMix64(seed: 23)
         for n in [1, 3, 8, 13, 16, 17, 64, 300] {
             for lead in [0, 1, 7, 15] {
                 // Scores past the careful range (|x - max| > 87) underflow to 0 on both paths.

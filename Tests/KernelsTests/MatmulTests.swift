@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import ModelFormats
 import Testing
+import TestSupport
 
 @Suite("Matrix products and the thread pool")
 struct MatmulTests {
@@ -11,7 +12,7 @@ struct MatmulTests {
         // tokens with VNNI), 8, 13 and 20 (whole and partial groups); 67 rows leave edge tiles. Every
         // result must equal the single dot bit for bit: a sequence gets the same logits alone or batched.
         for tokens in [1, 2, 5, 8, 13, 20] {
-            var rng = TestRNG(state: 42)
+            var rng = SplitMix64(seed: 42)
             let rows = 67, cols = 768  // three K-quant super-blocks
             let bytes = randomBlocks(type, blocks: rows * cols / type.blockSize, rng: &rng)
             let x = randomFloats(tokens * cols, rng: &rng)
@@ -73,7 +74,7 @@ struct MatmulTests {
 
     @Test("bulk f16 dots: SIMD equals the scalar twin bit for bit, for every length, count and valid prefix")
     func f16Rows() {
-        var rng = TestRNG(state: 7)
+        var rng = SplitMix64(seed: 7)
         for n in [1, 7, 8, 15, 16, 17, 64, 100, 257, 600, 1031] {  // past 256: chunked conversion
             for count in [1, 3, 4, 5, 9] {
                 for valid in Set([n, max(0, n - 5), n / 2]) {

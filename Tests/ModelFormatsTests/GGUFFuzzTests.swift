@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import ModelFormats
 
 /// Randomly corrupted copies of a valid file must parse or throw `GGUFError` — never crash,

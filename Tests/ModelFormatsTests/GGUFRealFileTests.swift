@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import ModelFormats
 
 @Suite("Real GGUF files")
 struct GGUFRealFileTests {
-    static let modelPresent = FileManager.default.fileExists(atPath: TestFiles.smolLM2)
-    static let vocabPresent = FileManager.default.fileExists(atPath: TestFiles.vocabDir)
+    static let modelPresent = FileManager.default.fileExists(atPath: TestPaths.smolLM2)
+    static let vocabPresent = FileManager.default.fileExists(atPath: TestPaths.vocabDirectory)
 
     /// Key order as listed by gguf-py's GGUFReader (gguf 0.19.0) for this file.
     static let smolKeys = [
@@ -21,11 +22,11 @@ struct GGUFRealFileTests {
     ]
 
     @Test("SmolLM2-135M Q4_1 loads (mapped) and matches gguf-py",
-          .enabled(if: modelPresent, "model not found at \(TestFiles.smolLM2); run the model download to enable"))
+          .enabled(if: modelPresent, "model not found at \(TestPaths.smolLM2); run the model download to enable"))
     func smolLM2() throws {
         let clock = ContinuousClock()
         let start = clock.now
-        let f = try GGUFFile(path: TestFiles.smolLM2)
+        let f = try GGUFFile(path: TestPaths.smolLM2)
         let elapsed = clock.now - start
         #expect(elapsed < .milliseconds(500), "load took \(elapsed)")
 
@@ -82,14 +83,14 @@ struct GGUFRealFileTests {
     }
 
     @Test("every vocab-only GGUF parses",
-          .enabled(if: vocabPresent, "vocab directory not found at \(TestFiles.vocabDir)"))
+          .enabled(if: vocabPresent, "vocab directory not found at \(TestPaths.vocabDirectory)"))
     func vocabFiles() throws {
-        let names = try FileManager.default.contentsOfDirectory(atPath: TestFiles.vocabDir)
+        let names = try FileManager.default.contentsOfDirectory(atPath: TestPaths.vocabDirectory)
             .filter { $0.hasPrefix("ggml-vocab-") && $0.hasSuffix(".gguf") }
             .sorted()
         #expect(!names.isEmpty)
         for name in names {
-            let path = TestFiles.vocabDir + "/" + name
+            let path = TestPaths.vocabDirectory + "/" + name
             do {
                 let f = try GGUFFile(path: path)
                 let model = try f.string("tokenizer.ggml.model")

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import ModelFormats
 
 /// Asserts that `body` throws a `GGUFError` with `code`, and returns it.
@@ -67,22 +68,7 @@ struct RawGGUF {
     mutating func zeros(_ n: Int) { bytes.append(contentsOf: repeatElement(0, count: n)) }
 }
 
-/// Deterministic PRNG (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-func randomBytes(_ n: Int, _ rng: inout SplitMix64) -> [UInt8] {
-    (0 ..< n).map { _ in UInt8.random(in: 0 ... 255, using: &rng) }
-}
+func randomBytes(_ n: Int, _ rng: inout SplitMix64) -> [UInt8] { rng.bytes(n) }
 
 /// Metadata exercising every value type, empty arrays and nested arrays.
 func sampleMetadata() -> [(String, GGUFValue)] {
@@ -136,12 +122,3 @@ func sampleWriter(alignment: Int = 32, seed: UInt64 = 1) throws -> GGUFWriter {
     return w
 }
 
-/// Where the test models live.
-enum TestFiles {
-    static var cacheDir: String {
-        if let dir = getenvString("VERITY_CACHE_DIR"), !dir.isEmpty { return dir }
-        return (getenvString("HOME") ?? "/root") + "/.cache/verity"
-    }
-    static var smolLM2: String { cacheDir + "/models/SmolLM2-135M-Instruct.Q4_1.gguf" }
-    static var vocabDir: String { cacheDir + "/vocab" }
-}

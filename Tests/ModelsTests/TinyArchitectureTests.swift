@@ -2,6 +2,7 @@ import Foundation
 import ModelFormats
 import Models
 import Testing
+import TestSupport
 
 /// Each supported architecture on a tiny random-weight model against llama.cpp's logits
 /// (Fixtures/tiny-architectures.json, written by scripts/gen-arch-fixtures.py with llama-cpp-python).
@@ -31,7 +32,7 @@ struct TinyArchitectureTests {
 
     /// A fixture from Fixtures/; a missing or broken one gives `empty`, which the tests report as failures.
     static func load<T: Decodable>(_ name: String, or empty: T) -> T {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)")
+        let url = TestPaths.fixture("\(name)")
         return (try? JSONDecoder().decode(T.self, from: Data(contentsOf: url))) ?? empty
     }
 

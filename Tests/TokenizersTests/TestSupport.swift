@@ -1,23 +1,16 @@
 import Foundation
 import ModelFormats
 import Testing
+import TestSupport
 @testable import Tokenizers
 
-/// Where the model and vocabulary test files live: `$VERITY_CACHE_DIR` or `~/.cache/verity`.
-let verityCacheDir: String = {
-    if let dir = ProcessInfo.processInfo.environment["VERITY_CACHE_DIR"], !dir.isEmpty {
-        return dir
-    }
-    return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/verity").path
-}()
-
 /// llama.cpp's tokenizer test vectors (`ggml-vocab-*.gguf` with `.inp` / `.out`).
-let vocabDir = verityCacheDir + "/vocab"
+let vocabDir = TestPaths.vocabDirectory
 
 /// The SmolLM2 model whose vocabulary the fixture tests use.
-let smolLM2Path = verityCacheDir + "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+let smolLM2Path = TestPaths.smolLM2
 
-let hasSmolLM2 = FileManager.default.fileExists(atPath: smolLM2Path)
+let hasSmolLM2 = TestPaths.hasSmolLM2
 
 /// The SmolLM2 tokenizer, loaded once per test process (nil when the model file is absent).
 let smolLM2: Tokenizer? = {
@@ -31,7 +24,7 @@ let smolLM2: Tokenizer? = {
 }()
 
 /// `Tests/TokenizersTests/Fixtures`, found relative to this source file.
-let fixturesDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+let fixturesDir = TestPaths.fixture("")
 
 /// One reference tokenization produced by `scripts/gen-tokenizer-fixtures.py`.
 struct FixtureCase: Decodable, Sendable, CustomTestStringConvertible {
@@ -99,9 +92,9 @@ func expectTokenizerError(
 }
 
 /// The Gemma 3 model whose SentencePiece vocabulary the Gemma fixture tests use.
-let gemma3Path = verityCacheDir + "/models/gemma-3-270m-Q4_K_M.gguf"
+let gemma3Path = TestPaths.gemma3
 
-let hasGemma3 = FileManager.default.fileExists(atPath: gemma3Path)
+let hasGemma3 = TestPaths.hasGemma3
 
 /// The Gemma 3 tokenizer, loaded once per test process (nil when the model file is absent).
 let gemma3: Tokenizer? = {

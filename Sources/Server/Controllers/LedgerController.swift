@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Ledger
 import NIOCore
+import Node
 
 /// The ledger's HTTP API under `/v1/ledger/`.
 ///
@@ -11,8 +12,8 @@ import NIOCore
 /// needs an API key bound to an account, because it is per account. Hashes, proofs and
 /// envelopes are base64; a receipt is the ``Receipt`` JSON that `verity ledger verify-receipt`
 /// reads.
-struct LedgerAPI: Sendable {
-    let ledger: LedgerGateway
+struct LedgerController: Sendable {
+    let ledger: LedgerAppender
 
     /// Most entries one `/v1/ledger/entries` page returns.
     static let pageLimit = 1000
@@ -20,35 +21,31 @@ struct LedgerAPI: Sendable {
     /// Largest receipt `/v1/ledger/verify-receipt` reads.
     static let maxReceiptBytes = 1 << 20
 
-    /// Whether a request reads the public log or checks a receipt (no API key needed).
-    static func isPublic(_ request: Request) -> Bool {
-        if request.method == .post { return request.uri.path == "/v1/ledger/verify-receipt" }
-        return request.method == .get && request.uri.path.hasPrefix("/v1/ledger/") && request.uri.path != "/v1/ledger/records"
-    }
-
-    func register(on router: Router<VerityRequestContext>) {
-        router.get("/v1/ledger/head") { _, _ in try await head() }
-        router.get("/v1/ledger/node-key") { _, _ in
-            json(["verifier_key": .string(ledger.node.verifier.verifierKey), "origin": .string(ledger.node.verifier.name)])
+    /// The public routes go on `open` (a `/v1/ledger` group without authentication); listing
+    /// one's own records goes on `keyed` (the `/v1` group that needs a key).
+    func addRoutes(open: RouterGroup<VerityRequestContext>, keyed: RouterGroup<VerityRequestContext>) {
+        keyed.get("ledger/records") { _, context in try records(context.caller) }
+        open.get("head") { _, _ in try await head() }
+        open.get("node-key") { _, _ in
+            Response.json(["verifier_key": .string(ledger.node.verifier.verifierKey), "origin": .string(ledger.node.verifier.name)])
         }
-        router.get("/v1/ledger/blocks/{height}") { _, context in
+        open.get("blocks/{height}") { _, context in
             let text = context.parameters.get("height") ?? ""
             guard let height = UInt64(text) else { throw APIError.invalidRequest("The block height must be a number; got '\(text)'.", param: "height") }
-            return json(blockObject(try await mapped { try await ledger.node.block(height: height) }))
+            return Response.json(blockObject(try await mapped { try await ledger.node.block(height: height) }))
         }
-        router.get("/v1/ledger/records") { _, context in try records(context.caller) }
-        router.get("/v1/ledger/records/{id}") { _, context in
+        open.get("records/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
             let (leaf, envelope) = try await mapped { () async throws -> (StoredLeaf, RecordEnvelope) in
                 let leaf = try await ledger.node.leaf(recordID: id)
                 return (leaf, try RecordEnvelope(canonicalBytes: leaf.envelope))
             }
-            return json(["record_id": .string(id), "leaf_index": .int(Int(leaf.index)), "leaf_hash": .string(leaf.leafHash.base64EncodedString()),
+            return Response.json(["record_id": .string(id), "leaf_index": .int(Int(leaf.index)), "leaf_hash": .string(leaf.leafHash.base64EncodedString()),
                          "timestamp_ms": .int(Int(envelope.timestampMilliseconds)), "node_id": .string(envelope.nodeID),
                          "recipients": .array(envelope.recipients.map { .string($0.keyID.map { String(format: "%02x", $0) }.joined()) }),
                          "envelope": .string(leaf.envelope.base64EncodedString())])
         }
-        router.get("/v1/ledger/records/{id}/receipt") { request, context in
+        open.get("records/{id}/receipt") { request, context in
             let id = context.parameters.get("id") ?? ""
             let wait = request.uri.queryParameters.get("wait").map { ["true", "1", "yes"].contains($0.lowercased()) } ?? false
             let receipt = try await mapped { try await ledger.receipt(recordID: id, wait: wait) }
@@ -57,20 +54,20 @@ struct LedgerAPI: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(receipt))))
         }
-        router.get("/v1/ledger/consistency") { request, _ in
+        open.get("consistency") { request, _ in
             let from = try Self.number(request, "from"), to = try Self.number(request, "to")
             guard from <= to else { throw APIError.invalidRequest("from (\(from)) must not exceed to (\(to)).", param: "from") }
             let size = await ledger.node.size
             guard to <= size else { throw APIError.invalidRequest("to (\(to)) exceeds the tree size \(size).", param: "to") }
             let proof = try await mapped { try await ledger.node.consistencyProof(from: from, to: to) }
-            return json(["from": .int(Int(from)), "to": .int(Int(to)), "proof": .array(proof.map { .string($0.base64EncodedString()) })])
+            return Response.json(["from": .int(Int(from)), "to": .int(Int(to)), "proof": .array(proof.map { .string($0.base64EncodedString()) })])
         }
-        router.post("/v1/ledger/verify-receipt") { request, _ in try await verifyReceipt(request) }
-        router.get("/v1/ledger/entries") { request, _ in
+        open.post("verify-receipt") { request, _ in try await verifyReceipt(request) }
+        open.get("entries") { request, _ in
             let start = request.uri.queryParameters.get("start") == nil ? 0 : try Self.number(request, "start")
             let limit = request.uri.queryParameters.get("limit") == nil ? UInt64(Self.pageLimit) : try Self.number(request, "limit")
             let leaves = try await mapped { try await ledger.node.leaves(from: start, limit: Int(min(limit, UInt64(Self.pageLimit)))) }
-            return json(["entries": .array(leaves.map {
+            return Response.json(["entries": .array(leaves.map {
                 ["leaf_index": .int(Int($0.index)), "record_id": .string($0.recordID), "leaf_hash": .string($0.leafHash.base64EncodedString()),
                  "envelope": .string($0.envelope.base64EncodedString())]
             })])
@@ -82,19 +79,14 @@ struct LedgerAPI: Sendable {
     /// in Web Crypto). The answer is a verdict, not an error: `{"valid": true, "block": {…}}` or
     /// `{"valid": false, "reason": "…"}`; only an unreadable body is a 400.
     private func verifyReceipt(_ request: Request) async throws -> Response {
-        let data: Data
-        do {
-            data = Data(try await request.body.collect(upTo: Self.maxReceiptBytes).readableBytesView)
-        } catch is NIOTooManyBytesError {
-            throw APIError.tooLarge(limit: Self.maxReceiptBytes)
-        }
-        let receipt = try decodeRequest(Receipt.self, from: data)
+        let data = try await RequestBody.read(request, limit: Self.maxReceiptBytes)
+        let receipt = try RequestBody.decode(Receipt.self, from: data)
         do {
             let block = try receipt.verify(verifier: ledger.node.verifier)
-            return json(["valid": true, "record_id": .string(receipt.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
+            return Response.json(["valid": true, "record_id": .string(receipt.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
                          "verifier_key": .string(ledger.node.verifier.verifierKey), "block": blockObject(block)])
         } catch let error as LedgerError {
-            return json(["valid": false, "record_id": .string(receipt.recordID), "reason": .string(error.message),
+            return Response.json(["valid": false, "record_id": .string(receipt.recordID), "reason": .string(error.message),
                          "verifier_key": .string(ledger.node.verifier.verifierKey)])
         }
     }
@@ -102,7 +94,7 @@ struct LedgerAPI: Sendable {
     private func head() async throws -> Response {
         let size = await ledger.node.size
         let block = await ledger.node.latestBlock
-        return json(["origin": .string(ledger.node.verifier.name), "tree_size": .int(Int(size)),
+        return Response.json(["origin": .string(ledger.node.verifier.name), "tree_size": .int(Int(size)),
                      "sealed_size": .int(Int(block?.treeSize ?? 0)), "block": block.map(blockObject) ?? .null])
     }
 
@@ -110,7 +102,7 @@ struct LedgerAPI: Sendable {
         guard case .account(let account) = caller else {
             throw APIError.unauthorized("Listing records needs an API key bound to an account (verity keys create --account …).")
         }
-        return json(["object": "list", "address": .string(account.address.description), "data": .array(ledger.records(of: account).map {
+        return Response.json(["object": "list", "address": .string(account.address.description), "data": .array(ledger.records(of: account).map {
             ["record_id": .string($0.recordID), "leaf_index": .int(Int($0.leafIndex)), "leaf_hash": .string($0.leafHash.base64EncodedString()),
              "timestamp_ms": .int(Int($0.timestampMilliseconds))]
         })])
@@ -129,8 +121,8 @@ struct LedgerAPI: Sendable {
     }
 
     /// Runs a ledger call, mapping its errors onto HTTP: not found 404, not sealed yet 409,
-    /// a bad argument 400, anything else 500.
-    private func mapped<T: Sendable>(_ body: () async throws -> T) async throws(APIError) -> T {
+    /// a bad argument 400; anything else is an internal error (logged, a generic 500).
+    private func mapped<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch let error as LedgerError {
             switch error.code {
             case .notFound:
@@ -142,14 +134,8 @@ struct LedgerAPI: Sendable {
             case .proofInvalid, .invalidValue:
                 throw APIError.invalidRequest(error.message)
             default:
-                throw APIError.server("Ledger error: \(error.message)")
+                throw error
             }
-        } catch {
-            throw APIError.server("Ledger error: \(error)")
         }
-    }
-
-    private func json(_ value: JSON) -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized())))
     }
 }

@@ -154,6 +154,9 @@ struct CompletionRequest: Decodable {
     var echo: Bool?
     var suffix: String?
     var bestOf: Int?
+    /// Verity's extension: tokenize control-token text in the prompt (`<|im_start|>`) as control
+    /// tokens; by default it is plain text.
+    var parseSpecial: Bool?
 
     /// A string, an array of strings, an array of token ids or an array of such arrays.
     enum Prompt: Decodable {
@@ -177,7 +180,7 @@ struct CompletionRequest: Decodable {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case model, prompt, logprobs, echo, suffix, bestOf = "best_of" }
+    enum CodingKeys: String, CodingKey { case model, prompt, logprobs, echo, suffix, bestOf = "best_of", parseSpecial = "parse_special" }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -187,6 +190,7 @@ struct CompletionRequest: Decodable {
         echo = try c.decodeIfPresent(Bool.self, forKey: .echo)
         suffix = try c.decodeIfPresent(String.self, forKey: .suffix)
         bestOf = try c.decodeIfPresent(Int.self, forKey: .bestOf)
+        parseSpecial = try c.decodeIfPresent(Bool.self, forKey: .parseSpecial)
         sampling = try SamplingFields(from: decoder)
     }
 }
@@ -197,9 +201,12 @@ struct TokenizeRequest: Decodable {
     var messages: [ChatCompletionRequest.Message]?
     var addSpecialTokens: Bool?
     var addGenerationPrompt: Bool?
+    /// As in ``CompletionRequest/parseSpecial``, for `prompt`.
+    var parseSpecial: Bool?
 
     enum CodingKeys: String, CodingKey {
         case model, prompt, messages, addSpecialTokens = "add_special_tokens", addGenerationPrompt = "add_generation_prompt"
+        case parseSpecial = "parse_special"
     }
 }
 
@@ -208,53 +215,3 @@ struct DetokenizeRequest: Decodable {
     var tokens: [Int32]
 }
 
-/// Decodes a request body, turning every failure into the 400 OpenAI clients expect, with the
-/// offending field's path in `param`.
-func decodeRequest<T: Decodable>(_ type: T.Type, from data: Data) throws(APIError) -> T {
-    do {
-        return try JSONDecoder().decode(T.self, from: data)
-    } catch let error as DecodingError {
-        switch error {
-        case .keyNotFound(let key, let context):
-            throw APIError.missing(path(context.codingPath + [key]))
-        case .typeMismatch(let expected, let context), .valueNotFound(let expected, let context):
-            if context.codingPath.isEmpty {
-                throw data.isEmpty ? APIError.invalidJSON("the body is empty") : APIError.invalidRequest("The request body must be a JSON object.", code: "invalid_type")
-            }
-            throw APIError.invalidType(path(context.codingPath), "expected \(describe(expected)). \(context.debugDescription)")
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty {
-                let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                throw APIError.invalidJSON(detail ?? context.debugDescription)
-            }
-            throw APIError.invalidType(path(context.codingPath), context.debugDescription)
-        @unknown default:
-            throw APIError.invalidJSON("\(error)")
-        }
-    } catch {
-        throw APIError.invalidJSON("\(error)")
-    }
-}
-
-/// `messages[0].content` from a coding path.
-private func path(_ keys: [any CodingKey]) -> String {
-    var out = ""
-    for key in keys {
-        if let i = key.intValue { out += "[\(i)]" } else { out += out.isEmpty ? key.stringValue : "." + key.stringValue }
-    }
-    return out
-}
-
-private func describe(_ type: Any.Type) -> String {
-    switch type {
-    case is String.Type: return "a string"
-    case is Bool.Type: return "a boolean"
-    case is Int.Type, is Int32.Type, is Int64.Type: return "an integer"
-    case is Double.Type, is Float.Type: return "a number"
-    default:
-        let name = String(describing: type)
-        if name.hasPrefix("Array") { return "an array" }
-        if name.hasPrefix("Dictionary") { return "an object" }
-        return "a value of another type"
-    }
-}

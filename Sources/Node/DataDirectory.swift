@@ -35,7 +35,7 @@ public struct DataDirectory: Sendable {
     public var registryPath: String { path + "/accounts.sqlite" }
     public var nodeKeyPath: String { path + "/node.key" }
     public var operatorPath: String { path + "/operator.json" }
-    var lockPath: String { path + "/serve.lock" }
+    public var lockPath: String { path + "/serve.lock" }
 
     /// Creates the directory (owner-only) if it is missing.
     /// - Throws: ``LedgerError/Code/storage`` if it cannot be created.
@@ -92,7 +92,7 @@ public struct DataDirectory: Sendable {
     /// Takes the directory's lock for this process's lifetime, so a second server on the same
     /// directory fails at start instead of forking the ledger.
     /// - Throws: ``LedgerError/Code/storage`` if another process holds it.
-    func lock() throws {
+    public func lock() throws {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw LedgerError(.storage, "cannot open \(lockPath): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {

@@ -1,10 +1,9 @@
 import Foundation
 import Ledger
 import Logging
-import ServiceLifecycle
 import Synchronization
 
-/// How the server keeps its ledger.
+/// How a node keeps its ledger.
 public struct LedgerConfiguration: Sendable {
     /// Where the ledger, the account registry and the node key live.
     public var dataDirectory = DataDirectory(path: DataDirectory.defaultPath)
@@ -20,17 +19,18 @@ public struct LedgerConfiguration: Sendable {
     public init() {}
 }
 
-/// The server's side of the ledger: turns finished interactions into sealed records appended
-/// to the node's log, seals blocks on a timer (a ``Service``; it also seals once more at
-/// graceful shutdown, after the HTTP server has drained), answers receipt waits, and lists each
-/// account's records.
-final class LedgerGateway: Service, Sendable {
+/// The node's side of the ledger: turns finished interactions into sealed records appended to
+/// the log (group commit: one fsync for all the records that arrive while the previous commit
+/// syncs), seals blocks (``sealPeriodically(every:)`` and ``seal()``), answers receipt waits, and
+/// lists each account's records. The server runs it as a service; the CLI's ledger commands read
+/// the data directory without it.
+public final class LedgerAppender: Sendable {
     /// A record in an account's listing.
-    struct Listed: Sendable {
-        var recordID: String
-        var leafIndex: UInt64
-        var leafHash: Data
-        var timestampMilliseconds: Int64
+    public struct Listed: Sendable {
+        public var recordID: String
+        public var leafIndex: UInt64
+        public var leafHash: Data
+        public var timestampMilliseconds: Int64
     }
 
     private struct State {
@@ -43,22 +43,22 @@ final class LedgerGateway: Service, Sendable {
         var committing = false
     }
 
-    let node: LedgerNode
-    let registry: AccountRegistry
-    let worker: WorkerInfo
-    let nodeID: String
+    public let node: LedgerNode
+    public let registry: AccountRegistry
+    public let worker: WorkerInfo
+    public let nodeID: String
     private let operatorKey: RecipientKey
     private let auditorKey: RecipientKey?
     private let sealInterval: Duration
     private let sealRecords: Int?
-    let logger: Logger
+    public let logger: Logger
     private let state = Mutex(State())
 
     /// Opens the ledger in the data directory, creating what is missing (directory, node key,
     /// operator account, databases), and re-verifies it.
     /// - Throws: ``LedgerError`` if the directory is in use, unreadable, or the stored ledger does
     ///   not verify under the node key.
-    init(configuration: LedgerConfiguration, logger: Logger) throws {
+    public init(configuration: LedgerConfiguration, logger: Logger) throws {
         let directory = configuration.dataDirectory
         try directory.create()
         try directory.lock()
@@ -76,7 +76,7 @@ final class LedgerGateway: Service, Sendable {
     }
 
     /// Loads the account index and the sealed size; called once before serving.
-    func prepare() async throws {
+    public func prepare() async throws {
         var bySender: [Data: [Listed]] = [:]
         var start: UInt64 = 0
         while true {
@@ -102,7 +102,7 @@ final class LedgerGateway: Service, Sendable {
     /// Seals and appends one interaction's record; returns once it is durable.
     /// - Throws: ``LedgerError`` if sealing or storing fails (the response must then fail too:
     ///   nothing is acknowledged that is not recorded).
-    func record(_ record: LedgerRecord, sender: Caller) async throws -> LedgerNode.Appended {
+    public func record(_ record: LedgerRecord, sender: Caller) async throws -> LedgerNode.Appended {
         var recipients: [RecipientKey]
         switch sender {
         case .account(let account): recipients = [account.recipientKey]
@@ -153,7 +153,7 @@ final class LedgerGateway: Service, Sendable {
 
     /// Seals a block over everything appended so far, then wakes receipt waiters. A failure is
     /// logged (the records stay durable and the next seal covers them).
-    func seal() async {
+    public func seal() async {
         var failed = false
         do {
             if let block = try await node.seal() {
@@ -177,7 +177,7 @@ final class LedgerGateway: Service, Sendable {
     /// The receipt of a record; with `wait`, waits for the block that covers it.
     /// - Throws: ``LedgerError/Code/notFound``, or ``LedgerError/Code/notYetSealed`` without
     ///   `wait` (or when sealing failed).
-    func receipt(recordID: String, wait: Bool) async throws -> Receipt {
+    public func receipt(recordID: String, wait: Bool) async throws -> Receipt {
         let leaf = try await node.leaf(recordID: recordID)
         if wait {
             await withCheckedContinuation { continuation in
@@ -193,21 +193,20 @@ final class LedgerGateway: Service, Sendable {
     }
 
     /// The records sealed to an account as their sender, oldest first.
-    func records(of account: AccountRegistry.RegisteredAccount) -> [Listed] {
+    public func records(of account: AccountRegistry.RegisteredAccount) -> [Listed] {
         state.withLock { $0.bySender[account.recipientKey.keyID] ?? [] }
     }
 
-    /// Seals on the interval until graceful shutdown, then once more. The gateway is the first
-    /// service of the group, so it shuts down last: by then the HTTP server has written every
-    /// response, so every record is in the final block.
-    func run() async throws {
-        let interval = sealInterval
-        await cancelWhenGracefulShutdown { [self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                await seal()
-            }
+    /// Seals a block every ``LedgerConfiguration/sealInterval`` until the task is cancelled.
+    public func sealPeriodically() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: sealInterval)
+            await seal()
         }
+    }
+
+    /// The last seal at shutdown, once nothing more will be recorded; logs what it covers.
+    public func finalSeal() async {
         await seal()
         let size = await node.size
         logger.info("ledger: sealed through size \(size)")

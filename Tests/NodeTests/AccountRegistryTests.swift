@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Ledger
+import Ledger
+@testable import Node
 
 @Suite("Account registry: accounts and hashed API keys")
 struct AccountRegistryTests {

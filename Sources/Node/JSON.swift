@@ -19,7 +19,7 @@ public enum JSON: Sendable, Equatable {
         return out
     }
 
-    func write(into out: inout String) {
+    public func write(into out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -75,5 +75,5 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Express
     public init(nilLiteral: ()) { self = .null }
 
     /// `.string(s)` or `.null`.
-    static func optional(_ s: String?) -> JSON { s.map { .string($0) } ?? .null }
+    public static func optional(_ s: String?) -> JSON { s.map { .string($0) } ?? .null }
 }

@@ -12,7 +12,7 @@ import NIOCore
 /// the browser. Every response carries a strict Content-Security-Policy (scripts, styles and
 /// connections from this origin only, no inline script, no plugins, no framing): model output is
 /// untrusted, and the page renders it as text, but the policy is the second wall.
-struct WebChat: Sendable {
+struct WebChatController: Sendable {
     struct File: Sendable {
         var bytes: ByteBuffer
         var contentType: String
@@ -88,8 +88,8 @@ struct WebChat: Sendable {
 
     var isAvailable: Bool { files["index.html"] != nil }
 
-    /// `GET /` (the page) and `GET /assets/{name}` (its scripts, styles and icons).
-    func register(on router: Router<VerityRequestContext>) {
+    /// `GET /` (the page) and `GET /assets/{name}` (its scripts, styles and icons); public.
+    func addRoutes(to router: Router<VerityRequestContext>) {
         router.get("/") { request, _ in try response(for: "index.html", request) }
         router.get("/index.html") { request, _ in try response(for: "index.html", request) }
         router.get("/assets/{name}") { request, context in

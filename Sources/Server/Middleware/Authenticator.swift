@@ -1,5 +1,6 @@
 import Hummingbird
 import Ledger
+import Node
 
 /// Bearer-key authentication against the `--api-key` keys and the accounts' keys.
 ///
@@ -25,7 +26,9 @@ struct Authenticator: Sendable {
         throw APIError.unauthorized("Incorrect API key provided.")
     }
 
-    private func required() throws(APIError) -> Bool {
+    /// Whether a request must carry a key: some static key is configured, or some account key is
+    /// active.
+    func required() throws(APIError) -> Bool {
         if !staticKeys.isEmpty { return true }
         do { return try registry.hasActiveKeys() } catch {
             throw APIError.server("The account registry cannot be read: \(error)")

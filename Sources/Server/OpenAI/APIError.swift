@@ -1,13 +1,16 @@
+import Engine
 import HTTPTypes
 import Hummingbird
+import Node
 
-/// An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
-struct APIError: Error, Sendable {
+/// An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`, with
+/// its HTTP status and any headers it needs (`Retry-After`).
+struct APIError: HTTPResponseError, Sendable {
     var status: HTTPResponse.Status
     var message: String
     var type: String
-    var param: String?
-    var code: String?
+    var param: String? = nil
+    var code: String? = nil
     var headers: HTTPFields = [:]
 
     var body: JSON {
@@ -18,6 +21,13 @@ struct APIError: Error, Sendable {
         var fields = headers
         fields[.contentType] = "application/json"
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: body.serialized())))
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response { response() }
+
+    /// A parameter the engine refused, as a 400 naming it.
+    static func invalidParameter(_ error: EngineError) -> APIError {
+        invalidRequest(error.message, param: error.parameter)
     }
 
     static func invalidRequest(_ message: String, param: String? = nil, code: String? = "invalid_value") -> APIError {
@@ -49,18 +59,20 @@ struct APIError: Error, Sendable {
         APIError(status: .unauthorized, message: message, type: "invalid_request_error", param: nil, code: "invalid_api_key")
     }
 
-    static func contextLength(promptTokens: Int, maxTokens: Int?, context: Int, param: String) -> APIError {
+    /// `atLeast`: the prompt was only counted this far (tokenizing stopped past the context).
+    static func contextLength(promptTokens: Int, maxTokens: Int?, context: Int, param: String, atLeast: Bool = false) -> APIError {
         let message: String
         if let maxTokens {
-            message = "This model's maximum context length is \(context) tokens. However, you requested \(promptTokens + maxTokens) tokens (\(promptTokens) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or the completion length."
+            let (total, overflow) = promptTokens.addingReportingOverflow(maxTokens)
+            message = "This model's maximum context length is \(context) tokens. However, you requested \(overflow ? "more than \(Int.max)" : String(total)) tokens (\(promptTokens) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or the completion length."
         } else {
-            message = "This model's maximum context length is \(context) tokens. However, the prompt has \(promptTokens) tokens, leaving no room for a completion. Please reduce the prompt."
+            message = "This model's maximum context length is \(context) tokens. However, the prompt has \(atLeast ? "more than \(context)" : String(promptTokens)) tokens, leaving no room for a completion. Please reduce the prompt."
         }
         return invalidRequest(message, param: param, code: "context_length_exceeded")
     }
 
-    static func tooLarge(limit: Int) -> APIError {
-        APIError(status: .contentTooLarge, message: "The request body exceeds the limit of \(limit) bytes.",
+    static func tooLarge(limit: Int?) -> APIError {
+        APIError(status: .contentTooLarge, message: "The request body exceeds the limit" + (limit.map { " of \($0) bytes." } ?? "."),
                  type: "invalid_request_error", param: nil, code: "request_too_large")
     }
 
@@ -76,6 +88,11 @@ struct APIError: Error, Sendable {
 
     static func server(_ message: String) -> APIError {
         APIError(status: .internalServerError, message: message, type: "server_error", param: nil, code: "internal_error")
+    }
+
+    /// A failure the server did not expect: the details are in its log, under this request id.
+    static func unexpected(requestID: String) -> APIError {
+        server("The server had an internal error while processing request \(requestID). Its log has the details under this request id.")
     }
 
     static func notFound(_ path: String) -> APIError {

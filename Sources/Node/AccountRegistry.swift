@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import Ledger
 
 /// The gateway's accounts and their API keys, in an SQLite database file.
 ///
@@ -184,7 +185,7 @@ public final class AccountRegistry: Sendable {
 
     static func hash(_ secret: String) -> Data { Data(SHA256.hash(data: Data(secret.utf8))) }
 
-    static func keyID(_ hash: Data) -> String { "key_" + hash.prefix(6).hexString }
+    static func keyID(_ hash: Data) -> String { "key_" + hash.prefix(6).map { String(format: "%02x", $0) }.joined() }
 
     private static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 

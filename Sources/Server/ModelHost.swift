@@ -26,6 +26,22 @@ final class ServedModel: Sendable {
         self.digest = digest
         chatTemplateHash = (try? model.file.optionalString("tokenizer.chat_template")).flatMap { $0 }.map(Interaction.textDigest)
     }
+
+    /// Queues a completion in the model's scheduler; its refusals as API errors (a full queue is
+    /// 429 with Retry-After, shutdown 503, a prompt that does not fit 400 on `promptParam`).
+    func submit(_ prompt: [Int32], _ parameters: GenerationParameters, promptParam: String) throws(APIError) -> BatchScheduler.Request {
+        do {
+            return try scheduler.submit(prompt: prompt, parameters: parameters)
+        } catch {
+            switch error.code {
+            case .overloaded: throw APIError.overloaded(error.message, retryAfter: 1)
+            case .shuttingDown: throw APIError.unavailable(error.message)
+            case .promptTooLong:
+                throw APIError.contextLength(promptTokens: prompt.count, maxTokens: nil, context: contextLength, param: promptParam)
+            default: throw APIError.invalidRequest(error.message)
+            }
+        }
+    }
 }
 
 /// Loads the served models after the socket is open (so `/health` can say "loading"), then, on
@@ -61,7 +77,9 @@ final class ModelHost: Service, @unchecked Sendable {
         return served
     }
 
-    func run() async throws {
+    /// Loads every model and makes it available; ``run()`` does this once the socket is open.
+    /// - Throws: ``EngineError`` if a model fails to load or two would have the same id.
+    func load() throws {
         var served: [ServedModel] = []
         for spec in specs {
             let model = try LoadedModel(path: spec.path)
@@ -81,12 +99,24 @@ final class ModelHost: Service, @unchecked Sendable {
         }
         lock.withLock { loaded = served }
         logger.info("ready")
+    }
+
+    /// Loads the models, serves until graceful shutdown, then ends every generation and waits
+    /// for their streams to end.
+    func run() async throws {
+        try load()
+        let served = models ?? []
         try? await gracefulShutdown()
-        for model in served { model.scheduler.shutdown() }
+        shutdown()
         // Let the ended streams write their last chunks before the HTTP server closes.
         while served.contains(where: { $0.scheduler.load.active > 0 }) {
             try? await Task.sleep(for: .milliseconds(10))
         }
+    }
+
+    /// Ends every generation and stops the schedulers.
+    func shutdown() {
+        for model in models ?? [] { model.scheduler.shutdown() }
     }
 
     /// A model's id: its file name without `.gguf`.

@@ -1,0 +1,12 @@
+import Logging
+import Node
+
+/// What the API's controllers share: the served models, the metrics, the request limits and the
+/// ledger.
+struct APIServices: Sendable {
+    let host: ModelHost
+    let metrics: ServerMetrics
+    let limits: RequestLimits
+    let ledger: LedgerAppender
+    let logger: Logger
+}

@@ -1,0 +1,87 @@
+import Engine
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import Node
+import ServiceLifecycle
+
+/// `verity serve`: the OpenAI-compatible HTTP server, its web chat, and its ledger.
+public enum OpenAIServer {
+    /// Serves until SIGINT or SIGTERM, then ends open generations (their streams finish cleanly),
+    /// seals the ledger's last block and returns. Throws when the ledger cannot be opened or does
+    /// not verify, a model fails to load, or the socket can't be bound.
+    public static func run(_ configuration: ServerConfiguration, logger: Logger) async throws {
+        let ledger = try LedgerAppender(configuration: configuration.ledger, logger: logger)
+        try await ledger.prepare()
+        let host = ModelHost(specs: configuration.modelPaths.map { .init(path: $0, contextLength: configuration.contextLength) },
+                             configuration: configuration.scheduler, logger: logger)
+        let app = buildApplication(configuration, host: host, ledger: ledger, logger: logger)
+        // Graceful shutdown runs in reverse order: the model host first (ending generations, so
+        // streams close), then the HTTP server (waiting for those responses, and their records,
+        // to finish), then the ledger (sealing the last block).
+        let group = ServiceGroup(services: [LedgerService(appender: ledger), app, host],
+                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+
+    /// The HTTP application over `host` and `ledger`.
+    static func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, ledger: LedgerAppender,
+                                 logger: Logger) -> some ApplicationProtocol {
+        let metrics = ServerMetrics()
+        let services = APIServices(host: host, metrics: metrics, limits: configuration.limits, ledger: ledger, logger: logger)
+        let web = WebChatController()
+        if web.isAvailable {
+            logger.info("web chat: \(web.files.count) files from \(web.origin)")
+        } else {
+            logger.warning("web chat unavailable: \(web.origin); the API under /v1/ is served")
+        }
+        let router = buildRouter(services: services, apiKeys: configuration.apiKeys, web: web,
+                                 loopback: OriginMiddleware.isLoopback(configuration.host))
+        let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ClientClosureHandler()]))
+        return Application(router: router, server: server,
+                           configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "verity"),
+                           onServerRunning: { channel in
+                               let port = channel.localAddress?.port ?? configuration.port
+                               logger.info("listening on http://\(configuration.host):\(port) (web chat at /, API at /v1/)")
+                           },
+                           logger: logger)
+    }
+
+    /// Every route, each declaring whether it needs a key: the `/v1` group behind
+    /// ``AuthMiddleware`` (models, completions, tokenizing, one's own records), and the public
+    /// rest (health, metrics, the transparency log's reads, the web chat's files).
+    /// `loopback`: the server listens on a loopback address (so, without keys, it answers only
+    /// requests addressed to one: see ``OriginMiddleware``).
+    static func buildRouter(services: APIServices, apiKeys: Set<String>, web: WebChatController,
+                            loopback: Bool = true) -> Router<VerityRequestContext> {
+        let authenticator = Authenticator(staticKeys: apiKeys, registry: services.ledger.registry)
+        let router = Router(context: VerityRequestContext.self)
+        router.add(middleware: RequestLogMiddleware(metrics: services.metrics, logger: services.logger))
+        router.add(middleware: ErrorMiddleware(logger: services.logger))
+        router.add(middleware: OriginMiddleware(loopbackOnly: { loopback && !((try? authenticator.required()) ?? true) }))
+
+        let keyed = router.group("v1").add(middleware: AuthMiddleware(authenticator: authenticator))
+        ModelsController(host: services.host).addRoutes(to: keyed)
+        ChatCompletionsController(services: services).addRoutes(to: keyed)
+        CompletionsController(services: services).addRoutes(to: keyed)
+        TokenizeController(services: services).addRoutes(to: keyed)
+        LedgerController(ledger: services.ledger).addRoutes(open: router.group("v1/ledger"), keyed: keyed)
+
+        OperationsController(host: services.host, metrics: services.metrics).addRoutes(to: router)
+        web.addRoutes(to: router)
+        return router
+    }
+}
+
+/// The ledger as a service of the server's group: seals blocks on the interval, and once more
+/// at graceful shutdown. It is the group's first service, so it shuts down last: by then the HTTP
+/// server has written every response, so every record is in the final block.
+struct LedgerService: Service {
+    let appender: LedgerAppender
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await appender.sealPeriodically() }
+        await appender.finalSeal()
+    }
+}

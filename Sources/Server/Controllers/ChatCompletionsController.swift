@@ -1,0 +1,34 @@
+import Engine
+import Foundation
+import Hummingbird
+
+/// `POST /v1/chat/completions`: a conversation through the model's chat template.
+struct ChatCompletionsController {
+    let services: APIServices
+
+    func addRoutes(to group: RouterGroup<VerityRequestContext>) {
+        group.post("chat/completions", use: create)
+    }
+
+    @Sendable func create(_ request: Request, context: VerityRequestContext) async throws -> Response {
+        let arrived = ContinuousClock.now
+        let req = try await RequestBody.decode(ChatCompletionRequest.self, from: request, limit: services.limits.maxBodyBytes)
+        let served = try services.host.model(req.model)
+        try RequestValidation.checkSupported(req)
+        let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
+        let prompt = try await PromptPreparation.chat(messages, served: served, limits: services.limits)
+        let parameters = try RequestValidation.parameters(
+            req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs == true ? (req.topLogprobs ?? 0) : nil,
+            promptParam: "messages", defaultMaxTokens: services.limits.defaultMaxTokens)
+        let id = RequestValidation.newID("chatcmpl")
+        let interaction = Interaction.chat(id: id, caller: context.caller, served: served, messages: messages, fields: req.sampling,
+                                           maxTokens: parameters.maxTokens)
+        let responder = CompletionResponder(
+            services: services, served: served, handle: try served.submit(prompt, parameters, promptParam: "messages"),
+            shape: ResponseShape(kind: .chat, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,
+                                 includeUsage: req.sampling.streamOptions?.includeUsage == true),
+            format: ChatFormat(tokenizer: served.model.tokenizer, wantsLogprobs: parameters.logprobs != nil),
+            arrived: arrived, promptTokens: prompt.count, interaction: interaction)
+        return try await responder.respond(streaming: req.sampling.stream == true, context: context)
+    }
+}

@@ -1,0 +1,53 @@
+import Hummingbird
+import HTTPTypes
+import Logging
+
+/// Outermost middleware: the request id header, one log line and one metrics count per request,
+/// with the status the client really got (for a stream: when it ends, 499 when the client left).
+struct RequestLogMiddleware: RouterMiddleware {
+    let metrics: ServerMetrics
+    let logger: Logger
+
+    func handle(_ request: Request, context: VerityRequestContext,
+                next: (Request, VerityRequestContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var response = try await next(request, context)
+        let id = context.id
+        response.headers[HTTPField.Name("x-request-id")!] = id
+        let endpoint = Self.endpoint(context.endpointPath)
+        let status = response.status.code
+        let line = "\(id) \(request.method) \(request.uri.path) \(status)"
+        guard response.headers[.contentType] == "text/event-stream" else {
+            logger.info("\(line) \(Self.milliseconds(since: start)) ms")
+            metrics.request(endpoint: endpoint, status: status)
+            return response
+        }
+        let body = response.body
+        let logger = self.logger, metrics = self.metrics
+        response.body = ResponseBody { writer in
+            do {
+                try await body.write(writer)
+            } catch {
+                logger.info("\(line) stream ended early (\(error)) \(Self.milliseconds(since: start)) ms")
+                metrics.request(endpoint: endpoint, status: 499)
+                throw error
+            }
+            logger.info("\(line) stream \(Self.milliseconds(since: start)) ms")
+            metrics.request(endpoint: endpoint, status: status)
+        }
+        return response
+    }
+
+    /// The metrics label of a request: the route it matched (`/v1/models/{id}`), not its path.
+    static func endpoint(_ route: String?) -> String {
+        guard let route, route != "NotFound" else { return "other" }
+        if route == "/" || route == "/index.html" || route.hasPrefix("/assets/") { return "/ (web chat)" }
+        if route.hasPrefix("/v1/ledger/") { return "/v1/ledger" }
+        return route
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> String {
+        let d = ContinuousClock.now - start
+        return String(format: "%.1f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+    }
+}

@@ -1,0 +1,38 @@
+import Engine
+import Node
+
+/// What `verity serve` serves and how. Every default and limit is stated here once: the CLI's
+/// flags map onto these fields and show these values as their defaults.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// GGUF files to serve; each is a model whose id is its file name without `.gguf`.
+    public var modelPaths: [String] = []
+    /// Positions per sequence (nil: the model's trained context, at most 4096).
+    public var contextLength: Int?
+    /// Accepted bearer tokens on the routes that need a key; empty (and no account keys): no
+    /// authentication.
+    public var apiKeys: Set<String> = []
+    public var scheduler = BatchScheduler.Configuration()
+    public var limits = RequestLimits()
+    /// Where and how every interaction is recorded.
+    public var ledger = LedgerConfiguration()
+    public init() {}
+}
+
+/// What one request may ask for. Each limit is checked before any expensive work, and a request
+/// beyond one gets a 400 (413 for the body) that names it.
+public struct RequestLimits: Sendable {
+    /// Largest request body read, in bytes (413 beyond).
+    public var maxBodyBytes = 8 << 20
+    /// `max_tokens` for a request that does not set one (never more than its context leaves).
+    public var defaultMaxTokens = 1024
+    /// Messages in one chat request.
+    public var maxMessages = 2048
+    /// UTF-8 bytes of text in one request (its messages' contents, or its prompt); a prompt is
+    /// also refused as soon as it is known not to fit the context, which is usually far less.
+    public var maxTextBytes = 4 << 20
+    /// Bytes of envelopes in one `/v1/ledger/entries` page (the page ends early beyond them).
+    public var maxLedgerPageBytes = 4 << 20
+    public init() {}
+}

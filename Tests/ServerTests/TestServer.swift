@@ -1,0 +1,64 @@
+import Engine
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Node
+import TestSupport
+@testable import Server
+
+/// An in-process server for route tests: the router over the provisioned SmolLM2 model and a
+/// ledger in a fresh temporary data directory, driven through Hummingbird's router test client
+/// (no sockets).
+struct TestServer {
+    let host: ModelHost
+    let ledger: LedgerAppender
+    let directory: URL
+
+    static let apiKey = "test-key"
+
+    /// Runs `body` against a fresh server; `keys` are the accepted static keys (none: no auth).
+    static func withApp(load: Bool = true, keys: Set<String> = [apiKey], limits: RequestLimits = RequestLimits(),
+                        _ body: @Sendable (TestServer, any TestClientProtocol) async throws -> Void) async throws {
+        let directory = TestPaths.temporaryDirectory("verity-server-test")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var logger = Logger(label: "verity-test")
+        logger.logLevel = .warning
+        var ledgerConfiguration = LedgerConfiguration()
+        ledgerConfiguration.dataDirectory = DataDirectory(path: directory.path)
+        ledgerConfiguration.worker = WorkerInfo(gpu: "test CPU")
+        let ledger = try LedgerAppender(configuration: ledgerConfiguration, logger: logger)
+        try await ledger.prepare()
+        var scheduler = BatchScheduler.Configuration()
+        scheduler.maxSequences = 2
+        scheduler.threads = 2
+        let host = ModelHost(specs: [.init(path: TestPaths.smolLM2, contextLength: 512)], configuration: scheduler, logger: logger)
+        if load { try host.load() }
+        defer { host.shutdown() }
+        let metrics = ServerMetrics()
+        let services = APIServices(host: host, metrics: metrics, limits: limits, ledger: ledger, logger: logger)
+        let router = OpenAIServer.buildRouter(services: services, apiKeys: keys, web: WebChatController())
+        let app = Application(router: router, logger: logger)
+        let server = TestServer(host: host, ledger: ledger, directory: directory)
+        try await app.test(.router) { client in try await body(server, client) }
+    }
+}
+
+extension TestServer {
+    /// The `Authorization` header with the test key.
+    static var authorized: HTTPFields { [.authorization: "Bearer \(apiKey)"] }
+}
+
+/// An OpenAI error body: `{"error": {"message", "type", "param", "code"}}`.
+struct ErrorBody: Decodable {
+    var message: String
+    var type: String
+    var param: String?
+    var code: String?
+
+    private struct Wrapper: Decodable { var error: ErrorBody }
+
+    init(_ buffer: ByteBuffer) throws {
+        self = try JSONDecoder().decode(Wrapper.self, from: Data(buffer.readableBytesView)).error
+    }
+}
