@@ -20,9 +20,9 @@ struct LedgerNodeTests {
     @Test func appendSealAndVerifyAReceiptOffline() async throws {
         let (node, signer) = try makeNode()
         let e0 = try envelope("r0"), e1 = try envelope("r1"), e2 = try envelope("r2")
-        let a0 = try await node.append(e0)
-        _ = try await node.append(e1)
-        let a2 = try await node.append(e2)
+        let a0 = try await node.append(e0, owner: alice.recipientKey.keyID)
+        _ = try await node.append(e1, owner: alice.recipientKey.keyID)
+        let a2 = try await node.append(e2, owner: alice.recipientKey.keyID)
         #expect(a0.leafIndex == 0 && a2.leafIndex == 2)
         #expect(a2.leafHash == (try e2.leafHash()))
 
@@ -48,7 +48,7 @@ struct LedgerNodeTests {
     /// Any change to any byte of a receipt's block, proof or leaf hash fails verification.
     @Test func everyByteFlipOfAReceiptFails() async throws {
         let (node, signer) = try makeNode()
-        for i in 0..<5 { _ = try await node.append(try envelope("r\(i)")) }
+        for i in 0..<5 { _ = try await node.append(try envelope("r\(i)"), owner: alice.recipientKey.keyID) }
         try await node.seal()
         let receipt = try await node.receipt(recordID: "r3")
         try receipt.verify(verifier: signer.verifier)
@@ -80,11 +80,18 @@ struct LedgerNodeTests {
         #expect(throws: LedgerError.self) { try receipt.verify(verifier: try NoteSigner(name: "verity.test/ledger").verifier) }
     }
 
+    @Test func anOwnerIsEightBytes() async throws {
+        let (node, _) = try makeNode()
+        let error = await #expect(throws: LedgerError.self) { try await node.append(try envelope("x"), owner: Data([1, 2, 3])) }
+        #expect(error?.code == .invalidValue)
+        #expect(await node.size == 0)
+    }
+
     @Test func blocksChainAndAreConsistent() async throws {
         let (node, signer) = try makeNode()
         var blocks: [Block] = []
         for round in 0..<4 {
-            for i in 0...round { _ = try await node.append(try envelope("b\(round)-\(i)")) }
+            for i in 0...round { _ = try await node.append(try envelope("b\(round)-\(i)"), owner: nil) }
             blocks.append(try #require(try await node.seal()))
         }
         #expect(try await node.seal() == nil)  // nothing new
@@ -132,8 +139,8 @@ struct LedgerNodeTests {
 
     @Test func duplicateRecordIDsAreRefused() async throws {
         let (node, _) = try makeNode()
-        _ = try await node.append(try envelope("same"))
-        let error = await #expect(throws: LedgerError.self) { try await node.append(try envelope("same")) }
+        _ = try await node.append(try envelope("same"), owner: nil)
+        let error = await #expect(throws: LedgerError.self) { try await node.append(try envelope("same"), owner: nil) }
         #expect(error?.code == .duplicateRecord)
         #expect(await node.size == 1)
     }
@@ -142,7 +149,7 @@ struct LedgerNodeTests {
         let (node, signer) = try makeNode()
         let envelopes = try (0..<200).map { try envelope("c\($0)") }
         let appended = try await withThrowingTaskGroup(of: LedgerNode.Appended.self) { group in
-            for e in envelopes { group.addTask { try await node.append(e) } }
+            for e in envelopes { group.addTask { try await node.append(e, owner: nil) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(Set(appended.map(\.leafIndex)) == Set(0..<200))
@@ -157,11 +164,11 @@ struct LedgerNodeTests {
     @Test func reopeningAStoreContinuesTheChain() async throws {
         let store = InMemoryLedgerStore()
         let (node, signer) = try makeNode(store)
-        _ = try await node.append(try envelope("a"))
+        _ = try await node.append(try envelope("a"), owner: nil)
         let first = try #require(try await node.seal())
         let (reopened, _) = try makeNode(store, signer: signer)
         #expect(await reopened.size == 1)
-        _ = try await reopened.append(try envelope("b"))
+        _ = try await reopened.append(try envelope("b"), owner: nil)
         let second = try #require(try await reopened.seal())
         #expect(second.height == 1 && second.previousHash == first.hash)
         // Opening with another key fails: the stored blocks are not its own.
