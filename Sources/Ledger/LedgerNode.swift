@@ -152,7 +152,7 @@ public actor LedgerNode {
         return try RecordEnvelope(canonicalBytes: leaf.envelope)
     }
 
-    /// The receipt of a record against the latest block.
+    /// The receipt of a record against the latest block; it carries the record's envelope.
     /// - Throws: ``LedgerError/Code/notFound`` for an unknown record;
     ///   ``LedgerError/Code/notYetSealed`` if no block covers it yet.
     public func receipt(recordID: String) throws -> Receipt {
@@ -163,7 +163,7 @@ public actor LedgerNode {
         return Receipt(
             recordID: recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
             inclusionProof: try tree.inclusionProof(index: leaf.index, size: block.treeSize),
-            block: block.note.formatted
+            block: block.note.formatted, envelope: leaf.envelope
         )
     }
 

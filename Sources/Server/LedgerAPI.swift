@@ -79,8 +79,10 @@ struct LedgerAPI: Sendable {
 
     /// Checks a receipt (the JSON `/v1/ledger/records/{id}/receipt` returns) under this node's key,
     /// for clients that cannot check an Ed25519 signature themselves (a browser without Ed25519
-    /// in Web Crypto). The answer is a verdict, not an error: `{"valid": true, "block": {…}}` or
-    /// `{"valid": false, "reason": "…"}`; only an unreadable body is a 400.
+    /// in Web Crypto). The answer is a verdict, not an error: `{"valid": true, "block": {…}, …}`
+    /// with the record's proven time and node, or `{"valid": false, "reason": "…"}` for any
+    /// mismatch (no envelope, an envelope of another record, a bad proof or signature); only an
+    /// unreadable body is a 400.
     private func verifyReceipt(_ request: Request) async throws -> Response {
         let data: Data
         do {
@@ -90,9 +92,10 @@ struct LedgerAPI: Sendable {
         }
         let receipt = try decodeRequest(Receipt.self, from: data)
         do {
-            let block = try receipt.verify(verifier: ledger.node.verifier)
-            return json(["valid": true, "record_id": .string(receipt.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
-                         "verifier_key": .string(ledger.node.verifier.verifierKey), "block": blockObject(block)])
+            let verified = try receipt.verify(verifier: ledger.node.verifier)
+            return json(["valid": true, "record_id": .string(verified.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
+                         "timestamp_ms": .int(Int(verified.timestampMilliseconds)), "node_id": .string(verified.nodeID),
+                         "verifier_key": .string(ledger.node.verifier.verifierKey), "block": blockObject(verified.block)])
         } catch let error as LedgerError {
             return json(["valid": false, "record_id": .string(receipt.recordID), "reason": .string(error.message),
                          "verifier_key": .string(ledger.node.verifier.verifierKey)])
