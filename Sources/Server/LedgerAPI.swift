@@ -45,7 +45,7 @@ struct LedgerAPI: Sendable {
             }
             return json(["record_id": .string(id), "leaf_index": .int(Int(leaf.index)), "leaf_hash": .string(leaf.leafHash.base64EncodedString()),
                          "timestamp_ms": .int(Int(envelope.timestampMilliseconds)), "node_id": .string(envelope.nodeID),
-                         "recipients": .array(envelope.recipients.map { .string($0.keyID.map { String(format: "%02x", $0) }.joined()) }),
+                         "version": .int(Int(envelope.version)), "recipients": .int(envelope.recipients.count),
                          "envelope": .string(leaf.envelope.base64EncodedString())])
         }
         router.get("/v1/ledger/records/{id}/receipt") { request, context in
