@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// A ``LedgerStore`` in process memory, for tests and ephemeral nodes. Durable only as long as
-/// the process lives.
+/// the process lives. Owners are kept in the leaves; listing one owner's leaves scans them.
 public final class InMemoryLedgerStore: LedgerStore {
     struct State {
         var leaves: [StoredLeaf] = []

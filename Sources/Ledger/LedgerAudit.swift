@@ -2,10 +2,12 @@ import Foundation
 
 /// The result of re-deriving a ledger from storage (`verity ledger verify`).
 ///
-/// ``run(store:verifier:)`` re-hashes every stored envelope, rebuilds the Merkle tree, and checks
-/// every block's signature, chain link, height, size and root, and the consistency of each
-/// block with the one before. Every problem names the record (index and id) or block (height)
-/// at fault.
+/// ``run(store:verifier:)`` re-hashes every stored envelope (version 1 or 2), checks that it
+/// parses and names its record (and, for version 2, that its ciphertext is a padding bucket plus
+/// the 16-byte tag), rebuilds the Merkle tree, and checks every block's signature, chain link,
+/// height, size and root, and the consistency of each block with the one before. Owners
+/// (``StoredLeaf/owner``) are not part of the log and are not checked. Every problem names the
+/// record (index and id) or block (height) at fault.
 ///
 /// What it can name: an altered envelope whose stored leaf hash was left alone is named exactly;
 /// a deleted or re-ordered row is named by the index that is out of place. If an attacker also
@@ -78,6 +80,9 @@ public struct LedgerAudit: Sendable {
             do {
                 let envelope = try RecordEnvelope(canonicalBytes: leaf.envelope)
                 if envelope.recordID != leaf.recordID { problem("envelope names record \(envelope.recordID)") }
+                if envelope.version == 2, envelope.ciphertext.count < 16 || !RecordEnvelope.isBucket(envelope.ciphertext.count - 16) {
+                    problem("version-2 ciphertext is \(envelope.ciphertext.count) bytes, not a padding bucket plus the 16-byte tag")
+                }
             } catch {
                 problem("envelope does not parse: \(error)")
             }

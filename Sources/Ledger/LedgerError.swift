@@ -22,6 +22,9 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
         public static let notARecipient = Code("notARecipient")
         /// Decryption failed: the key is wrong or the ciphertext was altered.
         public static let decryptionFailed = Code("decryptionFailed")
+        /// The data key a recipient unwrapped is not the one the envelope commits to: the sealer
+        /// gave its recipients different keys, so they could read different plaintexts.
+        public static let keyCommitmentMismatch = Code("keyCommitmentMismatch")
         /// An address whose checksum, version or length is wrong.
         public static let invalidAddress = Code("invalidAddress")
         /// The node was asked to sign a checkpoint inconsistent with one it signed before.

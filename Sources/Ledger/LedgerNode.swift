@@ -4,7 +4,7 @@ import Foundation
 /// and proofs. One node owns one store; it is an actor, so appends are serialised and every
 /// record gets its own leaf.
 ///
-/// Flow: ``append(_:)`` stores the envelope durably and returns its leaf; ``seal()`` signs a
+/// Flow: ``append(_:owner:)`` stores the envelope durably and returns its leaf; ``seal()`` signs a
 /// block over everything appended (the server calls it on a timer or every N records); then
 /// ``receipt(recordID:)`` returns the offline-verifiable receipt.
 ///
@@ -60,30 +60,39 @@ public actor LedgerNode {
     public var latestBlock: Block? { blocks.last }
 
     /// Appends a sealed record. Returns once the store holds it durably.
+    /// - Parameters:
+    ///   - envelope: The sealed record.
+    ///   - owner: Whose record it is, stored privately beside the leaf (``StoredLeaf/owner``):
+    ///     the sender's ``RecipientKey/keyID``, or nil.
     /// - Throws: ``LedgerError/Code/duplicateRecord`` if the id is already in the log;
+    ///   ``LedgerError/Code/invalidValue`` for an owner that is not 8 bytes;
     ///   ``LedgerError/Code/storage`` if the store fails (nothing is appended then).
-    public func append(_ envelope: RecordEnvelope) throws -> Appended {
-        try append(contentsOf: [envelope])[0].get()
+    public func append(_ envelope: RecordEnvelope, owner: Data?) throws -> Appended {
+        try append(contentsOf: [(envelope, owner)])[0].get()
     }
 
     /// Appends several sealed records durably in one storage transaction: one fsync for all of
     /// them (group commit), which is what lets a busy server record every request without
     /// queueing behind one disk sync per record.
+    /// - Parameter entries: The sealed records, each with its owner as in ``append(_:owner:)``.
     /// - Returns: Per envelope, in order, where it landed, or why it was refused: a duplicate id
-    ///   (in the log or earlier in the batch) refuses only that envelope; a storage failure
-    ///   refuses all of them, and nothing is appended then.
-    public func append(contentsOf envelopes: [RecordEnvelope]) -> [Result<Appended, any Error>] {
+    ///   (in the log or earlier in the batch) or a bad owner refuses only that envelope; a
+    ///   storage failure refuses all of them, and nothing is appended then.
+    public func append(contentsOf entries: [(envelope: RecordEnvelope, owner: Data?)]) -> [Result<Appended, any Error>] {
         var results: [Result<Appended, any Error>] = []
         var leaves: [StoredLeaf] = []
         var ids: Set<String> = []
-        for envelope in envelopes {
+        for (envelope, owner) in entries {
             do {
+                if let owner, owner.count != 8 {
+                    throw LedgerError(.invalidValue, "record \(envelope.recordID): an owner is an 8-byte key id, not \(owner.count) bytes")
+                }
                 let bytes = try envelope.canonicalBytes()
                 guard ids.insert(envelope.recordID).inserted, try store.leaf(recordID: envelope.recordID) == nil else {
                     throw LedgerError(.duplicateRecord, "record \(envelope.recordID) is already in the log")
                 }
                 let leaf = StoredLeaf(index: tree.size + UInt64(leaves.count), recordID: envelope.recordID, envelope: bytes,
-                                      leafHash: RFC6962.leafHash(bytes))
+                                      leafHash: RFC6962.leafHash(bytes), owner: owner)
                 leaves.append(leaf)
                 results.append(.success(Appended(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash)))
             } catch {
@@ -94,7 +103,7 @@ public actor LedgerNode {
         do {
             try store.append(contentsOf: leaves)
         } catch {
-            return envelopes.map { _ in .failure(error) }
+            return entries.map { _ in .failure(error) }
         }
         for leaf in leaves { tree.append(leafHash: leaf.leafHash) }
         return results
@@ -132,6 +141,12 @@ public actor LedgerNode {
         try store.leaves(from: start, limit: limit)
     }
 
+    /// The stored leaves of one owner (``StoredLeaf/owner``), in index order.
+    /// - Throws: ``LedgerError/Code/storage`` if the store fails.
+    public func leaves(owner: Data) throws -> [StoredLeaf] {
+        try store.leaves(owner: owner)
+    }
+
     /// The stored leaf of a record.
     /// - Throws: ``LedgerError/Code/notFound``.
     public func leaf(recordID: String) throws -> StoredLeaf {
@@ -146,7 +161,7 @@ public actor LedgerNode {
         return try RecordEnvelope(canonicalBytes: leaf.envelope)
     }
 
-    /// The receipt of a record against the latest block.
+    /// The receipt of a record against the latest block; it carries the record's envelope.
     /// - Throws: ``LedgerError/Code/notFound`` for an unknown record;
     ///   ``LedgerError/Code/notYetSealed`` if no block covers it yet.
     public func receipt(recordID: String) throws -> Receipt {
@@ -157,7 +172,7 @@ public actor LedgerNode {
         return Receipt(
             recordID: recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
             inclusionProof: try tree.inclusionProof(index: leaf.index, size: block.treeSize),
-            block: block.note.formatted
+            block: block.note.formatted, envelope: leaf.envelope
         )
     }
 

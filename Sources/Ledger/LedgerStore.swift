@@ -1,6 +1,7 @@
 import Foundation
 
-/// One stored leaf: a record's envelope at its index in the log.
+/// One stored leaf: a record's envelope at its index in the log, and the gateway's private note
+/// of whose record it is.
 public struct StoredLeaf: Sendable, Hashable {
     /// The leaf index; leaves are stored at 0, 1, 2, … without gaps.
     public var index: UInt64
@@ -10,13 +11,22 @@ public struct StoredLeaf: Sendable, Hashable {
     public var envelope: Data
     /// `RFC6962.leafHash(envelope)`, stored so readers need not re-hash.
     public var leafHash: Data
+    /// Whose record this is: the ``RecipientKey/keyID`` (8 bytes) of the sender's recipient key,
+    /// so the gateway can list an account's records, which version-2 envelopes do not reveal.
+    /// Nil when unknown (leaves stored before owners were, leaves read from a public copy).
+    ///
+    /// The owner is private and not part of the leaf: it is not hashed, signed or audited, and
+    /// must never be published with the log (it would link records to accounts again). Changing
+    /// it changes only whose listing a record appears in.
+    public var owner: Data?
 
     /// Creates a stored leaf.
-    public init(index: UInt64, recordID: String, envelope: Data, leafHash: Data) {
+    public init(index: UInt64, recordID: String, envelope: Data, leafHash: Data, owner: Data? = nil) {
         self.index = index
         self.recordID = recordID
         self.envelope = envelope
         self.leafHash = leafHash
+        self.owner = owner
     }
 }
 
@@ -39,6 +49,8 @@ public struct StoredBlock: Sendable, Hashable {
 /// Contract for implementations:
 /// - `append` and `appendBlock` return only once the row is durable (for a database: committed
 ///   and synced), so nothing acknowledged is lost;
+/// - a leaf's ``StoredLeaf/owner``, if any, is stored in the same transaction as the leaf and
+///   returned with it by every reader;
 /// - they reject a leaf whose index is not the current leaf count, a duplicate record id, and a
 ///   block whose height is not the current block count (``LedgerError/Code/storage`` or
 ///   ``LedgerError/Code/duplicateRecord``);
@@ -59,11 +71,18 @@ public protocol LedgerStore: Sendable {
     func leaf(recordID: String) throws -> StoredLeaf?
     /// Up to `limit` leaves with index `start` or more, in index order (a page of the log).
     func leaves(from start: UInt64, limit: Int) throws -> [StoredLeaf]
+    /// The leaves whose ``StoredLeaf/owner`` is `owner`, in index order.
+    func leaves(owner: Data) throws -> [StoredLeaf]
 }
 
 extension LedgerStore {
     /// A page of ``leaves()``; stores that can seek override it.
     public func leaves(from start: UInt64, limit: Int) throws -> [StoredLeaf] {
         Array(try leaves().lazy.filter { $0.index >= start }.prefix(limit))
+    }
+
+    /// The leaves of one owner, by a scan of ``leaves()``; stores with an index override it.
+    public func leaves(owner: Data) throws -> [StoredLeaf] {
+        try leaves().filter { $0.owner == owner }
     }
 }

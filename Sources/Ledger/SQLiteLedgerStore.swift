@@ -7,16 +7,22 @@ import GRDB
 /// fsynced to the WAL before `append` returns: nothing acknowledged is lost on a crash or power
 /// failure. Writes go through one serial `DatabaseQueue`.
 ///
-/// Schema (migration `v1`):
+/// Schema (migration `v1`, then `v2`):
 /// ```
 /// leaves(idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, envelope BLOB NOT NULL,
 ///        leaf_hash BLOB NOT NULL)
 /// blocks(height INTEGER PRIMARY KEY, note TEXT NOT NULL)
+/// record_owners(record_id TEXT PRIMARY KEY, owner BLOB NOT NULL)   -- v2, indexed by owner
 /// ```
-/// Triggers refuse `UPDATE` and `DELETE` on both tables. They stop mistakes, not an attacker
+/// `record_owners` holds ``StoredLeaf/owner``, written in the leaf's transaction; a leaf without
+/// an owner has no row. It is outside the Merkle leaf, so ``LedgerAudit`` does not read it.
+/// Triggers refuse `UPDATE` and `DELETE` on every table. They stop mistakes, not an attacker
 /// with the file; ``LedgerAudit`` is what finds tampering.
 public final class SQLiteLedgerStore: LedgerStore {
     private let queue: DatabaseQueue
+    /// Whether the database has `record_owners`: a read-only store on a ledger last written
+    /// before migration `v2` has not, and reads no owners.
+    private let hasOwners: Bool
 
     /// Opens (creating if needed) the ledger database at `path` and migrates it.
     /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
@@ -24,6 +30,7 @@ public final class SQLiteLedgerStore: LedgerStore {
         do {
             queue = try Self.openDurable(path: path, busyTimeout: nil)
             try Self.migrator.migrate(queue)
+            hasOwners = true
         } catch {
             throw LedgerError(.storage, "cannot open the ledger database at \(path)", cause: error)
         }
@@ -60,6 +67,7 @@ public final class SQLiteLedgerStore: LedgerStore {
             guard tables.contains("leaves"), tables.contains("blocks") else {
                 throw LedgerError(.storage, "\(path) is not a ledger database (no leaves and blocks tables)")
             }
+            hasOwners = tables.contains("record_owners")
         } catch let error as LedgerError {
             throw error
         } catch {
@@ -87,6 +95,17 @@ public final class SQLiteLedgerStore: LedgerStore {
                 CREATE TRIGGER blocks_no_delete BEFORE DELETE ON blocks BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE record_owners (
+                    record_id TEXT PRIMARY KEY,
+                    owner BLOB NOT NULL
+                );
+                CREATE INDEX record_owners_by_owner ON record_owners(owner);
+                CREATE TRIGGER record_owners_no_update BEFORE UPDATE ON record_owners BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+                CREATE TRIGGER record_owners_no_delete BEFORE DELETE ON record_owners BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+                """)
+        }
         return migrator
     }
 
@@ -99,7 +118,8 @@ public final class SQLiteLedgerStore: LedgerStore {
         try append(contentsOf: [leaf])
     }
 
-    /// Appends the leaves in one transaction: one WAL sync for all of them (group commit).
+    /// Appends the leaves, and their owners, in one transaction: one WAL sync for all of them
+    /// (group commit).
     public func append(contentsOf leaves: [StoredLeaf]) throws {
         guard let first = leaves.first else { return }
         try wrap("append leaves \(first.index)..<\(first.index + UInt64(leaves.count))") {
@@ -117,6 +137,9 @@ public final class SQLiteLedgerStore: LedgerStore {
                         sql: "INSERT INTO leaves (idx, record_id, envelope, leaf_hash) VALUES (?, ?, ?, ?)",
                         arguments: [Int64(bitPattern: leaf.index), leaf.recordID, leaf.envelope, leaf.leafHash]
                     )
+                    if let owner = leaf.owner {
+                        try db.execute(sql: "INSERT INTO record_owners (record_id, owner) VALUES (?, ?)", arguments: [leaf.recordID, owner])
+                    }
                     next += 1
                 }
             }
@@ -138,7 +161,7 @@ public final class SQLiteLedgerStore: LedgerStore {
     public func leaves() throws -> [StoredLeaf] {
         try wrap("read leaves") {
             try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT idx, record_id, envelope, leaf_hash FROM leaves ORDER BY idx").map(Self.leaf)
+                try Row.fetchAll(db, sql: "\(selectLeaves) ORDER BY l.idx").map(Self.leaf)
             }
         }
     }
@@ -146,7 +169,7 @@ public final class SQLiteLedgerStore: LedgerStore {
     public func leaves(from start: UInt64, limit: Int) throws -> [StoredLeaf] {
         try wrap("read leaves from \(start)") {
             try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT idx, record_id, envelope, leaf_hash FROM leaves WHERE idx >= ? ORDER BY idx LIMIT ?",
+                try Row.fetchAll(db, sql: "\(selectLeaves) WHERE l.idx >= ? ORDER BY l.idx LIMIT ?",
                                  arguments: [Int64(clamping: start), limit]).map(Self.leaf)
             }
         }
@@ -165,14 +188,33 @@ public final class SQLiteLedgerStore: LedgerStore {
     public func leaf(recordID: String) throws -> StoredLeaf? {
         try wrap("read record \(recordID)") {
             try queue.read { db in
-                try Row.fetchOne(db, sql: "SELECT idx, record_id, envelope, leaf_hash FROM leaves WHERE record_id = ?", arguments: [recordID])
+                try Row.fetchOne(db, sql: "\(selectLeaves) WHERE l.record_id = ?", arguments: [recordID])
                     .map(Self.leaf)
             }
         }
     }
 
+    /// The leaves of one owner, in index order, through the owner index.
+    public func leaves(owner: Data) throws -> [StoredLeaf] {
+        guard hasOwners else { return [] }
+        return try wrap("read the records of an owner") {
+            try queue.read { db in
+                try Row.fetchAll(db, sql: "\(selectLeaves) WHERE o.owner = ? ORDER BY l.idx", arguments: [owner]).map(Self.leaf)
+            }
+        }
+    }
+
+    /// The leaf columns, with the owner where the database has owners; `l` is `leaves`, `o` is
+    /// `record_owners`.
+    private var selectLeaves: String {
+        hasOwners
+            ? "SELECT l.idx, l.record_id, l.envelope, l.leaf_hash, o.owner FROM leaves l LEFT JOIN record_owners o ON o.record_id = l.record_id"
+            : "SELECT l.idx, l.record_id, l.envelope, l.leaf_hash, NULL AS owner FROM leaves l"
+    }
+
     private static func leaf(_ row: Row) -> StoredLeaf {
-        StoredLeaf(index: UInt64(bitPattern: row["idx"]), recordID: row["record_id"], envelope: row["envelope"], leafHash: row["leaf_hash"])
+        StoredLeaf(index: UInt64(bitPattern: row["idx"]), recordID: row["record_id"], envelope: row["envelope"], leafHash: row["leaf_hash"],
+                   owner: row["owner"])
     }
 
     private func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {

@@ -34,12 +34,13 @@ public final class LedgerAppender: Sendable {
     }
 
     private struct State {
-        /// Records by their first recipient's key id (the sender's account, or the operator).
+        /// Records by their sender's key id (the account's, or the operator's): a version-1
+        /// envelope's first recipient, else the owner stored beside the leaf.
         var bySender: [Data: [Listed]] = [:]
         var sealedSize: UInt64 = 0
         var waiters: [(index: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
         /// Envelopes waiting for the next group commit, and whether a commit loop is running.
-        var pending: [(envelope: RecordEnvelope, continuation: CheckedContinuation<LedgerNode.Appended, any Error>)] = []
+        var pending: [(envelope: RecordEnvelope, owner: Data, continuation: CheckedContinuation<LedgerNode.Appended, any Error>)] = []
         var committing = false
     }
 
@@ -83,7 +84,7 @@ public final class LedgerAppender: Sendable {
             let page = try await node.leaves(from: start, limit: 4096)
             for leaf in page {
                 let envelope = try RecordEnvelope(canonicalBytes: leaf.envelope)
-                guard let sender = envelope.recipients.first?.keyID else { continue }
+                guard let sender = envelope.recipients.first?.keyID ?? leaf.owner else { continue }
                 bySender[sender, default: []].append(Listed(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
                                                             timestampMilliseconds: envelope.timestampMilliseconds))
             }
@@ -110,7 +111,7 @@ public final class LedgerAppender: Sendable {
         }
         if let auditorKey, !recipients.contains(auditorKey) { recipients.append(auditorKey) }
         let envelope = try RecordEnvelope.seal(record, to: recipients, nodeID: nodeID)
-        let appended = try await append(envelope)
+        let appended = try await append(envelope, owner: recipients[0].keyID)
         let unsealed = state.withLock { s in
             s.bySender[recipients[0].keyID, default: []].append(Listed(
                 recordID: appended.recordID, leafIndex: appended.leafIndex, leafHash: appended.leafHash,
@@ -124,10 +125,10 @@ public final class LedgerAppender: Sendable {
     /// Appends an envelope durably, together with whatever other requests' envelopes arrive
     /// while the previous commit syncs: one transaction and one fsync per group, so concurrent
     /// requests do not queue behind one disk sync each.
-    private func append(_ envelope: RecordEnvelope) async throws -> LedgerNode.Appended {
+    private func append(_ envelope: RecordEnvelope, owner: Data) async throws -> LedgerNode.Appended {
         try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { s in
-                s.pending.append((envelope, continuation))
+                s.pending.append((envelope, owner, continuation))
                 guard !s.committing else { return false }
                 s.committing = true
                 return true
@@ -146,7 +147,7 @@ public final class LedgerAppender: Sendable {
                 return group
             }
             guard !group.isEmpty else { return }
-            let results = await node.append(contentsOf: group.map(\.envelope))
+            let results = await node.append(contentsOf: group.map { ($0.envelope, $0.owner) })
             for (item, result) in zip(group, results) { item.continuation.resume(with: result) }
         }
     }

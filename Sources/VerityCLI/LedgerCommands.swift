@@ -75,7 +75,8 @@ struct LedgerVerifyCommand: AsyncParsableCommand {
 struct LedgerVerifyReceiptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-receipt",
-        abstract: "Verify a saved receipt (from /v1/ledger/records/{id}/receipt) offline against the node's key.")
+        abstract: "Verify a saved receipt (from /v1/ledger/records/{id}/receipt) offline against the node's key.",
+        discussion: "Prints the record's time and node as proven by the receipt's envelope.")
 
     @Argument(help: "The receipt JSON file.") var file: String
     @Option(name: .customLong("node-key"), help: "The node's verifier key (text, or a file holding it), from /v1/ledger/node-key or `verity ledger node-key`.")
@@ -88,8 +89,12 @@ struct LedgerVerifyReceiptCommand: ParsableCommand {
             throw CLIError("\(file) is not a ledger receipt: \(error)")
         }
         let verifier = try readVerifier(nodeKey)
-        let block = try ledgerCall { try receipt.verify(verifier: verifier) }
-        print("ok: record \(receipt.recordID) is leaf \(receipt.leafIndex) of block \(block.height) (tree size \(block.treeSize)), signed by \(verifier.name)")
+        let verified = try ledgerCall { try receipt.verify(verifier: verifier) }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        print("ok: record \(verified.recordID) is leaf \(receipt.leafIndex) of block \(verified.block.height) "
+              + "(tree size \(verified.block.treeSize)), signed by \(verifier.name); "
+              + "recorded at \(formatter.string(from: verified.date)) by node \(verified.nodeID)")
     }
 }
 

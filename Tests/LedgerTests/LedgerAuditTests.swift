@@ -14,7 +14,8 @@ struct LedgerAuditTests {
         let signer = try NoteSigner(name: "verity.test/ledger")
         let node = try LedgerNode(store: store, signer: signer)
         for i in 0..<6 {
-            _ = try await node.append(try RecordEnvelope.seal(Fixtures.record("rec-\(i)", sender: alice), to: [alice.recipientKey], nodeID: "n"))
+            _ = try await node.append(try RecordEnvelope.seal(Fixtures.record("rec-\(i)", sender: alice), to: [alice.recipientKey], nodeID: "n"),
+                                      owner: alice.recipientKey.keyID)
             if i == 3 { try await node.seal() }
         }
         try await node.seal()
@@ -101,7 +102,7 @@ struct LedgerAuditTests {
     @Test func unsealedRecordsAreCounted() async throws {
         let (store, signer) = try await populated()
         let node = try LedgerNode(store: store, signer: signer)
-        _ = try await node.append(try RecordEnvelope.seal(Fixtures.record("late", sender: alice), to: [alice.recipientKey], nodeID: "n"))
+        _ = try await node.append(try RecordEnvelope.seal(Fixtures.record("late", sender: alice), to: [alice.recipientKey], nodeID: "n"), owner: nil)
         let report = try await node.verifyAll()
         #expect(report.isValid && report.unsealedLeafCount == 1)
     }

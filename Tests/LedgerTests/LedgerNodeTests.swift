@@ -20,9 +20,9 @@ struct LedgerNodeTests {
     @Test func appendSealAndVerifyAReceiptOffline() async throws {
         let (node, signer) = try makeNode()
         let e0 = try envelope("r0"), e1 = try envelope("r1"), e2 = try envelope("r2")
-        let a0 = try await node.append(e0)
-        _ = try await node.append(e1)
-        let a2 = try await node.append(e2)
+        let a0 = try await node.append(e0, owner: alice.recipientKey.keyID)
+        _ = try await node.append(e1, owner: alice.recipientKey.keyID)
+        let a2 = try await node.append(e2, owner: alice.recipientKey.keyID)
         #expect(a0.leafIndex == 0 && a2.leafIndex == 2)
         #expect(a2.leafHash == (try e2.leafHash()))
 
@@ -35,7 +35,10 @@ struct LedgerNodeTests {
         // Offline: only the receipt, the envelope and the published key text.
         let published = signer.verifier.verifierKey
         let verified = try receipt.verify(nodeKey: published)
-        #expect(verified.treeSize == 3)
+        #expect(verified.block.treeSize == 3)
+        #expect(verified.recordID == "r1" && verified.nodeID == "node-1")
+        #expect(verified.timestampMilliseconds == e1.timestampMilliseconds)
+        #expect(receipt.envelope == (try e1.canonicalBytes()))
         try receipt.verify(envelope: e1, verifier: signer.verifier)
         #expect(throws: LedgerError.self) { try receipt.verify(envelope: e0, verifier: signer.verifier) }
         // The receipt survives JSON.
@@ -48,7 +51,7 @@ struct LedgerNodeTests {
     /// Any change to any byte of a receipt's block, proof or leaf hash fails verification.
     @Test func everyByteFlipOfAReceiptFails() async throws {
         let (node, signer) = try makeNode()
-        for i in 0..<5 { _ = try await node.append(try envelope("r\(i)")) }
+        for i in 0..<5 { _ = try await node.append(try envelope("r\(i)"), owner: alice.recipientKey.keyID) }
         try await node.seal()
         let receipt = try await node.receipt(recordID: "r3")
         try receipt.verify(verifier: signer.verifier)
@@ -80,11 +83,67 @@ struct LedgerNodeTests {
         #expect(throws: LedgerError.self) { try receipt.verify(verifier: try NoteSigner(name: "verity.test/ledger").verifier) }
     }
 
+    /// The receipt binds its record: the id, the envelope (so the proven time and node), and the
+    /// leaf are each checked, and a receipt without its envelope proves no record id.
+    @Test func aReceiptBindsItsRecordAndEnvelope() async throws {
+        let (node, signer) = try makeNode()
+        for i in 0..<5 { _ = try await node.append(try envelope("r\(i)"), owner: alice.recipientKey.keyID) }
+        try await node.seal()
+        let receipt = try await node.receipt(recordID: "r3")
+        let other = try await node.receipt(recordID: "r1")
+        #expect(try receipt.verify(verifier: signer.verifier).recordID == "r3")
+
+        func rejected(_ what: Comment, _ mutate: (inout Receipt) -> Void) {
+            var r = receipt
+            mutate(&r)
+            #expect(r != receipt, what)
+            #expect(throws: LedgerError.self, what) { try r.verify(verifier: signer.verifier) }
+        }
+        // Another id: a real one of the same log, and any other.
+        for id in ["r1", "r4", "r3 ", "R3", "", "chatcmpl-x"] { rejected("recordID \(id)") { $0.recordID = id } }
+        // Another record's envelope, alone or with its leaf hash.
+        rejected("r1's envelope") { $0.envelope = other.envelope }
+        rejected("r1's envelope and leaf hash") { $0.envelope = other.envelope; $0.leafHash = other.leafHash }
+        rejected("r1's envelope, leaf hash and id") { $0.envelope = other.envelope; $0.leafHash = other.leafHash; $0.recordID = "r1" }
+        // Any bit of the envelope.
+        let bytes = try #require(receipt.envelope)
+        for i in 0..<bytes.count {
+            for mask: UInt8 in [0x01, 0x80] { rejected("envelope byte \(i) ^ \(mask)") { $0.envelope = bytes.flipping(i, mask: mask) } }
+        }
+        rejected("an envelope with a byte more") { $0.envelope = bytes + [0] }
+        rejected("a truncated envelope") { $0.envelope = bytes.dropLast() }
+        rejected("a leaf hash bit") { $0.leafHash = $0.leafHash.flipping(31, mask: 0x80) }
+        rejected("the leaf index") { $0.leafIndex = 2 }
+        rejected("a proof byte") { $0.inclusionProof[0] = $0.inclusionProof[0].flipping(0) }
+        rejected("the block") { $0.block = $0.block.replacingOccurrences(of: "\n5\n", with: "\n6\n") }
+
+        // Without an envelope (a receipt as written before they carried one): unproven.
+        var bare = receipt
+        bare.envelope = nil
+        let error = try #require(throws: LedgerError.self) { try bare.verify(verifier: signer.verifier) }
+        #expect(error.message.contains("no envelope"))
+        // …also after a JSON round trip, where the field is simply absent.
+        let json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(bare)) as? [String: Any]
+        #expect(json?["envelope"] == nil && json?["recordID"] as? String == "r3")
+        #expect(throws: LedgerError.self) { try JSONDecoder().decode(Receipt.self, from: try JSONEncoder().encode(bare)).verify(verifier: signer.verifier) }
+        // The JSON names every field as documented, the envelope in base64.
+        let full = try #require(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(receipt)) as? [String: Any])
+        #expect(Set(full.keys) == ["recordID", "leafIndex", "leafHash", "inclusionProof", "block", "envelope"])
+        #expect(full["envelope"] as? String == bytes.base64EncodedString())
+    }
+
+    @Test func anOwnerIsEightBytes() async throws {
+        let (node, _) = try makeNode()
+        let error = await #expect(throws: LedgerError.self) { try await node.append(try envelope("x"), owner: Data([1, 2, 3])) }
+        #expect(error?.code == .invalidValue)
+        #expect(await node.size == 0)
+    }
+
     @Test func blocksChainAndAreConsistent() async throws {
         let (node, signer) = try makeNode()
         var blocks: [Block] = []
         for round in 0..<4 {
-            for i in 0...round { _ = try await node.append(try envelope("b\(round)-\(i)")) }
+            for i in 0...round { _ = try await node.append(try envelope("b\(round)-\(i)"), owner: nil) }
             blocks.append(try #require(try await node.seal()))
         }
         #expect(try await node.seal() == nil)  // nothing new
@@ -132,8 +191,8 @@ struct LedgerNodeTests {
 
     @Test func duplicateRecordIDsAreRefused() async throws {
         let (node, _) = try makeNode()
-        _ = try await node.append(try envelope("same"))
-        let error = await #expect(throws: LedgerError.self) { try await node.append(try envelope("same")) }
+        _ = try await node.append(try envelope("same"), owner: nil)
+        let error = await #expect(throws: LedgerError.self) { try await node.append(try envelope("same"), owner: nil) }
         #expect(error?.code == .duplicateRecord)
         #expect(await node.size == 1)
     }
@@ -142,7 +201,7 @@ struct LedgerNodeTests {
         let (node, signer) = try makeNode()
         let envelopes = try (0..<200).map { try envelope("c\($0)") }
         let appended = try await withThrowingTaskGroup(of: LedgerNode.Appended.self) { group in
-            for e in envelopes { group.addTask { try await node.append(e) } }
+            for e in envelopes { group.addTask { try await node.append(e, owner: nil) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(Set(appended.map(\.leafIndex)) == Set(0..<200))
@@ -157,11 +216,11 @@ struct LedgerNodeTests {
     @Test func reopeningAStoreContinuesTheChain() async throws {
         let store = InMemoryLedgerStore()
         let (node, signer) = try makeNode(store)
-        _ = try await node.append(try envelope("a"))
+        _ = try await node.append(try envelope("a"), owner: nil)
         let first = try #require(try await node.seal())
         let (reopened, _) = try makeNode(store, signer: signer)
         #expect(await reopened.size == 1)
-        _ = try await reopened.append(try envelope("b"))
+        _ = try await reopened.append(try envelope("b"), owner: nil)
         let second = try #require(try await reopened.seal())
         #expect(second.height == 1 && second.previousHash == first.hash)
         // Opening with another key fails: the stored blocks are not its own.

@@ -131,13 +131,36 @@ def test_chat_completion_receipt_verifies_offline_and_decrypts_exactly(ledger, t
     assert cli("ledger", "node-key", "--data-dir", ledger.data).stdout.strip() == node_key
     out = cli("ledger", "verify-receipt", path, "--node-key", node_key).stdout
     assert out.startswith("ok: record " + completion.id), out
+    # The receipt carries the record's envelope: its leaf, whose public header (VLE2: magic, record
+    # id, time, node id, all length-prefixed big-endian) proves the time and node printed.
+    envelope = base64.b64decode(receipt["envelope"])
+    assert hashlib.sha256(b"\x00" + envelope).digest() == base64.b64decode(receipt["leafHash"])
+    assert envelope[:4] == b"VLE2"
+    n = int.from_bytes(envelope[4:8], "big")
+    assert envelope[8:8 + n].decode() == completion.id
+    ms = int.from_bytes(envelope[8 + n:16 + n], "big", signed=True)
+    m = int.from_bytes(envelope[16 + n:20 + n], "big")
+    node_id = envelope[20 + n:20 + n + m].decode()
+    recorded = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    assert f"recorded at {recorded} by node {node_id}" in out, out
+    assert node_id == node_key.split("+")[0]
     # The same proof, checked by this file's own RFC 6962 code.
     origin, size, root = checkpoint(receipt["block"])
     assert verify_inclusion(receipt["leafIndex"], size, base64.b64decode(receipt["leafHash"]),
                             [base64.b64decode(p) for p in receipt["inclusionProof"]], root)
 
-    # A receipt with any part changed does not verify.
-    for mutate in (lambda r: r.update(leafIndex=r["leafIndex"] ^ 1),
+    # A receipt with any part changed does not verify, nor one without its envelope (its record id
+    # would be unproven); another record's id or envelope is refused too.
+    other = ledger.client("alice").completions.create(model=MODEL_ID, prompt="Another record", max_tokens=2)
+    other_receipt = ledger.receipt(other.id)
+    flipped = bytearray(envelope)
+    flipped[len(flipped) // 2] ^= 0x01
+    for mutate in (lambda r: r.update(recordID=other.id),
+                   lambda r: r.update(envelope=other_receipt["envelope"]),
+                   lambda r: r.update(envelope=other_receipt["envelope"], leafHash=other_receipt["leafHash"]),
+                   lambda r: r.update(envelope=base64.b64encode(bytes(flipped)).decode()),
+                   lambda r: r.pop("envelope"),
+                   lambda r: r.update(leafIndex=r["leafIndex"] ^ 1),
                    lambda r: r.update(leafHash=base64.b64encode(bytes(32)).decode()),
                    lambda r: r.update(block=r["block"].replace(f"\n{size}\n", f"\n{size + 1}\n")),
                    lambda r: r.update(block=r["block"][:-10] + ("A" if r["block"][-10] != "A" else "B") + r["block"][-9:])):
@@ -146,6 +169,8 @@ def test_chat_completion_receipt_verifies_offline_and_decrypts_exactly(ledger, t
         path.write_text(json.dumps(bad))
         p = cli("ledger", "verify-receipt", path, "--node-key", node_key, check=False)
         assert p.returncode != 0 and "Error" in p.stderr, (bad, p.stdout, p.stderr)
+        verdict = http.post(ledger.url + "/v1/ledger/verify-receipt", json=bad, timeout=30)
+        assert verdict.status_code == 200 and verdict.json()["valid"] is False and verdict.json()["reason"], verdict.text
 
     # The sender (from the server or the data directory) and the auditor read the same record.
     for account, source in ((alice_file, ["--url", ledger.url]), (alice_file, ["--data-dir", ledger.data]),
@@ -226,6 +251,16 @@ def test_records_are_private_to_their_sender(ledger):
     assert mine.id in alice_ids and mine.id not in bob_ids
     assert theirs.id in bob_ids and theirs.id not in alice_ids
     assert anonymous["id"] not in alice_ids | bob_ids
+
+    # The public envelope names no recipient: it gives the recipient count, and neither Alice's
+    # key id (SHA-256 of her X25519 key, first 8 bytes; what version-1 envelopes listed) nor her
+    # key is in its bytes. The auditor makes two recipients.
+    public = ledger.get(f"/v1/ledger/records/{mine.id}").json()
+    assert public["recipients"] == 2 and public["version"] == 2, public
+    shown = json.loads(cli("account", "show", alice_file, "--json").stdout)
+    alice_key = base64.b64decode(shown["encryption_key"])
+    envelope = base64.b64decode(public["envelope"])
+    assert hashlib.sha256(alice_key).digest()[:8] not in envelope and alice_key not in envelope
     for key in (None, API_KEY, "vk_wrong"):
         r = ledger.get("/v1/ledger/records", key=key)
         assert r.status_code == 401, (key, r.text)

@@ -5,7 +5,7 @@ the browser, Stop, Regenerate, edit-and-resend, history across reloads, rename, 
 import, error messages in the conversation, HTML/script payloads shown as text, and screenshots at
 desktop and phone widths, light and dark (saved to $VERITY_SCREENSHOTS, default
 .build/webchat-screenshots)."""
-import json, os, shutil, subprocess, time, uuid
+import base64, json, os, shutil, subprocess, time, uuid
 from pathlib import Path
 
 import pytest
@@ -248,9 +248,12 @@ def test_the_server_checks_a_receipt_for_browsers_without_ed25519(server, browse
     good = http.post(url, json=receipt, timeout=10)  # no API key: checking a receipt is public
     assert good.status_code == 200 and good.json()["valid"] is True, good.text
     assert good.json()["block"]["tree_size"] >= receipt["leafIndex"] + 1
+    assert good.json()["record_id"] == record_id and good.json()["timestamp_ms"] > 0 and good.json()["node_id"]
     forged = dict(receipt, block=receipt["block"].replace("\n\n\u2014", "\nextra\n\n\u2014"))
     bad_leaf = dict(receipt, leafHash=receipt["inclusionProof"][0] if receipt["inclusionProof"] else "A" * 43 + "=")
-    for tampered in (forged, bad_leaf):
+    renamed = dict(receipt, recordID=record_id + "x")
+    bare = {k: v for k, v in receipt.items() if k != "envelope"}
+    for tampered in (forged, bad_leaf, renamed, bare):
         r = http.post(url, json=tampered, timeout=10)
         assert r.status_code == 200 and r.json()["valid"] is False and r.json()["reason"], r.text
     for body, param in ((b"{not json", None), (json.dumps({"recordID": "x"}).encode(), "leafIndex")):
@@ -258,6 +261,44 @@ def test_the_server_checks_a_receipt_for_browsers_without_ed25519(server, browse
         support.assert_openai_error(r, 400)
         if param:
             assert r.json()["error"]["param"] == param, r.text
+
+
+def test_the_browser_check_refuses_altered_receipts(server, browser):
+    """receipt.js checks what the server's Receipt.verify and NoteVerifier check: the envelope is the
+    leaf and names the receipt's and the answer's record, and every signature by the node key
+    verifies, not just the first."""
+    d = browser
+    record_id = stored(d)[0]["messages"][1]["record"]["id"]
+    receipt = http.get(f"{server.base_url}/v1/ledger/records/{record_id}/receipt?wait=true", timeout=30).json()
+    other = http.post(server.base_url + "/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120,
+                      json={"model": MODEL_ID, "prompt": "Another record", "max_tokens": 2}).json()
+    other_receipt = http.get(f"{server.base_url}/v1/ledger/records/{other['id']}/receipt?wait=true", timeout=30).json()
+    note = receipt["block"]
+    text, lines = note[:note.rindex("\n\n") + 1], note[note.rindex("\n\n") + 2:]
+    name, blob = lines.splitlines()[0][2:].split(" ")
+    bad_line = f"\u2014 {name} {base64.b64encode(base64.b64decode(blob)[:4] + bytes(64)).decode()}\n"
+    cases = [
+        ("as served", receipt, record_id, True),
+        ("another record id", dict(receipt, recordID=other["id"]), record_id, False),
+        ("the answer is another record", receipt, other["id"], False),
+        ("another record's envelope", dict(receipt, envelope=other_receipt["envelope"]), record_id, False),
+        ("another record's envelope and leaf hash", dict(receipt, envelope=other_receipt["envelope"], leafHash=other_receipt["leafHash"]),
+         record_id, False),
+        ("no envelope", {k: v for k, v in receipt.items() if k != "envelope"}, record_id, False),
+        ("a second signature by the node key that does not verify", dict(receipt, block=note + bad_line), record_id, False),
+        ("a first signature by the node key that does not verify", dict(receipt, block=text + "\n" + bad_line + lines), record_id, False),
+    ]
+    for what, body, answer_id, expected in cases:
+        result = d.execute_async_script("""
+            const [receipt, answerID, done] = arguments;
+            import('/assets/receipt.js').then(async m => {
+                const api = { get: async path => path.includes('/receipt') ? receipt : (await fetch(path)).json(),
+                              post: async () => { throw new Error('this browser has Ed25519: no server fallback expected'); } };
+                const r = await m.verifyReceipt(api, answerID, undefined);
+                done({ ok: r.ok, failed: r.checks.filter(c => !c.ok).map(c => `${c.name}: ${c.detail}`) });
+            }).catch(e => done({ error: String(e) }));
+        """, body, answer_id)
+        assert "error" not in result and result["ok"] is expected, (what, result)
 
 
 def test_stop_ends_the_generation_on_the_server(browser, server):

@@ -42,7 +42,7 @@ struct LedgerController: Sendable {
             }
             return Response.json(["record_id": .string(id), "leaf_index": .int(Int(leaf.index)), "leaf_hash": .string(leaf.leafHash.base64EncodedString()),
                          "timestamp_ms": .int(Int(envelope.timestampMilliseconds)), "node_id": .string(envelope.nodeID),
-                         "recipients": .array(envelope.recipients.map { .string($0.keyID.map { String(format: "%02x", $0) }.joined()) }),
+                         "version": .int(Int(envelope.version)), "recipients": .int(envelope.recipients.count),
                          "envelope": .string(leaf.envelope.base64EncodedString())])
         }
         open.get("records/{id}/receipt") { request, context in
@@ -76,15 +76,18 @@ struct LedgerController: Sendable {
 
     /// Checks a receipt (the JSON `/v1/ledger/records/{id}/receipt` returns) under this node's key,
     /// for clients that cannot check an Ed25519 signature themselves (a browser without Ed25519
-    /// in Web Crypto). The answer is a verdict, not an error: `{"valid": true, "block": {…}}` or
-    /// `{"valid": false, "reason": "…"}`; only an unreadable body is a 400.
+    /// in Web Crypto). The answer is a verdict, not an error: `{"valid": true, "block": {…}, …}`
+    /// with the record's proven time and node, or `{"valid": false, "reason": "…"}` for any
+    /// mismatch (no envelope, an envelope of another record, a bad proof or signature); only an
+    /// unreadable body is a 400.
     private func verifyReceipt(_ request: Request) async throws -> Response {
         let data = try await RequestBody.read(request, limit: Self.maxReceiptBytes)
         let receipt = try RequestBody.decode(Receipt.self, from: data)
         do {
-            let block = try receipt.verify(verifier: ledger.node.verifier)
-            return Response.json(["valid": true, "record_id": .string(receipt.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
-                         "verifier_key": .string(ledger.node.verifier.verifierKey), "block": blockObject(block)])
+            let verified = try receipt.verify(verifier: ledger.node.verifier)
+            return Response.json(["valid": true, "record_id": .string(verified.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
+                                  "timestamp_ms": .int(Int(verified.timestampMilliseconds)), "node_id": .string(verified.nodeID),
+                                  "verifier_key": .string(ledger.node.verifier.verifierKey), "block": blockObject(verified.block)])
         } catch let error as LedgerError {
             return Response.json(["valid": false, "record_id": .string(receipt.recordID), "reason": .string(error.message),
                          "verifier_key": .string(ledger.node.verifier.verifierKey)])

@@ -555,6 +555,7 @@ function showReceipt(message) {
     add("Leaf index", record.leafIndex);
     add("Leaf hash", record.leafHash || result?.receipt?.leafHash);
     add("Block", result?.block ? `${result.block.height} (tree of ${result.block.size}, root ${result.block.root})` : undefined);
+    add("Recorded", result?.record ? `${new Date(result.record.timestamp).toISOString()} by node ${result.record.nodeID}` : undefined);
     add("Node key", result?.nodeKey);
     if (!dialog.open) dialog.showModal();
 }

@@ -1,13 +1,18 @@
 // Verifying a ledger receipt in the browser.
 //
-// A receipt (GET /v1/ledger/records/{id}/receipt) holds the record's leaf index and hash, an
-// RFC 6962 inclusion proof, and the block that covers it as a signed note (C2SP signed-note
-// format: the checkpoint text, a blank line, "— <name> <base64(key id ‖ Ed25519 signature)>").
-// The checks, each reported on its own:
-//   1. the leaf: SHA-256(0x00 ‖ envelope) of the stored, encrypted record equals the receipt's leaf
-//      hash (and the leaf hash the completion response returned, when the page has it);
+// A receipt (GET /v1/ledger/records/{id}/receipt) holds the record's envelope (its encrypted,
+// canonical bytes: the leaf), leaf index and hash, an RFC 6962 inclusion proof, and the block that
+// covers it as a signed note (C2SP signed-note format: the checkpoint text, a blank line,
+// "— <name> <base64(key id ‖ Ed25519 signature)>"). The checks, each reported on its own, are
+// those of the server's Receipt.verify and NoteVerifier:
+//   1. the record: SHA-256(0x00 ‖ envelope) equals the receipt's leaf hash, and the envelope's
+//      public header names the receipt's record id, which is the answer's id; its time and node
+//      are then proven too;
+//   (the answer: the leaf hash the completion response returned, when the page has it, is the
+//      receipt's);
 //   2. inclusion: the proof leads from the leaf to the block's root hash (RFC 9162 §2.1.3.2);
-//   3. the signature: the block's note is signed by the node key — with Web Crypto's Ed25519
+//   3. the signature: the checkpoint's origin is the node key's name, and every signature line by
+//      the node key (same name and key id) verifies, at least one — with Web Crypto's Ed25519
 //      where the browser has it, else by asking the server (POST /v1/ledger/verify-receipt), and
 //      the result says which;
 //   4. the node key is the one this browser saw first for this server (trust on first use).
@@ -74,7 +79,8 @@ export function parseNote(note) {
         const m = /^\u2014 (\S+) (\S+)$/.exec(line);
         if (!m) throw new Error(`bad signature line "${line}"`);
         const blob = base64ToBytes(m[2]);
-        if (blob.length !== 68) throw new Error(`the signature by ${m[1]} is not a 4-byte key id and an Ed25519 signature`);
+        // Other keys' lines (cosignatures) may hold other algorithms: only their key id is read.
+        if (blob.length <= 4) throw new Error(`the signature by ${m[1]} is not a 4-byte key id and a signature`);
         const keyID = ((blob[0] << 24) | (blob[1] << 16) | (blob[2] << 8) | blob[3]) >>> 0;
         return { name: m[1], keyID, signature: blob.slice(4) };
     });
@@ -87,6 +93,37 @@ export function parseNote(note) {
         origin: lines[0], size: Number(lines[1]), root: base64ToBytes(lines[2]),
         height: Number(block[1]), previousHash: block[2],
     };
+}
+
+/**
+ * The public header of an envelope's canonical bytes, version 1 ("VLE1") or 2 ("VLE2"): magic,
+ * record id (u32 length + UTF-8), time (i64 milliseconds), node id (u32 length + UTF-8), all
+ * big-endian (Sources/Ledger/RecordEnvelope+Encoding.swift). Throws if it does not parse.
+ */
+export function parseEnvelopeHeader(bytes) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = 0;
+    const need = n => { if (bytes.length - at < n) throw new Error("the envelope is truncated"); };
+    need(4);
+    const magic = String.fromCharCode(...bytes.slice(0, 4));
+    if (magic !== "VLE1" && magic !== "VLE2") throw new Error("the envelope is not a VLE1 or VLE2 envelope");
+    at = 4;
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    const string = () => {
+        need(4);
+        const length = view.getUint32(at);
+        at += 4;
+        need(length);
+        const text = decoder.decode(bytes.subarray(at, at + length));
+        at += length;
+        return text;
+    };
+    const recordID = string();
+    need(8);
+    const timestamp = Number(view.getBigInt64(at));
+    at += 8;
+    const nodeID = string();
+    return { version: magic === "VLE1" ? 1 : 2, recordID, timestamp, nodeID };
 }
 
 /** Parses a note verifier key `name+keyid+base64(0x01 ‖ public key)` and checks its key id. */
@@ -117,25 +154,34 @@ const pinKey = origin => `verity.node-key.${origin}`;
 /**
  * Verifies the receipt of `recordID`. `api.get(path)` and `api.post(path, body)` return parsed
  * JSON or throw. `expectedLeafHash` is the base64 leaf hash the completion response returned.
- * Returns {ok, method, block, receipt, nodeKey, checks: [{name, ok, detail}]}.
+ * Returns {ok, method, block, record, receipt, nodeKey, checks: [{name, ok, detail}]}; `record`
+ * ({id, timestamp, nodeID, version}) holds the envelope header's facts once the envelope is bound.
  */
 export async function verifyReceipt(api, recordID, expectedLeafHash) {
     const checks = [];
     const check = (name, ok, detail) => { checks.push({ name, ok, detail }); return ok; };
     const id = encodeURIComponent(recordID);
-    const [receipt, record, nodeKeyInfo] = await Promise.all([
+    const [receipt, nodeKeyInfo] = await Promise.all([
         api.get(`/v1/ledger/records/${id}/receipt?wait=true`),
-        api.get(`/v1/ledger/records/${id}`),
         api.get("/v1/ledger/node-key"),
     ]);
-    const result = { ok: false, method: "browser", block: null, receipt, nodeKey: nodeKeyInfo.verifier_key, checks };
+    const result = { ok: false, method: "browser", block: null, record: null, receipt, nodeKey: nodeKeyInfo.verifier_key, checks };
 
-    // 1. The leaf.
+    // 1. The record: the envelope is the leaf, and its header names this record.
     const leaf = base64ToBytes(receipt.leafHash);
-    const computed = await leafHash(base64ToBytes(record.envelope));
-    check("Record", equal(computed, leaf),
-        equal(computed, leaf) ? "SHA-256 of the stored encrypted record equals the receipt's leaf hash"
-            : "the stored record's hash differs from the receipt's leaf hash");
+    try {
+        if (typeof receipt.envelope !== "string") throw new Error("the receipt carries no envelope, so its record id is unproven");
+        const envelope = base64ToBytes(receipt.envelope);
+        if (!equal(await leafHash(envelope), leaf)) throw new Error("SHA-256 of the receipt's envelope differs from its leaf hash");
+        const header = parseEnvelopeHeader(envelope);
+        if (header.recordID !== receipt.recordID) throw new Error(`the envelope is record ${header.recordID}, not the receipt's ${receipt.recordID}`);
+        if (header.recordID !== recordID) throw new Error(`the receipt is for record ${header.recordID}, not this answer's ${recordID}`);
+        result.record = { id: header.recordID, timestamp: header.timestamp, nodeID: header.nodeID, version: header.version };
+        check("Record", true, `SHA-256 of the encrypted record equals the leaf hash; its header names record ${header.recordID}, `
+            + `recorded ${new Date(header.timestamp).toISOString()} by node ${header.nodeID}`);
+    } catch (error) {
+        check("Record", false, error.message);
+    }
     if (expectedLeafHash !== undefined && expectedLeafHash !== null) {
         check("Answer", expectedLeafHash === receipt.leafHash,
             expectedLeafHash === receipt.leafHash ? "the leaf hash the answer came with is the receipt's"
@@ -155,7 +201,8 @@ export async function verifyReceipt(api, recordID, expectedLeafHash) {
         check("Inclusion", false, error.message);
     }
 
-    // 3. The block's signature by the node key.
+    // 3. The block's signature by the node key, as NoteVerifier and Block check it: the origin is
+    //    the key's name, and every signature line by the key verifies (at least one).
     if (note) {
         let key;
         try {
@@ -163,14 +210,21 @@ export async function verifyReceipt(api, recordID, expectedLeafHash) {
         } catch (error) {
             check("Signature", false, error.message);
         }
-        const signature = key && note.signatures.find(s => s.name === key.name && s.keyID === key.keyID);
-        if (key && !signature) check("Signature", false, `the block carries no signature by ${key.name}`);
-        if (key && signature) {
+        const signatures = key ? note.signatures.filter(s => s.name === key.name && s.keyID === key.keyID) : [];
+        if (key && note.origin !== key.name) {
+            check("Signature", false, `the block's origin "${note.origin}" is not the node key's name "${key.name}"`);
+        } else if (key && signatures.length === 0) {
+            check("Signature", false, `the block carries no signature by ${key.name}`);
+        } else if (key) {
             const cryptoKey = await ed25519Key(key.publicKey);
             if (cryptoKey) {
-                const valid = await crypto.subtle.verify({ name: "Ed25519" }, cryptoKey, signature.signature, encoder.encode(note.text));
-                check("Signature", valid, valid ? `Ed25519 signature by ${key.name} checked in this browser (Web Crypto)`
-                    : `the Ed25519 signature by ${key.name} does not verify`);
+                let valid = true;
+                for (const signature of signatures) {
+                    valid = valid && signature.signature.length === 64 && await crypto.subtle.verify({ name: "Ed25519" }, cryptoKey, signature.signature, encoder.encode(note.text));
+                }
+                const count = signatures.length === 1 ? "signature" : `${signatures.length} signatures`;
+                check("Signature", valid, valid ? `Ed25519 ${count} by ${key.name} checked in this browser (Web Crypto)`
+                    : `an Ed25519 signature by ${key.name} does not verify`);
             } else {
                 result.method = "server";
                 const verdict = await api.post("/v1/ledger/verify-receipt", receipt);

@@ -57,3 +57,15 @@ sk = Ed25519PrivateKey.from_private_bytes(bytes.fromhex("9d61b19deffd5a60ba844af
 pk = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 print("rfc8032-test1 public", pk.hex(), "address", b58check(b"\x56" + pk))
 print("zero key address", b58check(b"\x56" + bytes(32)), "ff key address", b58check(b"\x56" + b"\xff" * 32))
+
+# Envelope version 2 (RecordEnvelope+Encoding.swift): the key commitment of a data key, and the
+# padded plaintext's bucket for a record of n canonical bytes.
+def key_commitment(data_key: bytes) -> bytes:
+    return hashlib.sha256(b"verity ledger v2 key commitment" + b"\x00" + data_key).digest()
+print("key commitment, zero key", key_commitment(bytes(32)).hex())
+print("key commitment, key 00..1f", key_commitment(bytes(range(32))).hex())
+def bucket(n: int) -> int:
+    b = 1024
+    while b < 4 + n: b *= 2
+    return b
+print("buckets", [(n, bucket(n)) for n in (0, 1020, 1021, 2044, 2045)])
