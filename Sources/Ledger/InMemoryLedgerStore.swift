@@ -8,6 +8,7 @@ public final class InMemoryLedgerStore: LedgerStore {
         var leaves: [StoredLeaf] = []
         var blocks: [StoredBlock] = []
         var indexByRecordID: [String: Int] = [:]
+        var pending: [PendingRecord] = []
     }
 
     private let state = Mutex(State())
@@ -20,6 +21,10 @@ public final class InMemoryLedgerStore: LedgerStore {
     }
 
     public func append(contentsOf leaves: [StoredLeaf]) throws {
+        try commit(pending: [], discarding: [], leaves: leaves)
+    }
+
+    public func commit(pending: [PendingRecord], discarding: [String], leaves: [StoredLeaf]) throws {
         try state.withLock { s in
             // Check everything first, so a refused batch leaves nothing behind.
             var ids: Set<String> = []
@@ -31,12 +36,19 @@ public final class InMemoryLedgerStore: LedgerStore {
                     throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
                 }
             }
+            for record in pending {
+                if let i = s.pending.firstIndex(where: { $0.recordID == record.recordID }) { s.pending[i] = record } else { s.pending.append(record) }
+            }
+            let done = Set(discarding).union(leaves.map(\.recordID))
+            s.pending.removeAll { done.contains($0.recordID) }
             for leaf in leaves {
                 s.indexByRecordID[leaf.recordID] = s.leaves.count
                 s.leaves.append(leaf)
             }
         }
     }
+
+    public func pendingRecords() throws -> [PendingRecord] { state.withLock { $0.pending } }
 
     public func appendBlock(_ block: StoredBlock) throws {
         try state.withLock { s in

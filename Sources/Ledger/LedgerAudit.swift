@@ -25,6 +25,8 @@ public struct LedgerAudit: Sendable {
             case records(from: UInt64, to: UInt64)
             /// The stored block at this storage position.
             case block(height: UInt64)
+            /// A record written ahead of its answer.
+            case pending(recordID: String)
         }
 
         /// What the problem is about.
@@ -37,6 +39,7 @@ public struct LedgerAudit: Sendable {
             case let .record(index, id): "record \(id) (leaf \(index)): \(message)"
             case let .records(from, to): "a record in leaves \(from)..<\(to): \(message)"
             case let .block(height): "block \(height): \(message)"
+            case let .pending(id): "written-ahead record \(id): \(message)"
             }
         }
     }
@@ -47,6 +50,10 @@ public struct LedgerAudit: Sendable {
     public var blockCount: UInt64
     /// Leaves after the last block's tree size.
     public var unsealedLeafCount: UInt64
+    /// Records written ahead of answers not yet recorded (``PendingRecord``): answers in progress
+    /// on a running server, or those of a process that died, which its next start records as
+    /// interrupted. They are not in the tree; each must parse and name no record in the log.
+    public var pendingRecordCount: Int
     /// Everything found wrong, records first, then blocks, in storage order.
     public var problems: [Problem]
 
@@ -135,9 +142,25 @@ public struct LedgerAudit: Sendable {
             previous = block
         }
 
+        let pending = try store.pendingRecords()
+        for record in pending {
+            do {
+                let envelope = try RecordEnvelope(canonicalBytes: record.envelope)
+                if envelope.recordID != record.recordID {
+                    problems.append(Problem(subject: .pending(recordID: record.recordID), message: "envelope names record \(envelope.recordID)"))
+                }
+            } catch {
+                problems.append(Problem(subject: .pending(recordID: record.recordID), message: "envelope does not parse: \(error)"))
+            }
+            if seenIDs.contains(record.recordID) {
+                problems.append(Problem(subject: .pending(recordID: record.recordID),
+                                        message: "is written ahead but already in the log: a pending record must be deleted when its record is appended"))
+            }
+        }
+
         return LedgerAudit(
             leafCount: tree.size, blockCount: UInt64(storedBlocks.count),
-            unsealedLeafCount: tree.size > sealedSize ? tree.size - sealedSize : 0, problems: problems
+            unsealedLeafCount: tree.size > sealedSize ? tree.size - sealedSize : 0, pendingRecordCount: pending.count, problems: problems
         )
     }
 }

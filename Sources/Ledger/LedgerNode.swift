@@ -79,34 +79,72 @@ public actor LedgerNode {
     ///   (in the log or earlier in the batch) or a bad owner refuses only that envelope; a
     ///   storage failure refuses all of them, and nothing is appended then.
     public func append(contentsOf entries: [(envelope: RecordEnvelope, owner: Data?)]) -> [Result<Appended, any Error>] {
-        var results: [Result<Appended, any Error>] = []
-        var leaves: [StoredLeaf] = []
+        commit(entries.map { .leaf($0.envelope, owner: $0.owner) }).map { $0.map { $0! } }
+    }
+
+    /// One write of a group commit.
+    public enum Write: Sendable {
+        /// Append a sealed record as a leaf (deleting its pending record, if any).
+        case leaf(RecordEnvelope, owner: Data?)
+        /// Write or replace a record ahead of its answer (see ``PendingRecord``).
+        case pending(RecordEnvelope, owner: Data?)
+        /// Forget a pending record whose request was refused before it started.
+        case discard(recordID: String)
+    }
+
+    /// Commits writes durably in one storage transaction.
+    /// - Returns: Per write, in order: where a leaf landed (nil for the other writes), or why it
+    ///   was refused. A duplicate or malformed write refuses only itself (a pending record whose
+    ///   id is already a leaf is a duplicate); a storage failure refuses all of them.
+    public func commit(_ writes: [Write]) -> [Result<Appended?, any Error>] {
+        var results: [Result<Appended?, any Error>] = []
+        var leaves: [StoredLeaf] = [], pending: [PendingRecord] = [], discarding: [String] = []
         var ids: Set<String> = []
-        for (envelope, owner) in entries {
+        for write in writes {
             do {
-                if let owner, owner.count != 8 {
-                    throw LedgerError(.invalidValue, "record \(envelope.recordID): an owner is an 8-byte key id, not \(owner.count) bytes")
+                switch write {
+                case .leaf(let envelope, let owner), .pending(let envelope, let owner):
+                    if let owner, owner.count != 8 {
+                        throw LedgerError(.invalidValue, "record \(envelope.recordID): an owner is an 8-byte key id, not \(owner.count) bytes")
+                    }
+                    let bytes = try envelope.canonicalBytes()
+                    guard !ids.contains(envelope.recordID), try store.leaf(recordID: envelope.recordID) == nil else {
+                        throw LedgerError(.duplicateRecord, "record \(envelope.recordID) is already in the log")
+                    }
+                    if case .pending = write {
+                        pending.append(PendingRecord(recordID: envelope.recordID, envelope: bytes, owner: owner))
+                        results.append(.success(nil))
+                        continue
+                    }
+                    ids.insert(envelope.recordID)
+                    let leaf = StoredLeaf(index: tree.size + UInt64(leaves.count), recordID: envelope.recordID, envelope: bytes,
+                                          leafHash: RFC6962.leafHash(bytes), owner: owner)
+                    leaves.append(leaf)
+                    results.append(.success(Appended(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash)))
+                case .discard(let recordID):
+                    discarding.append(recordID)
+                    results.append(.success(nil))
                 }
-                let bytes = try envelope.canonicalBytes()
-                guard ids.insert(envelope.recordID).inserted, try store.leaf(recordID: envelope.recordID) == nil else {
-                    throw LedgerError(.duplicateRecord, "record \(envelope.recordID) is already in the log")
-                }
-                let leaf = StoredLeaf(index: tree.size + UInt64(leaves.count), recordID: envelope.recordID, envelope: bytes,
-                                      leafHash: RFC6962.leafHash(bytes), owner: owner)
-                leaves.append(leaf)
-                results.append(.success(Appended(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash)))
             } catch {
                 results.append(.failure(error))
             }
         }
-        guard !leaves.isEmpty else { return results }
+        // A pending write that lost the race with its own leaf in this group must not return.
+        pending.removeAll { ids.contains($0.recordID) }
         do {
-            try store.append(contentsOf: leaves)
+            try store.commit(pending: pending, discarding: discarding, leaves: leaves)
         } catch {
-            return entries.map { _ in .failure(error) }
+            return writes.map { _ in .failure(error) }
         }
         for leaf in leaves { tree.append(leafHash: leaf.leafHash) }
         return results
+    }
+
+    /// The records written ahead of answers that have not ended (after a crash: that never
+    /// will), oldest first.
+    /// - Throws: ``LedgerError/Code/storage`` if the store fails.
+    public func pendingRecords() throws -> [PendingRecord] {
+        try store.pendingRecords()
     }
 
     /// Seals a block over every leaf appended so far.

@@ -44,7 +44,29 @@ public struct StoredBlock: Sendable, Hashable {
     }
 }
 
-/// Append-only storage for the ledger's leaves and blocks.
+/// A record written ahead of its answer, outside the log: sealed as the interaction would be
+/// recorded if it ended now (finish reason `interrupted`, the response so far). It is replaced as
+/// the answer grows, deleted in the transaction that appends the completed record's leaf, and
+/// appended itself, as it is, by the node that finds it at start (the process died mid-answer).
+/// A pending record is not in the tree, so nothing can prove it, and no receipt names it.
+public struct PendingRecord: Sendable, Hashable {
+    /// The record id (the completion's id).
+    public var recordID: String
+    /// The envelope's canonical bytes.
+    public var envelope: Data
+    /// The owner the leaf will have (see ``StoredLeaf/owner``).
+    public var owner: Data?
+
+    /// Creates a pending record.
+    public init(recordID: String, envelope: Data, owner: Data? = nil) {
+        self.recordID = recordID
+        self.envelope = envelope
+        self.owner = owner
+    }
+}
+
+/// Append-only storage for the ledger's leaves and blocks, plus the records written ahead of
+/// their answers.
 ///
 /// Contract for implementations:
 /// - `append` and `appendBlock` return only once the row is durable (for a database: committed
@@ -54,13 +76,20 @@ public struct StoredBlock: Sendable, Hashable {
 /// - they reject a leaf whose index is not the current leaf count, a duplicate record id, and a
 ///   block whose height is not the current block count (``LedgerError/Code/storage`` or
 ///   ``LedgerError/Code/duplicateRecord``);
-/// - nothing is ever updated or deleted;
+/// - leaves and blocks are never updated or deleted; pending records are replaced and deleted,
+///   and appending a leaf deletes the pending record of the same id in the same transaction;
 /// - readers return rows in storage order, which ``LedgerAudit`` checks against the indices.
 public protocol LedgerStore: Sendable {
     /// Appends a leaf durably.
     func append(_ leaf: StoredLeaf) throws
     /// Appends consecutive leaves durably and atomically: all of them or none.
     func append(contentsOf leaves: [StoredLeaf]) throws
+    /// In one durable transaction: writes (or replaces) the pending records, deletes those
+    /// named in `discarding`, then appends the leaves as ``append(contentsOf:)`` does, deleting
+    /// each leaf's pending record. All of it or none.
+    func commit(pending: [PendingRecord], discarding: [String], leaves: [StoredLeaf]) throws
+    /// The pending records, oldest write first.
+    func pendingRecords() throws -> [PendingRecord]
     /// Appends a block durably.
     func appendBlock(_ block: StoredBlock) throws
     /// All leaves, in storage order.

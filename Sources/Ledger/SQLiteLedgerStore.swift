@@ -106,6 +106,17 @@ public final class SQLiteLedgerStore: LedgerStore {
                 CREATE TRIGGER record_owners_no_delete BEFORE DELETE ON record_owners BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
                 """)
         }
+        migrator.registerMigration("v3") { db in
+            // Records written ahead of their answers; not part of the log (see PendingRecord).
+            try db.execute(sql: """
+                CREATE TABLE pending_records (
+                    record_id TEXT PRIMARY KEY,
+                    envelope BLOB NOT NULL,
+                    owner BLOB,
+                    written INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 
@@ -121,9 +132,25 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// Appends the leaves, and their owners, in one transaction: one WAL sync for all of them
     /// (group commit).
     public func append(contentsOf leaves: [StoredLeaf]) throws {
-        guard let first = leaves.first else { return }
-        try wrap("append leaves \(first.index)..<\(first.index + UInt64(leaves.count))") {
+        try commit(pending: [], discarding: [], leaves: leaves)
+    }
+
+    /// One transaction, one WAL sync, for the pending records and the leaves of a group commit.
+    public func commit(pending: [PendingRecord], discarding: [String], leaves: [StoredLeaf]) throws {
+        guard !pending.isEmpty || !discarding.isEmpty || !leaves.isEmpty else { return }
+        let what = leaves.first.map { "append leaves \($0.index)..<\($0.index + UInt64(leaves.count))" } ?? "write \(pending.count) pending records"
+        try wrap(what) {
             try queue.write { db in
+                for record in pending {
+                    try db.execute(sql: """
+                        INSERT INTO pending_records (record_id, envelope, owner, written)
+                        VALUES (?, ?, ?, (SELECT COALESCE(MAX(written) + 1, 0) FROM pending_records))
+                        ON CONFLICT(record_id) DO UPDATE SET envelope = excluded.envelope
+                        """, arguments: [record.recordID, record.envelope, record.owner])
+                }
+                for id in discarding {
+                    try db.execute(sql: "DELETE FROM pending_records WHERE record_id = ?", arguments: [id])
+                }
                 // MAX on the rowid is a b-tree lookup; COUNT(*) would scan the table on every append.
                 var next = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves") ?? 0
                 for leaf in leaves {
@@ -140,6 +167,7 @@ public final class SQLiteLedgerStore: LedgerStore {
                     if let owner = leaf.owner {
                         try db.execute(sql: "INSERT INTO record_owners (record_id, owner) VALUES (?, ?)", arguments: [leaf.recordID, owner])
                     }
+                    try db.execute(sql: "DELETE FROM pending_records WHERE record_id = ?", arguments: [leaf.recordID])
                     next += 1
                 }
             }
@@ -210,6 +238,18 @@ public final class SQLiteLedgerStore: LedgerStore {
         hasOwners
             ? "SELECT l.idx, l.record_id, l.envelope, l.leaf_hash, o.owner FROM leaves l LEFT JOIN record_owners o ON o.record_id = l.record_id"
             : "SELECT l.idx, l.record_id, l.envelope, l.leaf_hash, NULL AS owner FROM leaves l"
+    }
+
+    public func pendingRecords() throws -> [PendingRecord] {
+        try wrap("read pending records") {
+            try queue.read { db in
+                // A ledger opened read-only may predate the table.
+                guard try db.tableExists("pending_records") else { return [] }
+                return try Row.fetchAll(db, sql: "SELECT record_id, envelope, owner FROM pending_records ORDER BY written").map {
+                    PendingRecord(recordID: $0["record_id"], envelope: $0["envelope"], owner: $0["owner"])
+                }
+            }
+        }
     }
 
     private static func leaf(_ row: Row) -> StoredLeaf {

@@ -10,12 +10,13 @@ import Ledger
 /// random 256-bit secrets shown once when issued; the database keeps only their SHA-256, so a
 /// copy of it does not let anyone call the API.
 ///
-/// Schema (migration `v1`):
+/// Schema (migrations `v1`, `v2`):
 /// ```
 /// accounts(address TEXT PRIMARY KEY, encryption_key BLOB NOT NULL, created_ms INTEGER NOT NULL)
 /// api_keys(key_hash BLOB PRIMARY KEY, key_id TEXT NOT NULL UNIQUE,
 ///          address TEXT NOT NULL REFERENCES accounts, created_ms INTEGER NOT NULL,
-///          revoked_ms INTEGER)
+///          revoked_ms INTEGER,
+///          requests_per_minute INTEGER, tokens_per_minute INTEGER)   -- v2: the key's rate limits
 /// ```
 public final class AccountRegistry: Sendable {
     /// A registered account: its address and the key its records are sealed to.
@@ -36,6 +37,8 @@ public final class AccountRegistry: Sendable {
         public var createdMilliseconds: Int64
         /// When it was revoked, if it was.
         public var revokedMilliseconds: Int64?
+        /// The key's own rate limits (unset ones take the server's defaults).
+        public var limits = RateLimits()
     }
 
     /// A freshly issued key: the secret (shown once) and its listing.
@@ -77,6 +80,12 @@ public final class AccountRegistry: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                ALTER TABLE api_keys ADD COLUMN requests_per_minute INTEGER;
+                ALTER TABLE api_keys ADD COLUMN tokens_per_minute INTEGER;
+                """)
+        }
         return migrator
     }
 
@@ -110,20 +119,23 @@ public final class AccountRegistry: Sendable {
         }
     }
 
-    /// Issues a new API key for a registered account.
+    /// Issues a new API key for a registered account, with its own rate limits.
     /// - Throws: ``LedgerError/Code/notFound`` if the account is not registered.
-    public func issueKey(for address: AccountAddress) throws -> IssuedKey {
+    public func issueKey(for address: AccountAddress, limits: RateLimits = RateLimits()) throws -> IssuedKey {
         var random = SystemRandomNumberGenerator()
         let secret = "vk_" + Base58.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) })
         let hash = Self.hash(secret)
-        let info = KeyInfo(keyID: Self.keyID(hash), address: address.description, createdMilliseconds: Self.now())
+        let info = KeyInfo(keyID: Self.keyID(hash), address: address.description, createdMilliseconds: Self.now(), limits: limits)
         try wrap("issue a key for \(address)") {
             try queue.write { db in
                 guard try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE address = ?", arguments: [address.description]) != nil else {
                     throw LedgerError(.notFound, "account \(address) is not registered")
                 }
-                try db.execute(sql: "INSERT INTO api_keys (key_hash, key_id, address, created_ms) VALUES (?, ?, ?, ?)",
-                               arguments: [hash, info.keyID, info.address, info.createdMilliseconds])
+                try db.execute(sql: """
+                    INSERT INTO api_keys (key_hash, key_id, address, created_ms, requests_per_minute, tokens_per_minute)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [hash, info.keyID, info.address, info.createdMilliseconds,
+                                     limits.requestsPerMinute.map { Int64($0) }, limits.tokensPerMinute.map { Int64($0) }])
             }
         }
         return IssuedKey(secret: secret, info: info)
@@ -133,9 +145,10 @@ public final class AccountRegistry: Sendable {
     public func keys() throws -> [KeyInfo] {
         try wrap("list keys") {
             try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT key_id, address, created_ms, revoked_ms FROM api_keys ORDER BY created_ms, key_id").map {
-                    KeyInfo(keyID: $0["key_id"], address: $0["address"], createdMilliseconds: $0["created_ms"], revokedMilliseconds: $0["revoked_ms"])
-                }
+                try Row.fetchAll(db, sql: """
+                    SELECT key_id, address, created_ms, revoked_ms, requests_per_minute, tokens_per_minute FROM api_keys
+                    ORDER BY created_ms, key_id
+                    """).map(Self.keyInfo)
             }
         }
     }
@@ -160,21 +173,34 @@ public final class AccountRegistry: Sendable {
     }
 
     /// The account an active API key acts for, or nil for an unknown or revoked key.
+    public func account(forKey secret: String) throws -> RegisteredAccount? {
+        try key(secret)?.account
+    }
+
+    /// An active API key's account and listing, or nil for an unknown or revoked key.
     ///
     /// The lookup is by the key's SHA-256, so its timing depends on the hash, not on how much of
     /// a guessed key matches.
-    public func account(forKey secret: String) throws -> RegisteredAccount? {
+    public func key(_ secret: String) throws -> (account: RegisteredAccount, info: KeyInfo)? {
         let hash = Self.hash(secret)
         return try wrap("look up a key") {
             try queue.read { db in
                 guard let row = try Row.fetchOne(db, sql: """
-                    SELECT a.address, a.encryption_key FROM api_keys k JOIN accounts a ON a.address = k.address
+                    SELECT a.address, a.encryption_key, k.key_id, k.created_ms, k.revoked_ms, k.requests_per_minute, k.tokens_per_minute
+                    FROM api_keys k JOIN accounts a ON a.address = k.address
                     WHERE k.key_hash = ? AND k.revoked_ms IS NULL
                     """, arguments: [hash]) else { return nil }
                 let address = try AccountAddress(row["address"] as String)
-                return RegisteredAccount(address: address, recipientKey: try Self.recipientKey(row["encryption_key"], address: address))
+                return (RegisteredAccount(address: address, recipientKey: try Self.recipientKey(row["encryption_key"], address: address)),
+                        Self.keyInfo(row))
             }
         }
+    }
+
+    private static func keyInfo(_ row: Row) -> KeyInfo {
+        KeyInfo(keyID: row["key_id"], address: row["address"], createdMilliseconds: row["created_ms"], revokedMilliseconds: row["revoked_ms"],
+                limits: RateLimits(requestsPerMinute: (row["requests_per_minute"] as Int64?).map(Int.init),
+                                   tokensPerMinute: (row["tokens_per_minute"] as Int64?).map(Int.init)))
     }
 
     private static func recipientKey(_ raw: Data, address: AccountAddress) throws -> RecipientKey {

@@ -16,14 +16,33 @@ public struct LedgerConfiguration: Sendable {
     public var sealInterval: Duration = .seconds(1)
     /// …and as soon as this many records are unsealed (nil: only on the interval).
     public var sealRecords: Int?
+    /// Below this many free bytes on the data directory's file system, new interactions are
+    /// refused before they start (their records might not fit).
+    public var minFreeBytes: Int64 = 64 << 20
+    /// How often an answer being made has its write-ahead record brought up to date (so that,
+    /// after a crash, about this much of an answer a client saw is lost at most).
+    public var partialFlushInterval: Duration = .seconds(1)
+    /// Completed records kept in memory when storage refuses them, retried every seal interval;
+    /// beyond this many, the oldest is dropped (its write-ahead record remains, and is recovered
+    /// as interrupted).
+    public var spoolLimit = 4096
     public init() {}
 }
 
-/// The node's side of the ledger: turns finished interactions into sealed records appended to
-/// the log (group commit: one fsync for all the records that arrive while the previous commit
-/// syncs), seals blocks (``sealPeriodically(every:)`` and ``seal()``), answers receipt waits, and
-/// lists each account's records. The server runs it as a service; the CLI's ledger commands read
-/// the data directory without it.
+/// The node's side of the ledger. Every interaction is recorded in two steps:
+///
+/// 1. ``begin(_:sender:)``, before the answer's first token: a *write-ahead* record, sealed as the
+///    interaction would be recorded if it ended now (finish reason `interrupted`), is made durable
+///    outside the log (``PendingRecord``). ``update(_:_:)`` replaces it as the answer grows.
+/// 2. ``complete(_:_:)``: the finished record is appended as a leaf, and the write-ahead record
+///    deleted, in one transaction.
+///
+/// A process that dies between the two leaves the write-ahead record, which ``prepare()`` appends
+/// at the next start. A completed record that storage refuses is spooled in memory and retried;
+/// ``health`` says so. Writes are group-committed: one transaction and one fsync for everything
+/// that arrives while the previous commit syncs. The appender also seals blocks, answers receipt
+/// waits, and lists each account's records; the server runs it as a service, the CLI's ledger
+/// commands read the data directory without it.
 public final class LedgerAppender: Sendable {
     /// A record in an account's listing.
     public struct Listed: Sendable {
@@ -33,33 +52,52 @@ public final class LedgerAppender: Sendable {
         public var timestampMilliseconds: Int64
     }
 
-    private struct State {
+    /// An interaction being recorded: who its records are sealed to, and whose they are.
+    public struct Entry: Sendable {
+        public let recordID: String
+        let recipients: [RecipientKey]
+        /// The sender's recipient key id (the owner stored beside the leaf).
+        let owner: Data
+    }
+
+    struct Queued {
+        var write: LedgerNode.Write
+        var continuation: CheckedContinuation<LedgerNode.Appended?, any Error>?
+    }
+
+    struct State {
         /// Records by their sender's key id (the account's, or the operator's): a version-1
         /// envelope's first recipient, else the owner stored beside the leaf.
         var bySender: [Data: [Listed]] = [:]
         var sealedSize: UInt64 = 0
         var waiters: [(index: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
-        /// Envelopes waiting for the next group commit, and whether a commit loop is running.
-        var pending: [(envelope: RecordEnvelope, owner: Data, continuation: CheckedContinuation<LedgerNode.Appended, any Error>)] = []
+        /// Writes waiting for the next group commit, and whether a commit loop is running.
+        var queue: [Queued] = []
         var committing = false
+        /// Completed records storage refused, oldest first, with their owners and times.
+        var spool: [(envelope: RecordEnvelope, owner: Data, timestamp: Int64)] = []
+        var writeFailures = 0
+        var lastFailure: String?
+        /// False from a failed write until the next one that succeeds.
+        var writable = true
     }
 
     public let node: LedgerNode
     public let registry: AccountRegistry
     public let worker: WorkerInfo
     public let nodeID: String
-    private let operatorKey: RecipientKey
-    private let auditorKey: RecipientKey?
-    private let sealInterval: Duration
-    private let sealRecords: Int?
     public let logger: Logger
-    private let state = Mutex(State())
+    let directory: DataDirectory
+    public let configuration: LedgerConfiguration
+    private let operatorKey: RecipientKey
+    let state = Mutex(State())
 
     /// Opens the ledger in the data directory, creating what is missing (directory, node key,
-    /// operator account, databases), and re-verifies it.
+    /// operator account, databases), and re-verifies it. `store` replaces the directory's
+    /// SQLite ledger (for tests that inject storage faults).
     /// - Throws: ``LedgerError`` if the directory is in use, unreadable, or the stored ledger does
     ///   not verify under the node key.
-    public init(configuration: LedgerConfiguration, logger: Logger) throws {
+    public init(configuration: LedgerConfiguration, logger: Logger, store: (any LedgerStore)? = nil) throws {
         let directory = configuration.dataDirectory
         try directory.create()
         try directory.lock()
@@ -67,17 +105,24 @@ public final class LedgerAppender: Sendable {
         let signer = try directory.nodeSigner(create: !directory.hasLedger)
         registry = try directory.registry()
         operatorKey = try directory.operatorAccount(create: true).recipientKey
-        auditorKey = configuration.auditorKey
-        node = try LedgerNode(store: try SQLiteLedgerStore(path: directory.ledgerPath), signer: signer)
+        node = try LedgerNode(store: try store ?? SQLiteLedgerStore(path: directory.ledgerPath), signer: signer)
         nodeID = signer.name
         worker = configuration.worker ?? WorkerInfo(gpu: WorkerInfo.detectGPU())
-        sealInterval = configuration.sealInterval
-        sealRecords = configuration.sealRecords
+        self.directory = directory
+        self.configuration = configuration
         self.logger = logger
     }
 
-    /// Loads the account index and the sealed size; called once before serving.
+    /// Appends the write-ahead records a previous process left (answers it never finished) as
+    /// interrupted records, then loads the account index and the sealed size; called once
+    /// before serving.
     public func prepare() async throws {
+        let orphans = try await node.pendingRecords()
+        if !orphans.isEmpty {
+            let envelopes = try orphans.map { (try RecordEnvelope(canonicalBytes: $0.envelope), $0.owner) }
+            for result in await node.append(contentsOf: envelopes) { _ = try result.get() }
+            logger.warning("ledger: recovered \(orphans.count) interrupted records (answers a previous process did not finish)")
+        }
         var bySender: [Data: [Listed]] = [:]
         var start: UInt64 = 0
         while true {
@@ -100,125 +145,125 @@ public final class LedgerAppender: Sendable {
         logger.info("ledger: \(size) records, \(sealed) sealed, node key \(node.verifier.verifierKey)")
     }
 
-    /// Seals and appends one interaction's record; returns once it is durable.
-    /// - Throws: ``LedgerError`` if sealing or storing fails (the response must then fail too:
-    ///   nothing is acknowledged that is not recorded).
-    public func record(_ record: LedgerRecord, sender: Caller) async throws -> LedgerNode.Appended {
+    // MARK: Recording
+
+    /// Writes an interaction's record ahead of its answer and returns once it is durable.
+    /// `record` is what to keep if the answer never ends: finish reason `interrupted`, the
+    /// response empty.
+    /// - Throws: ``LedgerError/Code/storage`` if storage is short of space (see
+    ///   ``LedgerConfiguration/minFreeBytes``) or refuses the write; nothing may be answered then.
+    public func begin(_ record: LedgerRecord, sender: Caller) async throws -> Entry {
+        if let free = directory.freeBytes(), free < configuration.minFreeBytes {
+            let error = LedgerError(.storage, "only \(free) bytes are free on the data directory's file system; "
+                                    + "\(configuration.minFreeBytes) are needed to start an interaction")
+            noteFailure(error, what: "refused a new interaction")
+            throw error
+        }
         var recipients: [RecipientKey]
         switch sender {
         case .account(let account): recipients = [account.recipientKey]
         case .anonymous: recipients = [operatorKey]
         }
-        if let auditorKey, !recipients.contains(auditorKey) { recipients.append(auditorKey) }
+        if let auditorKey = configuration.auditorKey, !recipients.contains(auditorKey) { recipients.append(auditorKey) }
+        let entry = Entry(recordID: record.recordID, recipients: recipients, owner: recipients[0].keyID)
         let envelope = try RecordEnvelope.seal(record, to: recipients, nodeID: nodeID)
-        let appended = try await append(envelope, owner: recipients[0].keyID)
-        let unsealed = state.withLock { s in
-            s.bySender[recipients[0].keyID, default: []].append(Listed(
-                recordID: appended.recordID, leafIndex: appended.leafIndex, leafHash: appended.leafHash,
-                timestampMilliseconds: record.timestampMilliseconds))
-            return appended.leafIndex < s.sealedSize ? 0 : appended.leafIndex + 1 - s.sealedSize
+        do {
+            _ = try await enqueue(.pending(envelope, owner: entry.owner), waiting: true)
+        } catch {
+            noteFailure(error, what: "could not write ahead \(record.recordID)")
+            throw error
         }
-        if let sealRecords, unsealed >= UInt64(sealRecords) { await seal() }
+        return entry
+    }
+
+    /// Replaces an interaction's write-ahead record with `record` (the answer so far, still
+    /// `interrupted`), with the next group commit; does not wait. A failure is logged and
+    /// counted: the previous write-ahead record stays.
+    public func update(_ entry: Entry, _ record: LedgerRecord) {
+        do {
+            let envelope = try RecordEnvelope.seal(record, to: entry.recipients, nodeID: nodeID)
+            Task { [self] in
+                do { _ = try await enqueue(.pending(envelope, owner: entry.owner), waiting: true) } catch {
+                    noteFailure(error, what: "could not update the write-ahead record of \(entry.recordID)")
+                }
+            }
+        } catch {
+            noteFailure(error, what: "could not seal \(entry.recordID)")
+        }
+    }
+
+    /// Forgets an interaction's write-ahead record: it was refused before it started.
+    public func discard(_ entry: Entry) {
+        Task { [self] in _ = try? await enqueue(.discard(recordID: entry.recordID), waiting: true) }
+    }
+
+    /// Appends an interaction's completed record (deleting its write-ahead record) and returns
+    /// once it is durable.
+    /// - Throws: ``LedgerError`` if sealing or storing fails. The record is then spooled and
+    ///   retried; the caller must not acknowledge the answer as recorded.
+    public func complete(_ entry: Entry, _ record: LedgerRecord) async throws -> LedgerNode.Appended {
+        let envelope = try RecordEnvelope.seal(record, to: entry.recipients, nodeID: nodeID)
+        let appended: LedgerNode.Appended
+        do {
+            appended = try await enqueue(.leaf(envelope, owner: entry.owner), waiting: true)!
+        } catch let error as LedgerError where error.code == .duplicateRecord {
+            throw error
+        } catch {
+            spool(envelope, owner: entry.owner, timestamp: record.timestampMilliseconds)
+            noteFailure(error, what: "could not record \(entry.recordID); spooled, to retry")
+            throw error
+        }
+        let unsealed = indexed(appended, owner: entry.owner, timestamp: record.timestampMilliseconds)
+        if let limit = configuration.sealRecords, unsealed >= UInt64(limit) { _ = await seal() }
         return appended
     }
 
-    /// Appends an envelope durably, together with whatever other requests' envelopes arrive
-    /// while the previous commit syncs: one transaction and one fsync per group, so concurrent
-    /// requests do not queue behind one disk sync each.
-    private func append(_ envelope: RecordEnvelope, owner: Data) async throws -> LedgerNode.Appended {
+    /// Adds an appended record to its owner's listing; returns how many records are unsealed.
+    func indexed(_ appended: LedgerNode.Appended, owner: Data, timestamp: Int64) -> UInt64 {
+        state.withLock { s in
+            s.bySender[owner, default: []].append(Listed(recordID: appended.recordID, leafIndex: appended.leafIndex,
+                                                         leafHash: appended.leafHash, timestampMilliseconds: timestamp))
+            return appended.leafIndex < s.sealedSize ? 0 : appended.leafIndex + 1 - s.sealedSize
+        }
+    }
+
+    // MARK: Group commit
+
+    /// Queues a write for the next group commit: one transaction and one fsync for every write
+    /// that arrives while the previous commit syncs, so concurrent requests do not queue behind
+    /// one disk sync each. With `waiting`, returns once it is durable.
+    func enqueue(_ write: LedgerNode.Write, waiting: Bool) async throws -> LedgerNode.Appended? {
         try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { s in
-                s.pending.append((envelope, owner, continuation))
+                s.queue.append(Queued(write: write, continuation: continuation))
                 guard !s.committing else { return false }
                 s.committing = true
                 return true
             }
-            if start { Task { await commitPending() } }
+            if start { Task { await commitQueued() } }
         }
     }
 
-    /// Commits pending envelopes group by group until none are left.
-    private func commitPending() async {
+    /// Commits queued writes group by group until none are left.
+    private func commitQueued() async {
         while true {
             let group = state.withLock { s in
-                let group = s.pending
-                s.pending = []
+                let group = s.queue
+                s.queue = []
                 if group.isEmpty { s.committing = false }
                 return group
             }
             guard !group.isEmpty else { return }
-            let results = await node.append(contentsOf: group.map { ($0.envelope, $0.owner) })
-            for (item, result) in zip(group, results) { item.continuation.resume(with: result) }
-        }
-    }
-
-    /// Seals a block over everything appended so far, then wakes receipt waiters. A failure is
-    /// logged (the records stay durable and the next seal covers them).
-    public func seal() async {
-        var failed = false
-        do {
-            if let block = try await node.seal() {
-                logger.debug("ledger: sealed block \(block.height) at size \(block.treeSize)")
+            let results = await node.commit(group.map(\.write))
+            if results.contains(where: { if case .success = $0 { true } else { false } }) {
+                state.withLock { $0.writable = true }
             }
-        } catch {
-            logger.error("ledger: sealing failed: \(error)")
-            failed = true
+            for (item, result) in zip(group, results) { item.continuation?.resume(with: result) }
         }
-        let sealed = await node.latestBlock?.treeSize ?? 0
-        let ready = state.withLock { s in
-            s.sealedSize = max(s.sealedSize, sealed)
-            // After a failed seal, wake everyone: they answer "not sealed yet" rather than hang.
-            let (ready, waiting) = s.waiters.partitioned { failed || $0.index < sealed }
-            s.waiters = waiting
-            return ready
-        }
-        for waiter in ready { waiter.continuation.resume() }
-    }
-
-    /// The receipt of a record; with `wait`, waits for the block that covers it.
-    /// - Throws: ``LedgerError/Code/notFound``, or ``LedgerError/Code/notYetSealed`` without
-    ///   `wait` (or when sealing failed).
-    public func receipt(recordID: String, wait: Bool) async throws -> Receipt {
-        let leaf = try await node.leaf(recordID: recordID)
-        if wait {
-            await withCheckedContinuation { continuation in
-                let sealed = state.withLock { s in
-                    if leaf.index < s.sealedSize { return true }
-                    s.waiters.append((leaf.index, continuation))
-                    return false
-                }
-                if sealed { continuation.resume() }
-            }
-        }
-        return try await node.receipt(recordID: recordID)
     }
 
     /// The records sealed to an account as their sender, oldest first.
     public func records(of account: AccountRegistry.RegisteredAccount) -> [Listed] {
         state.withLock { $0.bySender[account.recipientKey.keyID] ?? [] }
-    }
-
-    /// Seals a block every ``LedgerConfiguration/sealInterval`` until the task is cancelled.
-    public func sealPeriodically() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: sealInterval)
-            await seal()
-        }
-    }
-
-    /// The last seal at shutdown, once nothing more will be recorded; logs what it covers.
-    public func finalSeal() async {
-        await seal()
-        let size = await node.size
-        logger.info("ledger: sealed through size \(size)")
-    }
-}
-
-extension Array {
-    /// The elements that match and those that don't, each in order.
-    fileprivate func partitioned(_ belongs: (Element) -> Bool) -> ([Element], [Element]) {
-        var yes: [Element] = [], no: [Element] = []
-        for element in self { if belongs(element) { yes.append(element) } else { no.append(element) } }
-        return (yes, no)
     }
 }

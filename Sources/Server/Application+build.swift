@@ -29,18 +29,29 @@ public enum OpenAIServer {
     static func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, ledger: LedgerAppender,
                                  logger: Logger) -> some ApplicationProtocol {
         let metrics = ServerMetrics()
-        let services = APIServices(host: host, metrics: metrics, limits: configuration.limits, ledger: ledger, logger: logger)
+        let services = APIServices(host: host, metrics: metrics, limits: configuration.limits, ledger: ledger, limiter: RateLimiter(),
+                                   logger: logger)
         let web = WebChatController()
         if web.isAvailable {
             logger.info("web chat: \(web.files.count) files from \(web.origin)")
         } else {
             logger.warning("web chat unavailable: \(web.origin); the API under /v1/ is served")
         }
-        let router = buildRouter(services: services, apiKeys: configuration.apiKeys, web: web,
-                                 loopback: OriginMiddleware.isLoopback(configuration.host))
-        let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ClientClosureHandler()]))
-        return Application(router: router, server: server,
-                           configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "verity"),
+        // Connections: as many as the descriptors allow, less a reserve, up to the configured cap.
+        let descriptors = DescriptorLimit.raise()
+        let budget = (descriptors?.soft ?? 1024) - ConnectionLimits.reservedDescriptors
+        let limits = configuration.connections
+        let cap = max(16, min(limits.maxConnections, budget - 32))
+        logger.info("descriptors: limit \(descriptors.map { "\($0.soft) (hard \($0.hard))" } ?? "unknown"); up to \(cap) connections")
+        let guardian = ConnectionGuard(limit: cap, headerTimeout: .init(limits.headerTimeout), keepAliveTimeout: .init(limits.keepAliveTimeout),
+                                       logger: logger, metrics: metrics)
+        let router = buildRouter(services: services, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
+                                 loopback: OriginMiddleware.isLoopback(configuration.host), connections: { guardian.count })
+        let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ClientClosureHandler(), guardian.handler()]))
+        var application = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "verity")
+        // Accepting pauses only when every connection up to the budget is busy with a request.
+        application.availableConnectionsDelegate = MaximumAvailableConnections(max(cap, budget), logger: logger)
+        return Application(router: router, server: server, configuration: application,
                            onServerRunning: { channel in
                                let port = channel.localAddress?.port ?? configuration.port
                                logger.info("listening on http://\(configuration.host):\(port) (web chat at /, API at /v1/)")
@@ -53,22 +64,23 @@ public enum OpenAIServer {
     /// rest (health, metrics, the transparency log's reads, the web chat's files).
     /// `loopback`: the server listens on a loopback address (so, without keys, it answers only
     /// requests addressed to one: see ``OriginMiddleware``).
-    static func buildRouter(services: APIServices, apiKeys: Set<String>, web: WebChatController,
-                            loopback: Bool = true) -> Router<VerityRequestContext> {
-        let authenticator = Authenticator(staticKeys: apiKeys, registry: services.ledger.registry)
+    static func buildRouter(services: APIServices, apiKeys: Set<String>, rateLimits: RateLimits = RateLimits(),
+                            web: WebChatController, loopback: Bool = true,
+                            connections: @escaping @Sendable () -> Int? = { nil }) -> Router<VerityRequestContext> {
+        let authenticator = Authenticator(staticKeys: apiKeys, registry: services.ledger.registry, defaultLimits: rateLimits)
         let router = Router(context: VerityRequestContext.self)
         router.add(middleware: RequestLogMiddleware(metrics: services.metrics, logger: services.logger))
         router.add(middleware: ErrorMiddleware(logger: services.logger))
         router.add(middleware: OriginMiddleware(loopbackOnly: { loopback && !((try? authenticator.required()) ?? true) }))
 
-        let keyed = router.group("v1").add(middleware: AuthMiddleware(authenticator: authenticator))
+        let keyed = router.group("v1").add(middleware: AuthMiddleware(authenticator: authenticator, limiter: services.limiter))
         ModelsController(host: services.host).addRoutes(to: keyed)
         ChatCompletionsController(services: services).addRoutes(to: keyed)
         CompletionsController(services: services).addRoutes(to: keyed)
         TokenizeController(services: services).addRoutes(to: keyed)
-        LedgerController(ledger: services.ledger).addRoutes(open: router.group("v1/ledger"), keyed: keyed)
+        LedgerController(ledger: services.ledger, maxPageBytes: services.limits.maxLedgerPageBytes).addRoutes(open: router.group("v1/ledger"), keyed: keyed)
 
-        OperationsController(host: services.host, metrics: services.metrics).addRoutes(to: router)
+        OperationsController(host: services.host, ledger: services.ledger, metrics: services.metrics, connections: connections).addRoutes(to: router)
         web.addRoutes(to: router)
         return router
     }

@@ -65,15 +65,21 @@ struct Interaction: Sendable {
     }
 
     /// The complete record.
-    func record(response: String, promptTokens: Int, completionTokens: Int, finishReason: FinishReason, worker: WorkerInfo) -> LedgerRecord {
+    /// The record with the response so far. `finishReason` is the generation's, or
+    /// ``interrupted`` for the write-ahead record of an answer still being made.
+    func record(response: String, promptTokens: Int, completionTokens: Int, finishReason: String, worker: WorkerInfo) -> LedgerRecord {
         LedgerRecord(
             recordID: recordID, timestampMilliseconds: timestampMilliseconds, gpu: worker.gpu, gpuProvider: worker.provider,
             gpuPricePerHourMicros: worker.pricePerHourMicros, currency: worker.currency, modelID: modelID, modelDigest: modelDigest,
             chatTemplateHash: chatTemplateHash, parameters: parameters, systemPrompt: systemPrompt, prompt: prompt, response: response,
             senderAddress: caller.address, promptTokens: UInt64(promptTokens), completionTokens: UInt64(completionTokens),
-            finishReason: finishReason.rawValue
+            finishReason: finishReason
         )
     }
+
+    /// The finish reason of a write-ahead record: what the ledger keeps of an answer whose end
+    /// was never recorded (the process died, or storage failed).
+    static let interrupted = "interrupted"
 
     private static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 

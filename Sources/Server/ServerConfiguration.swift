@@ -13,8 +13,12 @@ public struct ServerConfiguration: Sendable {
     /// Accepted bearer tokens on the routes that need a key; empty (and no account keys): no
     /// authentication.
     public var apiKeys: Set<String> = []
+    /// Rate limits of every key that sets none of its own (`verity keys create --rpm --tpm`),
+    /// of the `--api-key` keys, and of keyless requests; none by default.
+    public var rateLimits = RateLimits()
     public var scheduler = BatchScheduler.Configuration()
     public var limits = RequestLimits()
+    public var connections = ConnectionLimits()
     /// Where and how every interaction is recorded.
     public var ledger = LedgerConfiguration()
     public init() {}
@@ -34,5 +38,19 @@ public struct RequestLimits: Sendable {
     public var maxTextBytes = 4 << 20
     /// Bytes of envelopes in one `/v1/ledger/entries` page (the page ends early beyond them).
     public var maxLedgerPageBytes = 4 << 20
+    public init() {}
+}
+
+/// How many connections the server holds, and for how long an idle one.
+public struct ConnectionLimits: Sendable {
+    /// Open connections beyond which the oldest idle ones are closed to make room (never more
+    /// than the descriptor limit allows, less a reserve for the databases and model files).
+    public var maxConnections = 2048
+    /// Seconds a new connection may take to send its first request's head (slowloris).
+    public var headerTimeout: Duration = .seconds(10)
+    /// Seconds a connection may stay open with no request in progress.
+    public var keepAliveTimeout: Duration = .seconds(120)
+    /// Descriptors kept free for the ledger, the account registry and the model files.
+    public static let reservedDescriptors = 64
     public init() {}
 }

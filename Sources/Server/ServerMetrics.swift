@@ -1,4 +1,6 @@
+import Node
 import Prometheus
+import Synchronization
 
 /// The server's Prometheus metrics (`GET /metrics`).
 final class ServerMetrics: Sendable {
@@ -6,6 +8,8 @@ final class ServerMetrics: Sendable {
     let timeToFirstToken: ValueHistogram
     let timePerOutputToken: ValueHistogram
     let ledgerRecord: ValueHistogram
+    /// Ledger write failures already counted (the counter follows the appender's count).
+    private let countedFailures = Mutex(0)
 
     init() {
         timeToFirstToken = registry.makeValueHistogram(
@@ -41,6 +45,12 @@ final class ServerMetrics: Sendable {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
+    /// Idle connections closed to make room for new ones (``ConnectionGuard``).
+    func connectionsEvicted(_ n: Int) {
+        registry.makeCounter(name: "verity_connections_evicted_total",
+                             help: "Idle or slow connections closed because the connection cap was reached.").increment(by: Int64(n))
+    }
+
     func tokens(model: String, prompt: Int, completion: Int) {
         registry.makeCounter(name: "verity_prompt_tokens_total", labels: [("model", model)],
                              help: "Prompt tokens of finished completions.").increment(by: Int64(prompt))
@@ -48,8 +58,24 @@ final class ServerMetrics: Sendable {
                              help: "Generated tokens of finished completions.").increment(by: Int64(completion))
     }
 
-    /// Prometheus text, with the schedulers' live load.
-    func render(models: [ServedModel]) -> [UInt8] {
+    /// Prometheus text, with the schedulers' live load and the open connections.
+    func render(models: [ServedModel], connections: Int? = nil, ledger: LedgerAppender.Health? = nil) -> [UInt8] {
+        if let ledger {
+            let delta = countedFailures.withLock { counted in
+                defer { counted = max(counted, ledger.writeFailures) }
+                return ledger.writeFailures - counted
+            }
+            let failures = registry.makeCounter(name: "verity_ledger_write_failures_total",
+                                                help: "Ledger writes that failed: write-ahead, completion, seal, or refused for lack of space.")
+            if delta > 0 { failures.increment(by: Int64(delta)) }
+            registry.makeGauge(name: "verity_ledger_spooled_records",
+                               help: "Completed records waiting in memory for storage to take them.").set(Double(ledger.spooled))
+            registry.makeGauge(name: "verity_ledger_healthy", help: "1 while the ledger can record, else 0 (see /health).")
+                .set(Double(ledger.isHealthy ? 1 : 0))
+        }
+        if let connections {
+            registry.makeGauge(name: "verity_open_connections", help: "HTTP connections open now.").set(Double(connections))
+        }
         for served in models {
             let load = served.scheduler.load
             registry.makeGauge(name: "verity_active_sequences", labels: [("model", served.id)],

@@ -7,6 +7,8 @@ import Node
 struct VerityRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     var caller = Caller.anonymous
+    /// The rate-limit quota the caller's requests count against (set by ``AuthMiddleware``).
+    var quota = RateLimiter.Quota(key: "keyless", limits: RateLimits())
     /// The connection (a test channel in the in-process router tests).
     let channel: any Channel
 

@@ -84,10 +84,14 @@ struct KeysCreateCommand: ParsableCommand {
     @Option(help: "The account's address (already registered with --account-file).") var account: String?
     @Option(name: .customLong("account-file"), help: "The account's key bundle: registers its public keys, then issues the key.")
     var accountFile: String?
+    @Option(help: "Requests per minute this key may make (default: the server's --rate-limit-rpm).") var rpm: Int?
+    @Option(help: "Tokens, prompt plus completion, per minute this key may use (default: the server's --rate-limit-tpm).") var tpm: Int?
     @Flag(help: "Print JSON: {\"key\", \"key_id\", \"address\"}.") var json = false
 
     func validate() throws {
         guard (account == nil) != (accountFile == nil) else { throw ValidationError("give --account ADDRESS or --account-file FILE") }
+        if let rpm, rpm < 1 { throw ValidationError("--rpm must be positive") }
+        if let tpm, tpm < 1 { throw ValidationError("--tpm must be positive") }
     }
 
     func run() throws {
@@ -103,7 +107,7 @@ struct KeysCreateCommand: ParsableCommand {
                 throw CLIError("account \(address) is not registered in \(data.directory.path); pass --account-file FILE once to register its public keys")
             }
         }
-        let issued = try ledgerCall { try registry.issueKey(for: address) }
+        let issued = try ledgerCall { try registry.issueKey(for: address, limits: RateLimits(requestsPerMinute: rpm, tokensPerMinute: tpm)) }
         if json {
             print(JSON.object([("key", .string(issued.secret)), ("key_id", .string(issued.info.keyID)),
                                ("address", .string(issued.info.address))]).serialized())
@@ -128,13 +132,17 @@ struct KeysListCommand: ParsableCommand {
         if json {
             print(JSON.array(keys.map {
                 .object([("key_id", .string($0.keyID)), ("address", .string($0.address)), ("created", .string(date($0.createdMilliseconds))),
-                         ("revoked", $0.revokedMilliseconds.map { .string(date($0)) } ?? .null)])
+                         ("revoked", $0.revokedMilliseconds.map { .string(date($0)) } ?? .null),
+                         ("requests_per_minute", $0.limits.requestsPerMinute.map { .int($0) } ?? .null),
+                         ("tokens_per_minute", $0.limits.tokensPerMinute.map { .int($0) } ?? .null)])
             }).serialized())
             return
         }
         for key in keys {
+            let limits = [key.limits.requestsPerMinute.map { "\($0) req/min" }, key.limits.tokensPerMinute.map { "\($0) tok/min" }]
+                .compactMap { $0 }
             print("\(key.keyID)  \(key.address)  created \(date(key.createdMilliseconds))  "
-                  + (key.revokedMilliseconds.map { "revoked \(date($0))" } ?? "active"))
+                  + (key.revokedMilliseconds.map { "revoked \(date($0))" } ?? "active") + (limits.isEmpty ? "" : "  " + limits.joined(separator: ", ")))
         }
     }
 }

@@ -59,10 +59,11 @@ struct LedgerVerifyCommand: AsyncParsableCommand {
         if json {
             print(JSON.object([
                 ("valid", .bool(audit.isValid)), ("records", .int(Int(audit.leafCount))), ("blocks", .int(Int(audit.blockCount))),
-                ("unsealed", .int(Int(audit.unsealedLeafCount))), ("problems", .array(audit.problems.map { .string($0.description) })),
+                ("unsealed", .int(Int(audit.unsealedLeafCount))), ("pending", .int(audit.pendingRecordCount)), ("problems", .array(audit.problems.map { .string($0.description) })),
             ]).serialized())
         } else if audit.isValid {
-            print("ok: \(audit.leafCount) records, \(audit.blockCount) blocks, \(audit.unsealedLeafCount) records not yet sealed; signed by \(verifier.name)")
+            print("ok: \(audit.leafCount) records, \(audit.blockCount) blocks, \(audit.unsealedLeafCount) records not yet sealed; signed by \(verifier.name)"
+                  + (audit.pendingRecordCount > 0 ? "; \(audit.pendingRecordCount) written ahead of answers not yet recorded (a server recovers them as interrupted)" : ""))
         } else {
             print("FAILED: \(audit.problems[0])")
             for problem in audit.problems.dropFirst() { print("  also: \(problem)") }

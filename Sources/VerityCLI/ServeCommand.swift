@@ -44,6 +44,15 @@ struct ServeCommand: AsyncParsableCommand {
     var stepTokens = Self.defaults.scheduler.stepTokens
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).")
     var maxBodyBytes = Self.defaults.limits.maxBodyBytes
+    @Option(name: .customLong("rate-limit-rpm"),
+            help: "Requests per minute allowed to each API key that sets no limit of its own (and to keyless requests together); default: none.")
+    var rateLimitRPM: Int?
+    @Option(name: .customLong("rate-limit-tpm"),
+            help: "Tokens (prompt plus completion) per minute allowed to each API key that sets no limit of its own; default: none.")
+    var rateLimitTPM: Int?
+    @Option(name: .customLong("ledger-min-free"),
+            help: "Refuse new interactions (503, and /health degraded) while the data directory's disk has less free space than this (bytes, or with K, M or G).")
+    var ledgerMinFree = ByteSize(Self.defaults.ledger.minFreeBytes)
     @Option(help: "GPU recorded with each interaction (default: detected with nvidia-smi, else the CPU model).") var gpu: String?
     @Option(help: "Who rents out the GPU, recorded with each interaction.") var provider = "none"
     @Option(name: .customLong("price-per-hour"), help: "The GPU's price per hour in --currency, recorded with each interaction.")
@@ -73,6 +82,8 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--seal-interval must be between 0.01 and 86400 seconds")
         }
         if let sealRecords, sealRecords < 1 { throw ValidationError("--seal-records must be positive") }
+        if let rateLimitRPM, rateLimitRPM < 1 { throw ValidationError("--rate-limit-rpm must be positive") }
+        if let rateLimitTPM, rateLimitTPM < 1 { throw ValidationError("--rate-limit-tpm must be positive") }
     }
 
     func run() async throws {
@@ -86,6 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         config.contextLength = contextLength
         config.apiKeys = try keys()
+        config.rateLimits = RateLimits(requestsPerMinute: rateLimitRPM, tokensPerMinute: rateLimitTPM)
         config.scheduler.maxSequences = maxSequences
         if let threads { config.scheduler.threads = threads }
         config.scheduler.maxQueue = maxQueue
@@ -97,6 +109,7 @@ struct ServeCommand: AsyncParsableCommand {
         config.ledger.auditorKey = try auditorKey.map(Self.auditor)
         config.ledger.sealInterval = .milliseconds(Int64((sealInterval * 1000).rounded()))
         config.ledger.sealRecords = sealRecords
+        config.ledger.minFreeBytes = ledgerMinFree.bytes
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "verity")
         logger.logLevel = .info
@@ -131,5 +144,33 @@ struct ServeCommand: AsyncParsableCommand {
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         guard !keys.isEmpty else { throw CLIError("API keys file \(apiKeysFile) holds no keys") }
         return Set(keys)
+    }
+}
+
+/// A byte count on the command line: `1048576`, `512K`, `64M`, `2G` (binary units).
+struct ByteSize: ExpressibleByArgument, CustomStringConvertible {
+    let bytes: Int64
+
+    init(_ bytes: Int64) { self.bytes = bytes }
+
+    init?(argument: String) {
+        let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var text = argument.uppercased()
+        var unit: Int64 = 1
+        if let last = text.last, let scale = units[last] {
+            unit = scale
+            text.removeLast()
+        }
+        guard let value = Int64(text), value >= 0 else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: unit)
+        guard !overflow else { return nil }
+        bytes = product
+    }
+
+    var description: String {
+        for (suffix, scale) in [("G", Int64(1) << 30), ("M", 1 << 20), ("K", 1 << 10)] where bytes >= scale && bytes % scale == 0 {
+            return "\(bytes / scale)\(suffix)"
+        }
+        return String(bytes)
     }
 }

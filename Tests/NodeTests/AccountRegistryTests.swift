@@ -84,4 +84,16 @@ struct AccountRegistryTests {
         #expect(try RecipientKey(rawRepresentation: raw) == alice.recipientKey)
         #expect(throws: LedgerError.self) { try RecipientKey(rawRepresentation: raw.dropLast()) }
     }
+
+    @Test func aKeyKeepsItsRateLimits() throws {
+        try withRegistry { registry, _ in
+            try registry.register(address: alice.address, recipientKey: alice.recipientKey)
+            let limited = try registry.issueKey(for: alice.address, limits: RateLimits(requestsPerMinute: 7, tokensPerMinute: 900))
+            let plain = try registry.issueKey(for: alice.address)
+            #expect(try registry.key(limited.secret)?.info.limits == RateLimits(requestsPerMinute: 7, tokensPerMinute: 900))
+            #expect(try registry.key(plain.secret)?.info.limits == RateLimits())
+            #expect(try registry.keys().map(\.limits) == [RateLimits(requestsPerMinute: 7, tokensPerMinute: 900), RateLimits()]
+                    || registry.keys().map(\.limits) == [RateLimits(), RateLimits(requestsPerMinute: 7, tokensPerMinute: 900)])
+        }
+    }
 }

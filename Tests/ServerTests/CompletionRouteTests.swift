@@ -2,6 +2,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Ledger
+import Node
 import Testing
 @testable import Server
 
@@ -115,6 +117,30 @@ struct CompletionRouteTests {
             }
             #expect(counts[0] > 0)
             #expect(counts[1] == counts[0])
+        }
+    }
+
+    @Test("a key over its requests per minute gets 429 with Retry-After; another key does not")
+    func rateLimited() async throws {
+        try await TestServer.withApp { server, client in
+            let alice = Account(), bob = Account()
+            for account in [alice, bob] { try server.ledger.registry.register(address: account.address, recipientKey: account.recipientKey) }
+            let limited = try server.ledger.registry.issueKey(for: alice.address, limits: RateLimits(requestsPerMinute: 2))
+            let other = try server.ledger.registry.issueKey(for: bob.address, limits: RateLimits(requestsPerMinute: 2))
+            for i in 0..<3 {
+                try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer \(limited.secret)"]) {
+                    if i < 2 {
+                        #expect($0.status == .ok)
+                    } else {
+                        #expect($0.status == .tooManyRequests)
+                        #expect((try? ErrorBody($0.body))?.code == "rate_limit_exceeded")
+                        #expect(Int($0.headers[.retryAfter] ?? "") ?? 0 >= 1)
+                    }
+                }
+            }
+            try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer \(other.secret)"]) {
+                #expect($0.status == .ok)
+            }
         }
     }
 }

@@ -36,7 +36,7 @@ struct TestServer {
         if load { try host.load() }
         defer { host.shutdown() }
         let metrics = ServerMetrics()
-        let services = APIServices(host: host, metrics: metrics, limits: limits, ledger: ledger, logger: logger)
+        let services = APIServices(host: host, metrics: metrics, limits: limits, ledger: ledger, limiter: RateLimiter(), logger: logger)
         let router = OpenAIServer.buildRouter(services: services, apiKeys: keys, web: WebChatController())
         let app = Application(router: router, logger: logger)
         let server = TestServer(host: host, ledger: ledger, directory: directory)

@@ -23,12 +23,12 @@ struct ChatCompletionsController {
         let id = RequestValidation.newID("chatcmpl")
         let interaction = Interaction.chat(id: id, caller: context.caller, served: served, messages: messages, fields: req.sampling,
                                            maxTokens: parameters.maxTokens)
-        let responder = CompletionResponder(
-            services: services, served: served, handle: try served.submit(prompt, parameters, promptParam: "messages"),
+        let responder = try await CompletionResponder.start(
+            services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "messages",
             shape: ResponseShape(kind: .chat, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,
                                  includeUsage: req.sampling.streamOptions?.includeUsage == true),
             format: ChatFormat(tokenizer: served.model.tokenizer, wantsLogprobs: parameters.logprobs != nil),
-            arrived: arrived, promptTokens: prompt.count, interaction: interaction)
+            arrived: arrived, interaction: interaction)
         return try await responder.respond(streaming: req.sampling.stream == true, context: context)
     }
 }

@@ -32,12 +32,12 @@ struct CompletionsController {
         let id = RequestValidation.newID("cmpl")
         let interaction = Interaction.completion(id: id, caller: context.caller, served: served, prompt: req.prompt, fields: req.sampling,
                                                  logprobs: req.logprobs, maxTokens: parameters.maxTokens)
-        let responder = CompletionResponder(
-            services: services, served: served, handle: try served.submit(prompt, parameters, promptParam: "prompt"),
+        let responder = try await CompletionResponder.start(
+            services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "prompt",
             shape: ResponseShape(kind: .text, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,
                                  includeUsage: req.sampling.streamOptions?.includeUsage == true),
             format: TextFormat(tokenizer: tokenizer, wantsLogprobs: parameters.logprobs != nil),
-            arrived: arrived, promptTokens: prompt.count, interaction: interaction)
+            arrived: arrived, interaction: interaction)
         return try await responder.respond(streaming: req.sampling.stream == true, context: context)
     }
 

@@ -14,6 +14,9 @@ import Node
 /// reads.
 struct LedgerController: Sendable {
     let ledger: LedgerAppender
+    /// Envelope bytes per `/v1/ledger/entries` page: a page ends early beyond them (at least one
+    /// entry is always given), so a page's size is bounded whatever its records hold.
+    let maxPageBytes: Int
 
     /// Most entries one `/v1/ledger/entries` page returns.
     static let pageLimit = 1000
@@ -66,7 +69,11 @@ struct LedgerController: Sendable {
         open.get("entries") { request, _ in
             let start = request.uri.queryParameters.get("start") == nil ? 0 : try Self.number(request, "start")
             let limit = request.uri.queryParameters.get("limit") == nil ? UInt64(Self.pageLimit) : try Self.number(request, "limit")
-            let leaves = try await mapped { try await ledger.node.leaves(from: start, limit: Int(min(limit, UInt64(Self.pageLimit)))) }
+            var leaves = try await mapped { try await ledger.node.leaves(from: start, limit: Int(min(limit, UInt64(Self.pageLimit)))) }
+            var bytes = 0
+            if let cut = leaves.indices.first(where: { i in bytes += leaves[i].envelope.count; return i > 0 && bytes > maxPageBytes }) {
+                leaves.removeSubrange(cut...)
+            }
             return Response.json(["entries": .array(leaves.map {
                 ["leaf_index": .int(Int($0.index)), "record_id": .string($0.recordID), "leaf_hash": .string($0.leafHash.base64EncodedString()),
                  "envelope": .string($0.envelope.base64EncodedString())]

@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import Hummingbird
 import Ledger
 import Node
@@ -9,17 +11,27 @@ import Node
 struct Authenticator: Sendable {
     let staticKeys: Set<String>
     let registry: AccountRegistry
+    /// Rate limits for keys that set none of their own (and for keyless requests).
+    let defaultLimits: RateLimits
 
-    func authenticate(_ request: Request) throws(APIError) -> Caller {
+    /// Who sent the request, and the quota it counts against: an account key's own (its limits
+    /// over the defaults), a static key's, or one shared by keyless requests.
+    func authenticate(_ request: Request) throws(APIError) -> (Caller, RateLimiter.Quota) {
         let token = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
         if let token {
             // Compare against every static key in full, so timing says nothing about how much matched.
             var found = false
             for key in staticKeys where Self.constantTimeEqual(Array(key.utf8), Array(token.utf8)) { found = true }
-            if found { return .anonymous }
-            if let account = try lookUp(token) { return .account(account) }
+            if found {
+                let id = SHA256.hash(data: Data(token.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
+                return (.anonymous, RateLimiter.Quota(key: "static:" + id, limits: defaultLimits))
+            }
+            if let (account, key) = try lookUp(token) {
+                return (.account(account), RateLimiter.Quota(key: key.keyID, limits: key.limits.over(defaultLimits)))
+            }
         }
-        guard try required() else { return .anonymous }
+        let keyless = (Caller.anonymous, RateLimiter.Quota(key: "keyless", limits: defaultLimits))
+        guard try required() else { return keyless }
         guard token != nil else {
             throw APIError.unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.")
         }
@@ -35,8 +47,8 @@ struct Authenticator: Sendable {
         }
     }
 
-    private func lookUp(_ token: String) throws(APIError) -> AccountRegistry.RegisteredAccount? {
-        do { return try registry.account(forKey: token) } catch {
+    private func lookUp(_ token: String) throws(APIError) -> (AccountRegistry.RegisteredAccount, AccountRegistry.KeyInfo)? {
+        do { return try registry.key(token) } catch {
             throw APIError.server("The account registry cannot be read: \(error)")
         }
     }

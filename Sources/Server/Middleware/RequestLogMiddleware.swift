@@ -27,6 +27,10 @@ struct RequestLogMiddleware: RouterMiddleware {
         response.body = ResponseBody { writer in
             do {
                 try await body.write(writer)
+            } catch is LedgerWriteFailure {
+                logger.error("\(id) \(request.method) \(request.uri.path) 500 stream ended with an error: its record could not be stored \(Self.milliseconds(since: start)) ms")
+                metrics.request(endpoint: endpoint, status: 500)
+                throw LedgerWriteFailure()
             } catch {
                 logger.info("\(line) stream ended early (\(error)) \(Self.milliseconds(since: start)) ms")
                 metrics.request(endpoint: endpoint, status: 499)

@@ -81,9 +81,21 @@ struct APIError: HTTPResponseError, Sendable {
                  headers: [.retryAfter: String(retryAfter)])
     }
 
+    /// A key over its rate limit: 429 with `Retry-After`.
+    static func rateLimited(_ refusal: RateLimiter.Refusal) -> APIError {
+        APIError(status: .tooManyRequests, message: refusal.message + " Retry after \(refusal.retryAfter) s.", type: "requests",
+                 param: nil, code: "rate_limit_exceeded", headers: [.retryAfter: String(refusal.retryAfter)])
+    }
+
     static func unavailable(_ message: String) -> APIError {
         APIError(status: .serviceUnavailable, message: message, type: "server_error", param: nil, code: "unavailable",
                  headers: [.retryAfter: "1"])
+    }
+
+    /// The ledger cannot record, so nothing may be answered: 503 with `Retry-After`.
+    static func ledgerUnavailable() -> APIError {
+        APIError(status: .serviceUnavailable, message: "The ledger cannot record interactions right now, so none is started; retry shortly.",
+                 type: "server_error", param: nil, code: "ledger_unavailable", headers: [.retryAfter: "5"])
     }
 
     static func server(_ message: String) -> APIError {

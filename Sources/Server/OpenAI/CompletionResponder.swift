@@ -6,20 +6,49 @@ import Ledger
 import NIOCore
 import Node
 
-/// One accepted completion request on its way to the client: its sequence in the scheduler, what
-/// the ledger will record, and how its choices are rendered. Both completion endpoints answer
-/// through it, streaming or not; the interaction is recorded before the answer's end is sent
-/// (nothing is acknowledged that is not recorded), and a client that goes away cancels the
-/// sequence, which is then recorded as `cancelled`.
+/// One accepted completion request on its way to the client: its sequence in the scheduler, its
+/// record in the ledger, and how its choices are rendered. Both completion endpoints answer
+/// through it, streaming or not.
+///
+/// The ledger sees every answer before its client does: a write-ahead record is durable before
+/// the sequence starts (else 503), is brought up to date as the answer grows, and the completed
+/// record is durable before the answer's end is sent; nothing is acknowledged that is not
+/// recorded. A client that goes away cancels the sequence, which is recorded as `cancelled`.
 struct CompletionResponder: Sendable {
     let services: APIServices
+    /// What the generated tokens count against.
+    let quota: RateLimiter.Quota
     let served: ServedModel
     let handle: BatchScheduler.Request
+    let entry: LedgerAppender.Entry
     let shape: ResponseShape
     let format: any CompletionFormat
     let arrived: ContinuousClock.Instant
     let promptTokens: Int
     let interaction: Interaction
+
+    /// Admits a completion: its prompt tokens against the caller's rate limit, its write-ahead
+    /// record in the ledger, its sequence in the model's scheduler, in that order.
+    static func start(services: APIServices, quota: RateLimiter.Quota, served: ServedModel, prompt: [Int32],
+                      parameters: GenerationParameters, promptParam: String, shape: ResponseShape, format: any CompletionFormat,
+                      arrived: ContinuousClock.Instant, interaction: Interaction) async throws -> CompletionResponder {
+        do { try services.limiter.admitTokens(quota, prompt: prompt.count) } catch { throw APIError.rateLimited(error) }
+        let entry: LedgerAppender.Entry
+        do {
+            entry = try await services.ledger.begin(interaction.record(response: "", promptTokens: prompt.count, completionTokens: 0,
+                                                                       finishReason: Interaction.interrupted, worker: services.ledger.worker),
+                                                    sender: interaction.caller)
+        } catch {
+            throw APIError.ledgerUnavailable()
+        }
+        let handle: BatchScheduler.Request
+        do { handle = try served.submit(prompt, parameters, promptParam: promptParam) } catch {
+            services.ledger.discard(entry)
+            throw error
+        }
+        return CompletionResponder(services: services, quota: quota, served: served, handle: handle, entry: entry, shape: shape,
+                                   format: format, arrived: arrived, promptTokens: prompt.count, interaction: interaction)
+    }
 
     /// The response: an SSE stream, or the whole completion as JSON once it is done.
     func respond(streaming: Bool, context: VerityRequestContext) async throws -> Response {
@@ -43,21 +72,21 @@ struct CompletionResponder: Sendable {
         let watch = closure?.onClose { [handle] in handle.cancel() }
         defer { closure?.cancel(watch) }
         var text = "", steps: [Completion.Step] = []
-        var timer = TokenTimer(arrived: arrived, metrics: services.metrics)
+        var progress = Progress(responder: self)
         for await event in handle.events {
             switch event {
             case .token(let step):
-                timer.tick()
                 text += step.text
                 steps.append(step)
+                progress.tick(text: text, tokens: steps.count)
             case .finished(let summary):
-                services.metrics.tokens(model: served.id, prompt: summary.promptTokens, completion: summary.completionTokens)
                 text += summary.tail
-                let verity = try await record(response: text, summary: summary)
+                let verity = try await finish(response: text, summary: summary)
                 let body = shape.response([format.choice(text: text, steps: steps, summary: summary)], summary: summary, verity: verity)
                 return Response(status: .ok, headers: [.contentType: "application/json"],
                                 body: ResponseBody(byteBuffer: ByteBuffer(string: body.serialized())))
             case .failed(let error):
+                await abandon(response: text, completionTokens: steps.count)
                 throw APIError.server("Generation failed: \(error.message)")
             }
         }
@@ -68,43 +97,43 @@ struct CompletionResponder: Sendable {
 
     /// Server-sent events: the opening chunk (if any), a chunk per token with something to send,
     /// the closing chunks (the last carries the `verity` receipt stub), the usage chunk if asked
-    /// for, then `data: [DONE]`.
+    /// for, then `data: [DONE]`. If the completed record cannot be stored, an error event ends the
+    /// stream instead, without `[DONE]`.
     private func writeStream(to writer: inout any ResponseBodyWriter) async throws {
-        var timer = TokenTimer(arrived: arrived, metrics: services.metrics)
-        var text = "", tokens = 0, recorded = false
+        var progress = Progress(responder: self)
+        var text = "", tokens = 0, ended = false
         do {
             if let opening = format.opening { try await writer.write(sse(shape.chunk([opening]))) }
             for await event in handle.events {
                 switch event {
                 case .token(let step):
-                    timer.tick()
                     let offset = text.count
                     text += step.text
                     tokens += 1
+                    progress.tick(text: text, tokens: tokens)
                     if let choice = format.tokenChoice(step, textOffset: offset) { try await writer.write(sse(shape.chunk([choice]))) }
                 case .finished(let summary):
-                    services.metrics.tokens(model: served.id, prompt: summary.promptTokens, completion: summary.completionTokens)
-                    let verity: JSON
-                    do {
-                        verity = try await record(response: text + summary.tail, summary: summary)
-                        recorded = true
-                    } catch {
-                        // Unrecorded, so unacknowledged: no final chunk, an error instead.
-                        try await writer.write(sse(error.body))
-                        continue
+                    ended = true
+                    let recorded = await finishing(response: text + summary.tail, summary: summary)
+                    guard case .success(let verity) = recorded else {
+                        // Unrecorded, so unacknowledged: an error event and no [DONE].
+                        if case .failure(let error) = recorded { try await writer.write(sse(error.body)) }
+                        throw LedgerWriteFailure()
                     }
                     var chunks = format.closingChoices(summary).map { shape.chunk([$0]) }
                     if let last = chunks.popLast() { chunks.append(last.adding("verity", verity)) }
                     if shape.includeUsage { chunks.append(shape.usageChunk(summary)) }
                     for chunk in chunks { try await writer.write(sse(chunk)) }
                 case .failed(let error):
+                    ended = true
+                    await abandon(response: text, completionTokens: tokens)
                     try await writer.write(sse(APIError.server("Generation failed: \(error.message)").body))
                 }
             }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
         } catch {
             handle.cancel()
-            if !recorded { await recordCancelled(response: text, completionTokens: tokens) }
+            if !ended { await abandon(response: text, completionTokens: tokens) }
             throw error
         }
         try await writer.finish(nil)
@@ -118,16 +147,16 @@ struct CompletionResponder: Sendable {
 
     /// Records the finished completion durably and returns the response's `verity` object:
     /// `{"record_id", "leaf_index", "leaf_hash" (base64), "receipt_url"}`.
-    /// - Throws: A 500 ``APIError`` if the record cannot be stored: a response that is not
-    ///   recorded is not given.
-    private func record(response: String, summary: GenerationSummary) async throws(APIError) -> JSON {
-        let record = interaction.record(response: response, promptTokens: summary.promptTokens,
-                                        completionTokens: summary.completionTokens, finishReason: summary.finishReason,
-                                        worker: services.ledger.worker)
+    /// - Throws: A 500 ``APIError`` if the record cannot be stored (it is spooled and retried):
+    ///   a response that is not recorded is not given.
+    private func finish(response: String, summary: GenerationSummary) async throws(APIError) -> JSON {
+        services.metrics.tokens(model: served.id, prompt: summary.promptTokens, completion: summary.completionTokens)
+        services.limiter.charge(quota, completion: summary.completionTokens)
+        let record = interaction.record(response: response, promptTokens: summary.promptTokens, completionTokens: summary.completionTokens,
+                                        finishReason: summary.finishReason.rawValue, worker: services.ledger.worker)
         let appended: LedgerNode.Appended
         let start = ContinuousClock.now
-        do { appended = try await services.ledger.record(record, sender: interaction.caller) } catch {
-            services.logger.error("ledger: cannot record \(shape.id): \(error)")
+        do { appended = try await services.ledger.complete(entry, record) } catch {
             throw APIError.server("The interaction could not be recorded in the ledger, so no answer is given.")
         }
         services.metrics.ledgerRecorded(in: ContinuousClock.now - start)
@@ -136,16 +165,51 @@ struct CompletionResponder: Sendable {
                 "receipt_url": .string("/v1/ledger/records/\(appended.recordID)/receipt")]
     }
 
-    /// Records a stream the client left: the text generated so far, finish reason `cancelled`.
-    /// Nothing is acknowledged to anyone, so a failure is only logged.
-    private func recordCancelled(response: String, completionTokens: Int) async {
+    /// ``finish(response:summary:)`` as a result.
+    private func finishing(response: String, summary: GenerationSummary) async -> Result<JSON, APIError> {
+        do { return .success(try await finish(response: response, summary: summary)) } catch { return .failure(error) }
+    }
+
+    /// Records an answer that did not finish (the client left, or generation failed): the text
+    /// generated so far, finish reason `cancelled`. Nothing is acknowledged to anyone, so a
+    /// failure is only logged (and the record spooled).
+    private func abandon(response: String, completionTokens: Int) async {
+        services.limiter.charge(quota, completion: completionTokens)
         let record = interaction.record(response: response, promptTokens: promptTokens, completionTokens: completionTokens,
-                                        finishReason: .cancelled, worker: services.ledger.worker)
-        do { _ = try await services.ledger.record(record, sender: interaction.caller) } catch {
-            services.logger.error("ledger: cannot record cancelled \(shape.id): \(error)")
+                                        finishReason: FinishReason.cancelled.rawValue, worker: services.ledger.worker)
+        _ = try? await services.ledger.complete(entry, record)
+    }
+
+    /// Keeps the write-ahead record up to date as the answer grows (at most every
+    /// ``LedgerConfiguration/partialFlushInterval``), and times the tokens for the metrics.
+    private struct Progress {
+        let responder: CompletionResponder
+        var timer: TokenTimer
+        var flushed: ContinuousClock.Instant
+        let interval: Duration
+
+        init(responder: CompletionResponder) {
+            self.responder = responder
+            timer = TokenTimer(arrived: responder.arrived, metrics: responder.services.metrics)
+            flushed = ContinuousClock.now
+            interval = responder.services.ledger.configuration.partialFlushInterval
+        }
+
+        mutating func tick(text: String, tokens: Int) {
+            timer.tick()
+            let now = ContinuousClock.now
+            guard now - flushed >= interval else { return }
+            flushed = now
+            let r = responder
+            r.services.ledger.update(r.entry, r.interaction.record(response: text, promptTokens: r.promptTokens, completionTokens: tokens,
+                                                                   finishReason: Interaction.interrupted, worker: r.services.ledger.worker))
         }
     }
 }
+
+/// A stream that ends because its completed record could not be stored: the client got an error
+/// event and no `[DONE]`; the request log counts it as a server error.
+struct LedgerWriteFailure: Error {}
 
 /// Time to first token and between tokens, into the metrics' histograms.
 private struct TokenTimer {
