@@ -1,0 +1,391 @@
+"""Security hardening (issue #13): authentication that no spelling of a path gets around, no
+cross-origin requests from a browser, no request that crashes the server or slips past the
+caps, rate limits per key, client disconnect cancelling work, a bounded default max_tokens, and
+control tokens only where the chat template puts them.
+
+Requests whose path must reach the server byte for byte go over a raw socket
+(`support.raw_request`): an HTTP library would normalize `//v1/./models` or `%2F`. One server
+(`sec`) serves most tests; it is restarted, and the crash recorded, when a request kills it, so one
+crash fails its own test and not every later one."""
+import itertools, json, random, socket, threading, time
+
+import pytest
+
+import support
+from support import (EOS_BIAS, MODEL_ID, DroppedConnection, VerityServer, assert_openai_error, cli,
+                     parse_prometheus, metric_sum, raw_post_large, raw_request)
+
+CHAT = "/v1/chat/completions"
+HELLO = [{"role": "user", "content": "hi"}]
+WRONG_KEY = "vk_this-key-was-never-issued"
+MAX_BODY = 4 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# The server these tests share
+
+
+class SecurityServer:
+    """`verity serve` with an account key (alice) besides --api-key, a 2048-token context (so a
+    default max_tokens of "the rest of the context" would exceed 1024), a 4 MiB body limit."""
+
+    def __init__(self, root):
+        self.root, self.data = root, root / "data"
+        self.account = root / "alice.json"
+        cli("account", "create", "--out", self.account)
+        self.key = json.loads(cli("keys", "create", "--data-dir", self.data, "--account-file", self.account,
+                                  "--json").stdout)["key"]
+        self.starts = 0
+        self._start()
+
+    def _start(self):
+        self.server = VerityServer(["--data-dir", self.data, "--ctx", "2048", "--max-sequences", "4",
+                                    "--max-body-bytes", MAX_BODY, "--seal-interval", "0.2"],
+                                   self.root / f"verity-serve-{self.starts}.log")
+        self.starts += 1
+
+    def live(self):
+        """The running server; if the last request killed it, a fresh one on the same data."""
+        if self.server.proc.poll() is not None:
+            self.server.log_file.close()
+            self._start()
+        return self.server
+
+    @property
+    def port(self):
+        return self.live().port
+
+    @property
+    def url(self):
+        return self.live().base_url
+
+    def request(self, method, target, body=None, key=None, headers=None, timeout=60):
+        headers = dict(headers or {})
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if body is not None:
+            headers.setdefault("Content-Type", "application/json")
+        return raw_request(self.port, method, target, headers, body or b"", timeout=timeout)
+
+    def tree_size(self):
+        r = self.request("GET", "/v1/ledger/head")
+        assert r.status_code == 200, r.text
+        return r.json()["tree_size"]
+
+    @staticmethod
+    def crash_report(server):
+        """The crashed thread's first frames from the log (Swift's backtracer), else the log's end."""
+        lines = server.log_tail(200_000).splitlines()
+        for i, line in enumerate(lines):
+            if line.rstrip().endswith("crashed:"):
+                frames = [l.strip() for l in lines[i + 1:i + 8] if l.strip()][:3]
+                return "\n    ".join([line.strip()] + frames)
+        return "log:\n" + "\n".join(lines[-30:])
+
+    def health(self):
+        """None when the process is alive and /health answers 200, else what is wrong."""
+        server = self.server
+        if server.proc.poll() is not None:
+            return f"the server process exited with {server.proc.returncode}: {self.crash_report(server)}"
+        try:
+            r = raw_request(server.port, "GET", "/health", timeout=10)
+        except (OSError, DroppedConnection) as e:
+            return f"/health failed: {e!r}"
+        if r.status_code != 200:
+            return f"/health answered {r.status_code}: {r.text[:200]}"
+        return None
+
+
+@pytest.fixture(scope="module")
+def sec(tmp_path_factory):
+    env = SecurityServer(tmp_path_factory.mktemp("security"))
+    yield env
+    env.server.stop(timeout=20)
+
+
+def chat_body(**kw):
+    return {"model": MODEL_ID, "messages": HELLO, "max_tokens": 1, "temperature": 0, **kw}
+
+
+def with_raw(body, field, literal):
+    """`body` as JSON text with `field` set to `literal`, written as is (`-0`, `NaN`, `2**64`)."""
+    text = json.dumps({k: v for k, v in body.items() if k != field})
+    return text[:-1] + f', "{field}": {literal}}}'
+
+
+def newest_record(env, before, timeout=30):
+    """The record id of the newest ledger entry, once the tree has grown past `before`."""
+    deadline = time.time() + timeout
+    while (size := env.tree_size()) <= before:
+        assert time.time() < deadline, f"no record appended within {timeout} s (tree size still {size})"
+        time.sleep(0.1)
+    entries = env.request("GET", f"/v1/ledger/entries?start={size - 1}&limit=1").json()["entries"]
+    return entries[0]["record_id"]
+
+
+def decrypt(env, record_id):
+    """A record of alice's, decrypted with her account."""
+    return json.loads(cli("ledger", "decrypt", record_id, "--account", env.account, "--url", env.url).stdout)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Every spelling of a protected path needs the key
+
+
+PROTECTED = [
+    ("GET", "/v1/models", None),
+    ("GET", "/v1/models/" + MODEL_ID, None),
+    ("POST", "/v1/chat/completions", chat_body()),
+    ("POST", "/v1/completions", {"model": MODEL_ID, "prompt": "hi", "max_tokens": 1, "temperature": 0}),
+    ("POST", "/v1/tokenize", {"model": MODEL_ID, "prompt": "hi"}),
+    ("POST", "/v1/detokenize", {"model": MODEL_ID, "tokens": [1, 2]}),
+    ("POST", "/v1/chat/template", {"model": MODEL_ID, "messages": HELLO}),
+    ("GET", "/v1/ledger/records", None),
+]
+
+
+def _split(path):
+    base, q, query = path.partition("?")
+    return base, q + query
+
+
+def _slashes(base):
+    return [i for i, c in enumerate(base) if c == "/"]
+
+
+def _segments(base):
+    """(start, end) of each non-empty segment."""
+    out, start = [], None
+    for i, c in enumerate(base + "/"):
+        if c == "/":
+            if start is not None and i > start:
+                out.append((start, i))
+            start = i + 1
+    return out
+
+
+def _on_path(fn):
+    """A transform of the path before any `?`, the query kept."""
+    def t(path):
+        base, query = _split(path)
+        return [v + query for v in fn(base)]
+    t.__name__ = fn.__name__
+    return t
+
+
+@_on_path
+def double_slash(b):
+    return [b[:i] + "/" + b[i:] for i in _slashes(b)]
+
+
+@_on_path
+def triple_slash(b):
+    return [b[:i] + "//" + b[i:] for i in _slashes(b)]
+
+
+@_on_path
+def trailing_slash(b):
+    return [b + "/"]
+
+
+@_on_path
+def dot_segment(b):
+    return [b[:i] + "/." + b[i:] for i in _slashes(b)] + [b + "/."]
+
+
+@_on_path
+def dotdot_segment(b):
+    return [b[:i] + "/x/.." + b[i:] for i in _slashes(b)] + [b + "/x/.."]
+
+
+@_on_path
+def percent_encoded(b):
+    out = []
+    for s, e in _segments(b):
+        for i in range(s, e):
+            for fmt in ("%{:02X}", "%{:02x}"):
+                out.append(b[:i] + fmt.format(ord(b[i])) + b[i + 1:])
+        out.append(b[:s] + "".join("%{:02X}".format(ord(c)) for c in b[s:e]) + b[e:])
+    return out
+
+
+@_on_path
+def encoded_slash(b):
+    return [b[:i] + enc + b[i + 1:] for i in _slashes(b)[1:] for enc in ("%2F", "%2f")]
+
+
+@_on_path
+def letter_case(b):
+    out = [b.upper()]
+    for s, e in _segments(b):
+        seg = b[s:e]
+        for variant in (seg.upper(), seg[:1].upper() + seg[1:], "".join(c.upper() if k % 2 else c for k, c in enumerate(seg))):
+            out.append(b[:s] + variant + b[e:])
+    return out
+
+
+@_on_path
+def backslash(b):
+    return [b[:i] + "\\" + b[i + 1:] for i in _slashes(b)]
+
+
+@_on_path
+def matrix_param(b):
+    return [b[:e] + ";x=1" + b[e:] for _, e in _segments(b)]
+
+
+@_on_path
+def through_public_path(b):
+    """Paths that start like a public one and resolve, after dot segments, to the protected one."""
+    if not b.startswith("/v1/"):
+        return []
+    rest = b[len("/v1/"):]
+    return ["/v1/ledger/../" + rest, "/v1/ledger/%2e%2e/" + rest, "/v1/ledger/head/../../" + rest, "/health/.." + b,
+            "/assets/../" + b[1:]]
+
+
+def query(path):
+    return [path + "?", path + "?a=b"]
+
+
+# Applied in this order when two are combined, so a query stays last.
+TRANSFORMS = [double_slash, triple_slash, trailing_slash, dot_segment, dotdot_segment, percent_encoded,
+              encoded_slash, letter_case, backslash, matrix_param, through_public_path, query]
+
+
+def spellings(path):
+    """Every single transform's variants of `path`, then one (seeded) variant of each pair of
+    transforms applied in turn; the canonical path itself excluded, each spelling once."""
+    out = {}
+    for t in TRANSFORMS:
+        for v in t(path):
+            out.setdefault(v, t.__name__)
+    rng = random.Random("spellings " + path)
+    for a, b in itertools.combinations(TRANSFORMS, 2):
+        first = a(path)
+        if not first:
+            continue
+        mid = rng.choice(first)
+        second = b(mid)
+        if second:
+            out.setdefault(rng.choice(second), f"{a.__name__}+{b.__name__}")
+    out.pop(path, None)
+    return out
+
+
+def test_spellings_cover_the_issue_list():
+    s = spellings("/v1/models")
+    for expected in ("//v1/models", "/v1//models", "///v1/models", "/v1/models/", "/./v1/models", "/v1/./models",
+                     "/v1/x/../models", "/%76" + "1/models", "/v1/%6Dodels", "/v1/%6dodels", "/v1%2Fmodels",
+                     "/v1%2fmodels", "/V1/models", "/v1/MODELS", "/v1/Models", "/v1\\models", "\\v1/models",
+                     "/v1;x=1/models", "/v1/models;x=1", "/v1/models?", "/v1/models?a=b", "/v1/ledger/../models"):
+        assert expected in s, f"{expected!r} missing from the generated spellings"
+    assert sum("+" in kind for kind in s.values()) >= 40, "too few combined spellings"
+    assert len(spellings("/v1/chat/completions")) > 100
+
+
+def test_spellings_go_on_the_wire_unchanged():
+    """raw_request sends the request target byte for byte: checked against a socket listening
+    here, for every spelling of one path."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    targets = list(spellings("/v1/chat/completions"))
+    seen = []
+
+    def serve():
+        for _ in targets:
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while b"\r\n" not in data:
+                    data += conn.recv(4096)
+                seen.append(data.split(b"\r\n")[0])
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    for t in targets:
+        assert raw_request(port, "POST", t, body=b"{}", timeout=10).status_code == 204
+    thread.join(10)
+    listener.close()
+    assert seen == [f"POST {t} HTTP/1.1".encode("latin-1") for t in targets]
+
+
+def test_no_spelling_of_a_protected_route_works_without_the_key(sec):
+    before = sec.tree_size()
+    failures, sent = [], 0
+    for method, path, body in PROTECTED:
+        for target, kind in [(path, "canonical")] + list(spellings(path).items()):
+            for label, key in (("no key", None), ("wrong key", WRONG_KEY)):
+                sent += 1
+                try:
+                    r = sec.request(method, target, body, key=key, timeout=30)
+                except (DroppedConnection, OSError) as e:
+                    failures.append(f"{method} {target!r} ({kind}, {label}): no response: {e}")
+                    sec.live()
+                    continue
+                if not 300 <= r.status_code < 500:
+                    failures.append(f"{method} {target!r} ({kind}, {label}): HTTP {r.status_code} {r.text[:120]!r}")
+                elif kind == "canonical":
+                    assert_openai_error(r, 401, code="invalid_api_key")
+    after = sec.tree_size()
+    ran = f"; they ran {after - before} completions (ledger tree {before} -> {after})" if after != before else ""
+    assert not failures and after == before, \
+        f"{len(failures)} of {sent} requests without a valid key were not refused with a 3xx/4xx{ran}:\n  " + \
+        "\n  ".join(failures[:40])
+
+
+def _shape(r):
+    try:
+        body = r.json()
+    except ValueError:
+        return ("not json", r.headers.get("content-type"))
+    return tuple(sorted(body)) if isinstance(body, dict) else type(body).__name__
+
+
+def test_every_spelling_with_the_key_is_the_route_or_a_4xx(sec):
+    failures = []
+    for method, path, body in PROTECTED:
+        canonical = sec.request(method, path, body, key=sec.key)
+        assert canonical.status_code == 200, f"{method} {path} with the key: {canonical.status_code} {canonical.text[:300]}"
+        for target, kind in spellings(path).items():
+            try:
+                r = sec.request(method, target, body, key=sec.key, timeout=60)
+            except (DroppedConnection, OSError) as e:
+                failures.append(f"{method} {target!r} ({kind}): no response: {e}")
+                sec.live()
+                continue
+            if 300 <= r.status_code < 500:
+                continue
+            if r.status_code != canonical.status_code or _shape(r) != _shape(canonical):
+                failures.append(f"{method} {target!r} ({kind}): HTTP {r.status_code} {r.text[:120]!r}, "
+                                f"unlike {path} ({canonical.status_code}, {_shape(canonical)})")
+    assert not failures, f"{len(failures)} spellings neither acted as their route nor were refused with a 4xx:\n  " + \
+        "\n  ".join(failures[:40])
+
+
+def test_public_routes_need_no_key(sec):
+    r = sec.request("POST", CHAT, chat_body(), key=sec.key)
+    assert r.status_code == 200, r.text
+    record_id = r.json()["id"]
+    receipt = sec.request("GET", f"/v1/ledger/records/{record_id}/receipt?wait=true")
+    assert receipt.status_code == 200, receipt.text
+    size = sec.tree_size()
+    public = [("GET", "/health", None), ("GET", "/metrics", None), ("GET", "/", None), ("GET", "/index.html", None),
+              ("GET", "/assets/app.js", None), ("GET", "/v1/ledger/head", None), ("GET", "/v1/ledger/node-key", None),
+              ("GET", "/v1/ledger/blocks/0", None), ("GET", f"/v1/ledger/records/{record_id}", None),
+              ("GET", f"/v1/ledger/records/{record_id}/receipt", None),
+              ("GET", f"/v1/ledger/consistency?from=1&to={size}", None), ("GET", "/v1/ledger/entries", None),
+              ("POST", "/v1/ledger/verify-receipt", receipt.content)]
+    wrong = []
+    for method, path, body in public:
+        r = sec.request(method, path, body)
+        if r.status_code != 200:
+            wrong.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
+    assert not wrong, "public routes refused without a key:\n  " + "\n  ".join(wrong)
+    assert sec.request("POST", "/v1/ledger/verify-receipt", receipt.content).json()["valid"] is True
+
