@@ -389,3 +389,40 @@ def test_public_routes_need_no_key(sec):
     assert not wrong, "public routes refused without a key:\n  " + "\n  ".join(wrong)
     assert sec.request("POST", "/v1/ledger/verify-receipt", receipt.content).json()["valid"] is True
 
+
+# ---------------------------------------------------------------------------------------------
+# 2. A browser page from another origin cannot use a server that has no keys
+
+
+@pytest.fixture(scope="module")
+def keyless(start_server):
+    server, stop = start_server("keyless", [], api_key=None)
+    yield server
+    stop()
+
+
+def _head_size(server):
+    return raw_request(server.port, "GET", "/v1/ledger/head").json()["tree_size"]
+
+
+@pytest.mark.parametrize("path", [CHAT, "/v1/completions"])
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:1"])
+def test_cross_origin_post_is_refused(keyless, path, origin):
+    before = _head_size(keyless)
+    body = chat_body() if path == CHAT else {"model": MODEL_ID, "prompt": "hi", "max_tokens": 1}
+    r = raw_request(keyless.port, "POST", path, {"Origin": origin, "Content-Type": "text/plain"}, json.dumps(body))
+    assert_openai_error(r, 403)
+    assert _head_size(keyless) == before, "the cross-origin request ran a completion"
+
+
+@pytest.mark.parametrize("origin", ["own", None])
+def test_same_origin_and_originless_posts_are_served(keyless, origin):
+    headers = {"Content-Type": "text/plain"}
+    if origin:
+        headers["Origin"] = keyless.base_url
+    before = _head_size(keyless)
+    r = raw_request(keyless.port, "POST", CHAT, headers, json.dumps(chat_body()))
+    assert r.status_code == 200, r.text[:500]
+    assert r.json()["object"] == "chat.completion"
+    assert _head_size(keyless) == before + 1
+
