@@ -426,3 +426,65 @@ def test_same_origin_and_originless_posts_are_served(keyless, origin):
     assert r.json()["object"] == "chat.completion"
     assert _head_size(keyless) == before + 1
 
+
+# ---------------------------------------------------------------------------------------------
+# 3. No request crashes the server
+
+
+def _cases():
+    c = []
+    for field in ("max_tokens", "max_completion_tokens"):
+        for literal in ("9223372036854775807", "-1", str(2**63), "1e308", "-0", "1.5", '"10"', "true"):
+            c.append((f"{field}={literal}", "POST", CHAT, with_raw(chat_body(), field, literal), {400}, field))
+    c += [
+        ("n=2**63-1", "POST", CHAT, with_raw(chat_body(), "n", "9223372036854775807"), {400}, "n"),
+        ("n=2**64", "POST", CHAT, with_raw(chat_body(), "n", str(2**64)), {400}, "n"),
+        ("top_k=2**63-1", "POST", CHAT, with_raw(chat_body(), "top_k", "9223372036854775807"), {400}, "top_k"),
+        ("top_k=-2", "POST", CHAT, with_raw(chat_body(), "top_k", "-2"), {400}, "top_k"),
+        ("top_logprobs=2**31", "POST", CHAT, with_raw(chat_body(logprobs=True), "top_logprobs", str(2**31)), {400}, "top_logprobs"),
+        ("seed=2**64", "POST", CHAT, with_raw(chat_body(), "seed", str(2**64)), {400}, "seed"),
+        # In OpenAI's range (int64), so it may be served.
+        ("seed=-2**63", "POST", CHAT, with_raw(chat_body(), "seed", str(-2**63)), {200, 400}, "seed"),
+    ]
+    for key in ("99999999999999999999", "-1", "abc"):
+        c.append((f"logit_bias key {key}", "POST", CHAT, json.dumps(chat_body(logit_bias={key: 1})), {400}, "logit_bias"))
+    c.append(("logit_bias value 1e308", "POST", CHAT, json.dumps(chat_body(logit_bias={"1": 1e308})), {400}, "logit_bias"))
+    c.append(("logit_bias value NaN", "POST", CHAT, with_raw(chat_body(), "logit_bias", '{"1": NaN}'), {400}, None))
+    for tokens in ([2147483648], [-1]):
+        c.append((f"prompt tokens {tokens}", "POST", "/v1/completions",
+                  json.dumps({"model": MODEL_ID, "prompt": tokens, "max_tokens": 1}), {400}, "prompt"))
+    c.append(("detokenize [2**40]", "POST", "/v1/detokenize", json.dumps({"model": MODEL_ID, "tokens": [2**40]}), {400}, "tokens"))
+    for value in (str(2**64), "-1", "x"):
+        for name in ("start", "limit"):
+            c.append((f"entries {name}={value}", "GET", f"/v1/ledger/entries?{name}={value}", None, {400}, name))
+        c.append((f"consistency from={value}", "GET", f"/v1/ledger/consistency?from={value}&to=1", None, {400}, "from"))
+        c.append((f"consistency to={value}", "GET", f"/v1/ledger/consistency?from=0&to={value}", None, {400}, "to"))
+    c.append(("entries start=2**63", "GET", f"/v1/ledger/entries?start={2**63}", None, {200, 400}, "start"))
+    c.append(("block 10**23-1", "GET", "/v1/ledger/blocks/99999999999999999999999", None, {400, 404}, "height"))
+    c.append(("block 2**64-1", "GET", f"/v1/ledger/blocks/{2**64 - 1}", None, {400, 404}, "height"))
+    c.append(("record unknown", "GET", "/v1/ledger/records/chatcmpl-" + "9" * 300, None, {400, 404}, None))
+    return c
+
+
+CASES = _cases()
+
+
+def _param_names(param, field):
+    return param == field or param.startswith(field + ".") or param.startswith(field + "[")
+
+
+@pytest.mark.parametrize("name,method,target,body,statuses,field", CASES, ids=[c[0] for c in CASES])
+def test_hostile_values_are_a_400_not_a_crash(sec, name, method, target, body, statuses, field):
+    try:
+        r = sec.request(method, target, body, key=sec.key)
+    except (DroppedConnection, OSError) as e:
+        problem = sec.health()
+        pytest.fail(f"{name}: no HTTP response ({e}); {problem or 'the server is still up'}")
+    problem = sec.health()
+    assert problem is None, f"{name}: answered {r.status_code}, then {problem}"
+    assert r.status_code in statuses, f"{name}: expected HTTP {sorted(statuses)}, got {r.status_code}: {r.text[:300]}"
+    if r.status_code >= 400:
+        err = assert_openai_error(r, r.status_code)
+        if field and r.status_code == 400:
+            assert err["param"] and _param_names(err["param"], field), f"{name}: param should name {field!r}: {err}"
+
