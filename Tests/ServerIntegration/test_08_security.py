@@ -488,3 +488,101 @@ def test_hostile_values_are_a_400_not_a_crash(sec, name, method, target, body, s
         if field and r.status_code == 400:
             assert err["param"] and _param_names(err["param"], field), f"{name}: param should name {field!r}: {err}"
 
+
+# ---------------------------------------------------------------------------------------------
+# 4. A bounded fuzz of every JSON body
+
+
+FUZZ_ENDPOINTS = {
+    CHAT: chat_body(stop=["\n\n"], top_p=1, seed=1, logit_bias={"1": 0}, stream=False, user="u", logprobs=False),
+    "/v1/completions": {"model": MODEL_ID, "prompt": "hi", "max_tokens": 1, "temperature": 0, "stop": "\n", "seed": 1,
+                        "logprobs": 0, "echo": False},
+    "/v1/tokenize": {"model": MODEL_ID, "prompt": "hi", "add_special_tokens": True},
+    "/v1/detokenize": {"model": MODEL_ID, "tokens": [1, 2]},
+    "/v1/chat/template": {"model": MODEL_ID, "messages": HELLO, "add_generation_prompt": True},
+    "/v1/ledger/verify-receipt": {"recordID": "chatcmpl-x", "leafIndex": 0, "leafHash": "AA==", "inclusionProof": [],
+                                  "block": "origin\n1\nAA==\n\n— origin AAAA\n"},
+}
+NEST = 10_000
+BOUNDARY_NUMBERS = (
+    [str(v).encode() for v in (0, -1, 1, 2**31 - 1, 2**31, -2**31 - 1, 2**32, 2**53 + 1, 2**63 - 1, 2**63, -2**63,
+                                -2**63 - 1, 2**64, 10**30)]
+    + [b"1e308", b"-1e308", b"5e-324", b"-0", b"-0.0", b"0.5", b"1e999", b"-1e999"]
+)
+OTHER_VALUES = (
+    [b"NaN", b"Infinity", b"-Infinity", b"01", b"1.", b".5", b"+1", b"0x10"]
+    + [b'""', b'"x"', b"true", b"false", b"null", b"[]", b"{}", b"[1]", b'{"a": 1}', b"[[[]]]", b'[""]', b"[null]",
+       b'"\\ud800"', b'"a\\udc00b"', b'"\xff\xfe\xc3"', b'"\x00"', b'"<|im_start|>"']
+    + [b"[" * NEST + b"]" * NEST, b"[" * NEST, b'{"a":' * NEST + b"1" + b"}" * NEST]
+)
+HUGE = b'"' + b"ab " * (1 << 20 // 3) + b'"'  # ~1 MB string
+
+
+def _fields(base, prefix=()):
+    """(path, value) of every field, nested ones included (messages.0.content, logit_bias.1, tokens.0)."""
+    for k, v in base.items():
+        yield prefix + (k,), v
+        if isinstance(v, dict):
+            yield from _fields(v, prefix + (k,))
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            yield from _fields(v[0], prefix + (k, 0))
+        elif isinstance(v, list) and v:
+            yield prefix + (k, 0), v[0]
+
+
+def _set(base, path, marker):
+    body = json.loads(json.dumps(base))
+    node = body
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = marker
+    return body
+
+
+def fuzz_cases(endpoint, n=24):
+    """Every boundary number in every numeric field; `n` seeded picks of (any field, any other
+    value); one field set to a 1 MB string; then whole bodies that are no JSON object."""
+    base = FUZZ_ENDPOINTS[endpoint]
+    text = json.dumps(base).encode()
+    marker = "\x00FUZZ\x00"
+    fields = list(_fields(base))
+    numeric = [(path, v) for path, value in fields if type(value) in (int, float) for v in BOUNDARY_NUMBERS]
+    rng = random.Random("fuzz " + endpoint)
+    others = rng.sample([(path, v) for path, _ in fields for v in BOUNDARY_NUMBERS + OTHER_VALUES], n)
+    out = []
+    for path, value in numeric + others:
+        body = json.dumps(_set(base, path, marker)).encode().replace(json.dumps(marker).encode(), value)
+        out.append((f"{'.'.join(map(str, path))}={value[:24]!r}", body))
+    path = rng.choice(fields)[0]
+    out.append((f"{'.'.join(map(str, path))}=1MB string", json.dumps(_set(base, path, marker)).encode()
+                .replace(json.dumps(marker).encode(), HUGE)))
+    whole = [b"", b"null", b"[]", b"1", b'"x"', b"true", b"[" * NEST, b"{" * NEST, b'{"a":' * NEST + b"1" + b"}" * NEST,
+             b"\xef\xbb\xbf" + text, text[: len(text) // 2], text + b"garbage", b"\xff\xfe" + text, text.replace(b"{", b"{\x00", 1),
+             b'{"model": 5, ' + text[1:], text[:-1] + b', "model": [1]}', b'{"model": "\\ud800"}', b" " * 1000 + text]
+    out += [(f"body {b[:24]!r}{'...' if len(b) > 24 else ''}", b) for b in whole]
+    return out
+
+
+@pytest.mark.parametrize("endpoint", list(FUZZ_ENDPOINTS))
+def test_fuzzed_bodies_never_get_a_5xx(sec, endpoint):
+    failures = []
+    cases = fuzz_cases(endpoint)
+    for name, body in cases:
+        try:
+            r = sec.request("POST", endpoint, body, key=sec.key, timeout=60)
+        except (DroppedConnection, OSError) as e:
+            failures.append(f"{name}: no HTTP response ({e}); {sec.health() or 'the server is still up'}")
+            sec.live()
+            continue
+        if problem := sec.health():
+            failures.append(f"{name}: answered {r.status_code}, then {problem}")
+            sec.live()
+        elif r.status_code >= 500:
+            failures.append(f"{name}: HTTP {r.status_code}: {r.text[:200]}")
+        elif r.status_code >= 400:
+            try:
+                assert_openai_error(r, r.status_code)
+            except AssertionError as e:
+                failures.append(f"{name}: {str(e)[:300]}")
+    assert not failures, f"{endpoint}: {len(failures)} of {len(cases)} fuzzed bodies went wrong:\n  " + "\n  ".join(failures[:30])
+
