@@ -586,3 +586,67 @@ def test_fuzzed_bodies_never_get_a_5xx(sec, endpoint):
                 failures.append(f"{name}: {str(e)[:300]}")
     assert not failures, f"{endpoint}: {len(failures)} of {len(cases)} fuzzed bodies went wrong:\n  " + "\n  ".join(failures[:30])
 
+
+# ---------------------------------------------------------------------------------------------
+# 5. Caps, checked before expensive work
+
+
+def test_message_count_is_capped_at_2048(sec):
+    many = [{"role": "user", "content": ""}] * 2049
+    r = sec.request("POST", CHAT, chat_body(messages=many), key=sec.key)
+    err = assert_openai_error(r, 400, param="messages")
+    assert err["code"] != "context_length_exceeded" and "2048" in err["message"], \
+        f"2049 messages should be refused by the 2048-message cap, before rendering: {err}"
+    # 2048 pass the cap (and then exceed the 2048-token context).
+    r = sec.request("POST", CHAT, chat_body(messages=many[:2048]), key=sec.key)
+    assert_openai_error(r, 400, code="context_length_exceeded", param="messages")
+
+
+def test_stop_strings_are_capped(sec):
+    r = sec.request("POST", CHAT, chat_body(stop=[f"s{i}" for i in range(16)]), key=sec.key)
+    assert r.status_code == 200, r.text
+    r = sec.request("POST", CHAT, chat_body(stop=[f"s{i}" for i in range(17)]), key=sec.key)
+    err = assert_openai_error(r, 400, param="stop")
+    assert "16" in err["message"], err
+    r = sec.request("POST", CHAT, chat_body(stop=["x" * 256]), key=sec.key)
+    assert r.status_code == 200, f"a 256-byte stop string is allowed: {r.text[:300]}"
+    for stop in ("x" * 257, "€" * 86):  # 257 bytes; 258 bytes in 86 characters
+        r = sec.request("POST", CHAT, chat_body(stop=["\n", stop]), key=sec.key)
+        err = assert_openai_error(r, 400, param="stop")
+        assert "256" in err["message"], err
+
+
+def test_logit_bias_is_capped_at_1024_entries(sec):
+    r = sec.request("POST", CHAT, chat_body(logit_bias={str(i): 0 for i in range(1024)}), key=sec.key)
+    assert r.status_code == 200, r.text[:300]
+    r = sec.request("POST", CHAT, chat_body(logit_bias={str(i): 0 for i in range(1025)}), key=sec.key)
+    err = assert_openai_error(r, 400, param="logit_bias")
+    assert "1024" in err["message"], err
+
+
+def test_body_over_max_body_bytes_is_413(sec):
+    big = json.dumps(chat_body(messages=[{"role": "user", "content": "a" * (MAX_BODY + 1024)}])).encode()
+    status, _, data = raw_post_large(sec.port, CHAT, big, {"Authorization": f"Bearer {sec.key}",
+                                                            "Content-Type": "application/json"})
+    assert status == 413, f"expected 413 for a body over --max-body-bytes {MAX_BODY}, got {status}: {data[:300]!r}"
+    assert sec.health() is None
+
+
+def _words(n_bytes, seed):
+    rng = random.Random(seed)
+    words = []
+    size = 0
+    while size < n_bytes:
+        w = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+        words.append(w)
+        size += len(w) + 1
+    return " ".join(words)[:n_bytes]
+
+
+def test_prompt_far_beyond_the_context_is_context_length_exceeded(sec):
+    text = _words(2 << 20, "long prompt")
+    r = sec.request("POST", CHAT, chat_body(messages=[{"role": "user", "content": text}]), key=sec.key, timeout=120)
+    assert_openai_error(r, 400, code="context_length_exceeded", param="messages")
+    r = sec.request("POST", "/v1/completions", {"model": MODEL_ID, "prompt": text, "max_tokens": 1}, key=sec.key, timeout=120)
+    assert_openai_error(r, 400, code="context_length_exceeded", param="prompt")
+
