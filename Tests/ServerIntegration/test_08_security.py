@@ -650,3 +650,66 @@ def test_prompt_far_beyond_the_context_is_context_length_exceeded(sec):
     r = sec.request("POST", "/v1/completions", {"model": MODEL_ID, "prompt": text, "max_tokens": 1}, key=sec.key, timeout=120)
     assert_openai_error(r, 400, code="context_length_exceeded", param="prompt")
 
+
+# ---------------------------------------------------------------------------------------------
+# 6. Rate limits per key
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    """A server whose default is 3 requests/minute per key, with keys: `two` (--rpm 2), `default`
+    (no limit of its own) and `tokens` (--tpm 100, --rpm 1000)."""
+    root = tmp_path_factory.mktemp("ratelimit")
+    data = root / "data"
+    keys = {}
+    for name, flags in (("two", ["--rpm", 2]), ("default", []), ("tokens", ["--tpm", 100, "--rpm", 1000])):
+        account = root / f"{name}.json"
+        cli("account", "create", "--out", account)
+        keys[name] = json.loads(cli("keys", "create", "--data-dir", data, "--account-file", account, *flags,
+                                    "--json").stdout)["key"]
+    server = VerityServer(["--data-dir", data, "--rate-limit-rpm", 3], root / "verity-serve.log")
+    yield server, keys
+    server.stop(timeout=20)
+
+
+def _ask(server, key, content="hi"):
+    return raw_request(server.port, "POST", CHAT, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                       json.dumps(chat_body(messages=[{"role": "user", "content": content}])))
+
+
+def _assert_rate_limited(r):
+    assert_openai_error(r, 429, code="rate_limit_exceeded")
+    retry = r.headers.get("retry-after")
+    assert retry is not None and retry.isdigit() and 1 <= int(retry) <= 60, f"Retry-After should be 1..60 s: {retry!r}"
+
+
+def test_a_key_with_rpm_2_gets_429_on_its_third_request(limited):
+    server, keys = limited
+    for i in range(2):
+        r = _ask(server, keys["two"])
+        assert r.status_code == 200, f"request {i + 1} of 2 allowed: {r.status_code} {r.text[:300]}"
+    _assert_rate_limited(_ask(server, keys["two"]))
+    # Another key is unaffected; it has the server's default, 3 a minute.
+    for i in range(3):
+        r = _ask(server, keys["default"])
+        assert r.status_code == 200, f"the other key's request {i + 1}: {r.status_code} {r.text[:300]}"
+    _assert_rate_limited(_ask(server, keys["default"]))
+    _assert_rate_limited(_ask(server, keys["two"]))
+
+
+def test_a_key_with_tpm_100_is_limited_by_tokens(limited):
+    server, keys = limited
+    prompt = "Count the words in this sentence, which is here only to make the prompt about sixty tokens long. " * 2
+    first = _ask(server, keys["tokens"], prompt)
+    assert first.status_code == 200, first.text[:300]
+    assert 50 <= first.json()["usage"]["total_tokens"] <= 100, first.json()["usage"]
+    # 2 requests exceed 100 tokens; the 3rd at the latest is refused (its --rpm 1000 allows it).
+    statuses = []
+    for _ in range(2):
+        r = _ask(server, keys["tokens"], prompt)
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            _assert_rate_limited(r)
+            break
+    assert 429 in statuses, f"over 100 tokens within the minute, yet statuses {statuses}"
+
