@@ -7,9 +7,9 @@ import support
 from support import API_KEY, Recorder, VerityServer, check_exchange
 
 
-def _start(tmp_path_factory, name, extra):
+def _start(tmp_path_factory, name, extra, **kw):
     log = tmp_path_factory.mktemp(name) / "verity-serve.log"
-    return VerityServer(extra, log)
+    return VerityServer(extra, log, **kw)
 
 
 def _stop(server, session=None):
@@ -35,11 +35,12 @@ def server(tmp_path_factory, request):
 @pytest.fixture(scope="session")
 def start_server(tmp_path_factory, request):
     """Factory for extra servers with their own flags (e.g. a tiny queue); stopped by the caller via
-    the returned stop function, or at session end."""
+    the returned stop function, or at session end. `start(name, extra, api_key=None)` starts one
+    that requires no key."""
     started = []
 
-    def start(name, extra):
-        s = _start(tmp_path_factory, name, extra)
+    def start(name, extra, **kw):
+        s = _start(tmp_path_factory, name, extra, **kw)
         started.append(s)
         return s, lambda: (started.remove(s), _stop(s, request.session))
 

@@ -337,6 +337,97 @@ def raw_post_large(port, path, body, headers, chunk=256 * 1024, timeout=30):
     return status, hdrs, rest
 
 
+class DroppedConnection(AssertionError):
+    """The server closed or reset the connection without a complete HTTP response."""
+
+
+class RawResponse:
+    def __init__(self, status, headers, body):
+        self.status_code, self.headers, self.content = status, headers, body
+
+    @property
+    def text(self):
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def raw_request_bytes(method, target, port, headers=None, body=b""):
+    """The exact bytes `raw_request` writes: the request target as given (no normalization, no
+    percent-encoding), then Host, Connection: close and Content-Length (when there is a body or
+    the method is POST), then `headers`."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _parse_response(data):
+    """(status, headers, body) of one complete HTTP/1.1 response in `data`, or None while incomplete."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        return (status, headers, rest[:n]) if len(rest) >= n else None
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        out, pos = bytearray(), 0
+        while True:
+            end = rest.find(b"\r\n", pos)
+            if end < 0:
+                return None
+            size = int(rest[pos:end].split(b";")[0], 16)
+            if size == 0:
+                return status, headers, bytes(out)
+            if len(rest) < end + 2 + size + 2:
+                return None
+            out += rest[end + 2:end + 2 + size]
+            pos = end + 2 + size + 2
+    if status in (204, 304) or 100 <= status < 200:
+        return status, headers, b""
+    return None  # body delimited by the connection's end
+
+
+def raw_request(port, method, target, headers=None, body=b"", timeout=60):
+    """One HTTP/1.1 request over a fresh socket with the request target sent byte for byte as
+    given (an HTTP library would normalize `//v1/./models` or `%2F`). Returns a RawResponse;
+    raises DroppedConnection if the server closes or resets the connection before a complete
+    response."""
+    data = bytearray()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw_request_bytes(method, target, port, headers, body))
+        while True:
+            try:
+                part = s.recv(65536)
+            except (ConnectionResetError, BrokenPipeError) as e:
+                raise DroppedConnection(f"{method} {target!r}: connection reset after {len(data)} bytes ({e})")
+            if not part:
+                break
+            data += part
+            parsed = _parse_response(bytes(data))
+            if parsed and "content-length" in parsed[1] or parsed and "chunked" in parsed[1].get("transfer-encoding", ""):
+                break
+    parsed = _parse_response(bytes(data))
+    if parsed is None:
+        head, sep, rest = bytes(data).partition(b"\r\n\r\n")
+        if sep and head.startswith(b"HTTP/1."):  # body up to the connection's end
+            parsed = _parse_response(head + b"\r\nContent-Length: " + str(len(rest)).encode() + b"\r\n\r\n" + rest)
+    if parsed is None:
+        raise DroppedConnection(f"{method} {target!r}: the connection closed after {len(data)} bytes "
+                                f"without a complete response: {bytes(data[:200])!r}")
+    return RawResponse(*parsed)
+
+
 # ---------------------------------------------------------------------------------------------
 # The server process
 
@@ -352,10 +443,20 @@ def verity_binary():
     return path
 
 
+def cli(*args, check=True, timeout=120):
+    """Runs `verity ARGS` (the binary under test); returns the completed process (text output)."""
+    p = subprocess.run([str(verity_binary()), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert p.returncode == 0, f"verity {' '.join(map(str, args))} exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
 class VerityServer:
     """One `verity serve` process on a free loopback port; stderr goes to a log file."""
 
-    def __init__(self, extra_args, log_path, ready_timeout=120):
+    def __init__(self, extra_args, log_path, ready_timeout=120, api_key=API_KEY):
+        """`api_key=None` starts a server that requires no key (unless the data directory holds
+        account keys)."""
         self.bin = verity_binary()
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -363,8 +464,9 @@ class VerityServer:
         # Each server gets its own ledger data directory unless the test names one: a data
         # directory is locked by the server using it.
         data_dir = [] if "--data-dir" in extra_args else ["--data-dir", str(self.log_path.parent / "data")]
-        self.args = [str(self.bin), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                     "--api-key", API_KEY, "--ctx", str(CTX), "--threads", "2"] + data_dir + list(extra_args)
+        key = ["--api-key", api_key] if api_key is not None else []
+        self.args = [str(self.bin), "serve", "--host", "127.0.0.1", "--port", str(self.port)] + key + \
+            ["--ctx", str(CTX), "--threads", "2"] + data_dir + list(map(str, extra_args))
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=REPO)
