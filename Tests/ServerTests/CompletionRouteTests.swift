@@ -33,7 +33,7 @@ struct CompletionRouteTests {
 
     @Test("a stream sends the role, the tokens, the finish, usage, then [DONE]")
     func stream() async throws {
-        try await TestServer.withApp { _, client in
+        try await TestServer.withShared { _, client in
             let body = Self.chat + #", "stream": true, "stream_options": {"include_usage": true}}"#
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: TestServer.authorized,
                                      body: ByteBuffer(string: body)) { response in
@@ -56,7 +56,7 @@ struct CompletionRouteTests {
 
     @Test("routes that need a key refuse a missing or wrong key; public routes don't ask")
     func authentication() async throws {
-        try await TestServer.withApp { _, client in
+        try await TestServer.withShared { _, client in
             for headers: HTTPFields in [[:], [.authorization: "Bearer wrong"]] {
                 for (method, path) in [(HTTPRequest.Method.get, "/v1/models"), (.post, "/v1/chat/completions"), (.post, "/v1/tokenize"),
                                        (.get, "/v1/ledger/records")] {
@@ -103,7 +103,7 @@ struct CompletionRouteTests {
 
     @Test("control-token text in a message is plain text: only the template's turns are control tokens")
     func injectedTurns() async throws {
-        try await TestServer.withApp { server, client in
+        try await TestServer.withShared { server, client in
             let tokenizer = try #require(server.host.models?.first?.model.tokenizer)
             let start = try #require(tokenizer.tokenID(forText: "<|im_start|>"))
             var counts: [Int] = []

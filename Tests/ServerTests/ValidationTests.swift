@@ -78,8 +78,19 @@ struct ValidationTests {
         .chat("more than 16 stop strings", #""stop": \#(manyStops)"#, param: "stop"),
         .chat("a stop string over 256 bytes", #""stop": "\#(String(repeating: "x", count: 257))""#, param: "stop"),
         .chat("negative max_tokens", #""max_completion_tokens": -1"#, param: "max_completion_tokens"),
-        .chat("max_tokens beyond the context", #""max_completion_tokens": 100000"#, code: "context_length_exceeded", param: "messages"),
-        .chat("max_tokens of Int.max", #""max_completion_tokens": 9223372036854775807"#, code: "context_length_exceeded", param: "messages"),
+        .chat("max_tokens beyond the context", #""max_completion_tokens": 100000"#, param: "max_completion_tokens"),
+        .chat("max_tokens of Int.max", #""max_completion_tokens": 9223372036854775807"#, param: "max_completion_tokens"),
+        .chat("prompt and max_tokens beyond the context", #""max_completion_tokens": 510"#, code: "context_length_exceeded", param: "messages"),
+        .chat("top_k beyond the vocabulary", #""top_k": 49153"#, param: "top_k"),
+        .chat("max_tokens of -0", #""max_tokens": -0"#, param: "max_tokens"),
+        .chat("a fractional max_tokens", #""max_tokens": 1.5"#, param: "max_tokens"),
+        .chat("max_tokens of 1.0e-400", #""max_tokens": 1.0e-400"#, param: "max_tokens"),
+        .chat("max_tokens beyond 64 bits", #""max_tokens": 9223372036854775808"#, param: "max_tokens"),
+        .chat("a temperature beyond a double", #""temperature": 1e309"#, param: "temperature"),
+        .chat("a seed beyond 64 bits", #""seed": 18446744073709551616"#, param: "seed"),
+        .chat("a lone surrogate", "", messages: #"[{"role": "user", "content": "\ud800"}]"#, code: "invalid_json", param: nil),
+        .chat("nesting 100 levels deep", #""metadata": \#(String(repeating: "[", count: 100) + String(repeating: "]", count: 100))"#,
+              code: "invalid_json", param: nil),
         .chat("a prompt beyond the context", "", messages: #"[{"role": "user", "content": "\#(longText)"}]"#,
               code: "context_length_exceeded", param: "messages"),
         // Completions.
@@ -90,6 +101,7 @@ struct ValidationTests {
         .completion("logprobs above 20", #""prompt": "a", "logprobs": 21"#, param: "logprobs"),
         .completion("a token id beyond the vocabulary", #""prompt": [1, 99999999]"#, param: "prompt"),
         .completion("a negative token id", #""prompt": [-1]"#, param: "prompt"),
+        .completion("a token id of -0", #""prompt": [1, -0]"#, param: "prompt[1]"),
         .completion("an empty prompt", #""prompt": []"#, param: "prompt"),
         .completion("a prompt of the wrong type", #""prompt": {"text": "a"}"#, code: "invalid_type", param: "prompt"),
         // Tokenizing.
@@ -117,7 +129,7 @@ struct ValidationTests {
 
     @Test("each refusal has OpenAI's error shape, status, code and param", arguments: refusals)
     func refusal(_ refusal: Refusal) async throws {
-        try await TestServer.withApp { _, client in
+        try await TestServer.withShared { _, client in
             try await client.execute(uri: refusal.path, method: refusal.method, headers: TestServer.authorized,
                                      body: refusal.body.map { ByteBuffer(string: $0) }) { response in
                 #expect(response.status == refusal.status, "\(String(buffer: response.body))")
@@ -125,6 +137,21 @@ struct ValidationTests {
                 #expect(!error.message.isEmpty)
                 #expect(error.code == refusal.code)
                 #expect(error.param == refusal.param)
+            }
+        }
+    }
+
+    @Test("bytes that are not UTF-8 are a 400 that says so")
+    func invalidUTF8() async throws {
+        try await TestServer.withShared { _, client in
+            var body = ByteBuffer(string: #"{"model": "SmolLM2-135M-Instruct.Q4_1", "messages": [{"role": "user", "content": ""#)
+            body.writeBytes([0xFF, 0xFE])
+            body.writeString(#""}]}"#)
+            try await client.execute(uri: "/v1/chat/completions", method: .post, headers: TestServer.authorized, body: body) { response in
+                #expect(response.status == .badRequest)
+                let error = try? ErrorBody(response.body)
+                #expect(error?.code == "invalid_json")
+                #expect(error?.message.contains("UTF-8") == true)
             }
         }
     }

@@ -29,7 +29,7 @@ struct TokenizeController {
         } else if let messages = req.messages {
             let chat = try RequestValidation.messages(messages, limit: limits.maxMessages)
             tokens = try await PromptPreparation.chat(chat, served: served, limits: limits,
-                                                      addGenerationPrompt: req.addGenerationPrompt ?? true)
+                                                      addGenerationPrompt: req.addGenerationPrompt ?? true, fitting: false)
         } else {
             throw APIError.missing("prompt")
         }

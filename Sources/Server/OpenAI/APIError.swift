@@ -66,7 +66,7 @@ struct APIError: HTTPResponseError, Sendable {
             let (total, overflow) = promptTokens.addingReportingOverflow(maxTokens)
             message = "This model's maximum context length is \(context) tokens. However, you requested \(overflow ? "more than \(Int.max)" : String(total)) tokens (\(promptTokens) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or the completion length."
         } else {
-            message = "This model's maximum context length is \(context) tokens. However, the prompt has \(atLeast ? "more than \(context)" : String(promptTokens)) tokens, leaving no room for a completion. Please reduce the prompt."
+            message = "This model's maximum context length is \(context) tokens. However, the prompt has \(atLeast ? "more than \(promptTokens - 1)" : String(promptTokens)) tokens, leaving no room for a completion. Please reduce the prompt."
         }
         return invalidRequest(message, param: param, code: "context_length_exceeded")
     }

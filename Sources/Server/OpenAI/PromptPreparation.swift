@@ -18,20 +18,27 @@ enum PromptPreparation {
 
     /// A conversation's tokens through the model's chat template (control tokens only from the
     /// template's own text). Refuses, before any rendering, more messages or text than the limits
-    /// allow, and a prompt that leaves no room in the context (tokenizing stops there).
+    /// allow; with `fitting`, also a prompt that leaves no room in the context.
+    ///
+    /// Tokenizing stops at twice the context: a prompt a little too long is refused with its
+    /// exact length, an enormous one costs no more than twice the context.
     static func chat(_ messages: [ChatMessage], served: ServedModel, limits: RequestLimits,
-                     addGenerationPrompt: Bool = true) async throws -> [Int32] {
+                     addGenerationPrompt: Bool = true, fitting: Bool = true) async throws -> [Int32] {
         let bytes = messages.reduce(0) { $0 + $1.content.utf8.count }
         try checkText(bytes: bytes, limits: limits, param: "messages")
         let context = served.contextLength
+        let limit = fitting ? budget(context) : .max
         let tokens = try await offPool { () throws -> [Int32] in
-            do throws(EngineError) { return try served.model.chatTokens(messages, addGenerationPrompt: addGenerationPrompt, limit: context) } catch {
+            do throws(EngineError) { return try served.model.chatTokens(messages, addGenerationPrompt: addGenerationPrompt, limit: limit) } catch {
                 throw APIError.invalidRequest("The model's chat template could not render these messages: \(error.message)", param: "messages")
             }
         }
-        try checkFits(tokens, context: context, param: "messages")
+        if fitting { try checkFits(tokens, context: context, param: "messages") }
         return tokens
     }
+
+    /// How many tokens are counted before a prompt is known too long: twice the context.
+    private static func budget(_ context: Int) -> Int { context.multipliedReportingOverflow(by: 2).overflow ? .max : 2 * context }
 
     /// A raw prompt's tokens (control-token text parsed only with `parseSpecial`), refused when
     /// beyond the limits or the context.
@@ -39,7 +46,8 @@ enum PromptPreparation {
                      param: String = "prompt") async throws -> [Int32] {
         try checkText(bytes: text.utf8.count, limits: limits, param: param)
         let context = served.contextLength
-        let tokens = try await offPool { served.model.rawTokens(text, parseSpecial: parseSpecial, limit: context) }
+        let limit = budget(context)
+        let tokens = try await offPool { served.model.rawTokens(text, parseSpecial: parseSpecial, limit: limit) }
         try checkFits(tokens, context: context, param: param)
         return tokens
     }
@@ -56,7 +64,7 @@ enum PromptPreparation {
     private static func checkFits(_ tokens: [Int32], context: Int, param: String) throws(APIError) {
         guard tokens.count < context else {
             throw APIError.contextLength(promptTokens: tokens.count, maxTokens: nil, context: context, param: param,
-                                         atLeast: tokens.count > context)
+                                         atLeast: tokens.count > budget(context))
         }
     }
 }

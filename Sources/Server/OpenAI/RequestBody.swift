@@ -25,6 +25,7 @@ enum RequestBody {
     /// Decodes a body, turning every failure into the 400 OpenAI clients expect, with the
     /// offending field's path in `param`.
     static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(APIError) -> T {
+        try JSONPrecheck.check(data)
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {

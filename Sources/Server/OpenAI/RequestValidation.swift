@@ -24,8 +24,9 @@ enum RequestValidation {
         var s = SamplingParameters()
         s.temperature = Float(try ParameterRanges.check(f.temperature ?? 1, ParameterRanges.temperature, name: "temperature"))
         s.topP = Float(try ParameterRanges.check(f.topP ?? 1, ParameterRanges.topP, name: "top_p"))
-        if let k = f.topK, k < -1 {
-            throw EngineError(.invalidParameter, "top_k must be -1 (off), 0 (off) or positive; got \(k).", parameter: "top_k")
+        if let k = f.topK, k < -1 || k > vocabulary {
+            throw EngineError(.invalidParameter, "top_k must be -1 or 0 (off), or at most the vocabulary's \(vocabulary) tokens; got \(k).",
+                              parameter: "top_k")
         }
         s.topK = max(0, f.topK ?? 0)
         s.minP = Float(try ParameterRanges.check(f.minP ?? 0, ParameterRanges.minP, name: "min_p"))
@@ -64,8 +65,8 @@ enum RequestValidation {
                                   defaultMaxTokens: Int) throws(APIError) -> Int {
         let requested = f.maxCompletionTokens ?? f.maxTokens
         let param = f.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
-        if let requested, requested < 0 {
-            throw APIError.invalidRequest("\(param) must not be negative; got \(requested).", param: param)
+        if let requested, requested < 0 || requested > context {
+            throw APIError.invalidRequest("\(param) must be between 0 and the model's context of \(context) tokens; got \(requested).", param: param)
         }
         let room = context - promptTokens
         if room <= 0 || (requested.map { $0 > room } ?? false) {
