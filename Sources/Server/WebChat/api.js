@@ -123,8 +123,12 @@ export function describeError(error) {
     case 0: return error.message;
     case 401: return `The server refused the API key (401): ${error.message} Enter a key with “API key”.`;
     case 413: return `The conversation is too large to send (413): ${error.message}`;
-    case 429: return `The server is busy (429): ${error.message}${error.retryAfter ? ` Try again in ${error.retryAfter} s.` : ""}`;
-    case 503: return `The server is not ready (503): ${error.message}`;
+    case 429:
+        if (error.code === "rate_limit_exceeded") return `This API key's rate limit is reached (429): ${error.message}`;
+        return `The server is busy (429): ${error.message}${error.retryAfter ? ` Try again in ${error.retryAfter} s.` : ""}`;
+    case 503:
+        if (error.code === "ledger_unavailable") return `The server cannot record conversations right now, so it answers none (503): ${error.message}`;
+        return `The server is not ready (503): ${error.message}`;
     }
     if (error.code === "context_length_exceeded") {
         return `Too long for the model's context: ${error.message} Start a new chat, shorten the conversation, or lower Max tokens.`;
