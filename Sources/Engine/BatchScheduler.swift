@@ -24,6 +24,10 @@ public final class BatchScheduler: @unchecked Sendable {
         public var maxQueue = 64
         /// Tokens per forward pass (decode tokens plus prefill chunks).
         public var stepTokens = 64
+        /// Prompt tokens per forward pass while other sequences are generating, so that a long
+        /// prompt costs each generating sequence only a little per token (its prompt then takes
+        /// more steps); `stepTokens` when nothing generates.
+        public var prefillTokensWhileDecoding = 16
         public init() {}
     }
 
@@ -89,8 +93,9 @@ public final class BatchScheduler: @unchecked Sendable {
     private let workspace: any BatchWorkspace
 
     public init(model: LoadedModel, configuration: Configuration) throws(EngineError) {
-        guard configuration.maxSequences > 0, configuration.contextLength > 1, configuration.stepTokens > 0 else {
-            throw EngineError(.invalidParameter, "max sequences, context length and step tokens must be positive")
+        guard configuration.maxSequences > 0, configuration.contextLength > 1, configuration.stepTokens > 0,
+              configuration.prefillTokensWhileDecoding > 0 else {
+            throw EngineError(.invalidParameter, "max sequences, context length, step tokens and prefill tokens must be positive")
         }
         self.model = model
         self.configuration = configuration
@@ -236,8 +241,10 @@ public final class BatchScheduler: @unchecked Sendable {
         if slot.job!.completion.isExhausted { end(slot, reason: .length, locked: true) }
     }
 
-    /// One forward pass: one token for every decoding sequence, then prompt chunks in slot order
-    /// while the step's token budget lasts.
+    /// One forward pass: one token for every decoding sequence, then prompt chunks, shortest
+    /// remaining prompt first (a short question is not held up behind a long document), while
+    /// the step's prompt budget lasts: ``Configuration/prefillTokensWhileDecoding`` when any
+    /// sequence is decoding, else ``Configuration/stepTokens``.
     private func step() {
         var entries: [BatchEntry] = []
         var owners: [(slot: Slot, count: Int, sampling: Bool)] = []
@@ -249,9 +256,14 @@ public final class BatchScheduler: @unchecked Sendable {
             owners.append((slot, 1, true))
             budget -= 1
         }
-        for slot in slots where budget > 0 {
-            guard let job = slot.job, job.next == nil else { continue }
-            let count = min(budget, job.prompt.count - job.prefilled)
+        if !entries.isEmpty { budget = min(budget, configuration.prefillTokensWhileDecoding) }
+        let prefilling = slots.enumerated().compactMap { i, slot -> (slot: Slot, remaining: Int, order: Int)? in
+            guard let job = slot.job, job.next == nil else { return nil }
+            return (slot, job.prompt.count - job.prefilled, i)
+        }.sorted { $0.remaining < $1.remaining || ($0.remaining == $1.remaining && $0.order < $1.order) }
+        for (slot, remaining, _) in prefilling where budget > 0 {
+            guard let job = slot.job else { continue }
+            let count = min(budget, remaining)
             let last = job.prefilled + count == job.prompt.count
             entries.append(BatchEntry(sequence: slot.sequence, tokens: job.prompt[job.prefilled..<(job.prefilled + count)], wantsLogits: last))
             owners.append((slot, count, last))

@@ -42,6 +42,9 @@ struct ServeCommand: AsyncParsableCommand {
     var maxQueue = Self.defaults.scheduler.maxQueue
     @Option(name: .customLong("step-tokens"), help: "Tokens per batched step: one per generating sequence, the rest prompt chunks.")
     var stepTokens = Self.defaults.scheduler.stepTokens
+    @Option(name: .customLong("prefill-while-decoding"),
+            help: "Prompt tokens per batched step while other sequences generate (fewer: smoother streams beside a long prompt).")
+    var prefillWhileDecoding = Self.defaults.scheduler.prefillTokensWhileDecoding
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).")
     var maxBodyBytes = Self.defaults.limits.maxBodyBytes
     @Option(name: .customLong("rate-limit-rpm"),
@@ -73,6 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard stepTokens >= 1 else { throw ValidationError("--step-tokens must be positive") }
+        guard prefillWhileDecoding >= 1 else { throw ValidationError("--prefill-while-decoding must be positive") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         guard pricePerHour.isFinite, pricePerHour >= 0, pricePerHour < 1e9 else { throw ValidationError("--price-per-hour must be between 0 and 1e9") }
         guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
@@ -102,6 +106,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let threads { config.scheduler.threads = threads }
         config.scheduler.maxQueue = maxQueue
         config.scheduler.stepTokens = stepTokens
+        config.scheduler.prefillTokensWhileDecoding = prefillWhileDecoding
         config.limits.maxBodyBytes = maxBodyBytes
         config.ledger.dataDirectory = data.directory
         config.ledger.worker = WorkerInfo(gpu: gpu ?? WorkerInfo.detectGPU(), provider: provider,

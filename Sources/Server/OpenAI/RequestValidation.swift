@@ -65,12 +65,14 @@ enum RequestValidation {
                                   defaultMaxTokens: Int) throws(APIError) -> Int {
         let requested = f.maxCompletionTokens ?? f.maxTokens
         let param = f.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
-        if let requested, requested < 0 || requested > context {
-            throw APIError.invalidRequest("\(param) must be between 0 and the model's context of \(context) tokens; got \(requested).", param: param)
+        if let requested, requested < 0 {
+            throw APIError.invalidRequest("\(param) must not be negative; got \(requested).", param: param)
         }
         let room = context - promptTokens
         if room <= 0 || (requested.map { $0 > room } ?? false) {
-            throw APIError.contextLength(promptTokens: promptTokens, maxTokens: requested, context: context, param: promptParam)
+            // A length beyond the whole context is the length's fault; else the prompt's.
+            let culprit = (requested.map { $0 > context } ?? false) ? param : promptParam
+            throw APIError.contextLength(promptTokens: promptTokens, maxTokens: requested, context: context, param: culprit)
         }
         return requested ?? min(defaultMaxTokens, room)
     }
