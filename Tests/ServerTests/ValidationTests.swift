@@ -106,7 +106,8 @@ struct ValidationTests {
         .completion("logprobs above 20", #""prompt": "a", "logprobs": 21"#, param: "logprobs"),
         .completion("a token id beyond the vocabulary", #""prompt": [1, 99999999]"#, param: "prompt"),
         .completion("a negative token id", #""prompt": [-1]"#, param: "prompt"),
-        .completion("a token id of -0", #""prompt": [1, -0]"#, param: "prompt[1]"),
+        .completion("a token id of -0", #""prompt": [1, -0]"#, param: "prompt"),
+        .completion("a token id beyond 32 bits", #""prompt": [1099511627776]"#, param: "prompt"),
         .completion("an empty prompt", #""prompt": []"#, param: "prompt"),
         .completion("a prompt of the wrong type", #""prompt": {"text": "a"}"#, code: "invalid_type", param: "prompt"),
         // Tokenizing.

@@ -42,12 +42,13 @@ struct RequestLogMiddleware: RouterMiddleware {
         return response
     }
 
-    /// The metrics label of a request: the route it matched (`/v1/models/{id}`), not its path.
+    /// The metrics label of a request: the route it matched (`/v1/models/:id`), not its path.
     static func endpoint(_ route: String?) -> String {
         guard let route, route != "NotFound" else { return "other" }
         if route == "/" || route == "/index.html" || route.hasPrefix("/assets/") { return "/ (web chat)" }
         if route.hasPrefix("/v1/ledger/") { return "/v1/ledger" }
-        return route
+        // Hummingbird spells a parameter `{id}`; the label keeps the `:id` spelling it always had.
+        return route.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> String {

@@ -121,8 +121,8 @@ struct CompletionResponder: Sendable {
                         throw LedgerWriteFailure()
                     }
                     var chunks = format.closingChoices(summary).map { shape.chunk([$0]) }
-                    if let last = chunks.popLast() { chunks.append(last.adding("verity", verity)) }
                     if shape.includeUsage { chunks.append(shape.usageChunk(summary)) }
+                    if let last = chunks.popLast() { chunks.append(last.adding("verity", verity)) }
                     for chunk in chunks { try await writer.write(sse(chunk)) }
                 case .failed(let error):
                     ended = true

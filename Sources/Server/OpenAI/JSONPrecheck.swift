@@ -189,9 +189,14 @@ struct JSONPrecheck {
         }
         guard let field, isIntegerField() else { return }
         guard integral, text != "-0" else {
-            throw APIError.invalidRequest("\(field) must be an integer; got \(text).", param: field)
+            throw APIError.invalidRequest("\(field) must be an integer; got \(text).", param: path.count > 1 ? path[0] : field)
         }
-        guard Int64(text) != nil else {
+        if path.count > 1 {
+            // A token id.
+            guard Int32(text) != nil else {
+                throw APIError.invalidRequest("\(field) is out of range: \(text) is not a token id (32 bits).", param: path[0])
+            }
+        } else if Int64(text) == nil {
             throw APIError.invalidRequest("\(field) is out of range: \(text) does not fit in 64 bits.", param: field)
         }
     }
