@@ -24,10 +24,11 @@ public final class BatchScheduler: @unchecked Sendable {
         public var maxQueue = 64
         /// Tokens per forward pass (decode tokens plus prefill chunks).
         public var stepTokens = 64
-        /// Prompt tokens per forward pass while other sequences are generating, so that a long
-        /// prompt costs each generating sequence only a little per token (its prompt then takes
-        /// more steps); `stepTokens` when nothing generates.
-        public var prefillTokensWhileDecoding = 16
+        /// While other sequences are generating, a prompt longer than `stepTokens` is read this
+        /// many tokens per forward pass, so that a long document costs each generating sequence
+        /// only a little per token (the document then takes more steps); a shorter prompt is
+        /// read whole. With nothing generating, every prompt goes at `stepTokens` per pass.
+        public var prefillTokensWhileDecoding = 4
         public init() {}
     }
 
@@ -243,8 +244,8 @@ public final class BatchScheduler: @unchecked Sendable {
 
     /// One forward pass: one token for every decoding sequence, then prompt chunks, shortest
     /// remaining prompt first (a short question is not held up behind a long document), while
-    /// the step's prompt budget lasts: ``Configuration/prefillTokensWhileDecoding`` when any
-    /// sequence is decoding, else ``Configuration/stepTokens``.
+    /// the step's `stepTokens` last. While any sequence decodes, a prompt longer than
+    /// `stepTokens` gets at most ``Configuration/prefillTokensWhileDecoding`` of them.
     private func step() {
         var entries: [BatchEntry] = []
         var owners: [(slot: Slot, count: Int, sampling: Bool)] = []
@@ -256,14 +257,15 @@ public final class BatchScheduler: @unchecked Sendable {
             owners.append((slot, 1, true))
             budget -= 1
         }
-        if !entries.isEmpty { budget = min(budget, configuration.prefillTokensWhileDecoding) }
+        let decoding = !entries.isEmpty
         let prefilling = slots.enumerated().compactMap { i, slot -> (slot: Slot, remaining: Int, order: Int)? in
             guard let job = slot.job, job.next == nil else { return nil }
             return (slot, job.prompt.count - job.prefilled, i)
         }.sorted { $0.remaining < $1.remaining || ($0.remaining == $1.remaining && $0.order < $1.order) }
         for (slot, remaining, _) in prefilling where budget > 0 {
             guard let job = slot.job else { continue }
-            let count = min(budget, remaining)
+            let chunk = decoding && remaining > configuration.stepTokens ? configuration.prefillTokensWhileDecoding : remaining
+            let count = min(budget, chunk)
             let last = job.prefilled + count == job.prompt.count
             entries.append(BatchEntry(sequence: slot.sequence, tokens: job.prompt[job.prefilled..<(job.prefilled + count)], wantsLogits: last))
             owners.append((slot, count, last))

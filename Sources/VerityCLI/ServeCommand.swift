@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("step-tokens"), help: "Tokens per batched step: one per generating sequence, the rest prompt chunks.")
     var stepTokens = Self.defaults.scheduler.stepTokens
     @Option(name: .customLong("prefill-while-decoding"),
-            help: "Prompt tokens per batched step while other sequences generate (fewer: smoother streams beside a long prompt).")
+            help: "While other sequences generate, a prompt longer than --step-tokens is read this many tokens per step (fewer: smoother streams beside a long prompt).")
     var prefillWhileDecoding = Self.defaults.scheduler.prefillTokensWhileDecoding
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).")
     var maxBodyBytes = Self.defaults.limits.maxBodyBytes

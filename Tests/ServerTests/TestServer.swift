@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Ledger
 import Logging
 import Node
 import TestSupport
@@ -38,13 +39,15 @@ struct TestServer: Sendable {
         }
     }
 
-    private static func make(directory: URL, load: Bool, limits: RequestLimits) async throws -> (TestServer, APIServices) {
+    private static func make(directory: URL, load: Bool, limits: RequestLimits,
+                             store: (any LedgerStore)? = nil) async throws -> (TestServer, APIServices) {
         var logger = Logger(label: "verity-test")
         logger.logLevel = .warning
         var ledgerConfiguration = LedgerConfiguration()
         ledgerConfiguration.dataDirectory = DataDirectory(path: directory.path)
         ledgerConfiguration.worker = WorkerInfo(gpu: "test CPU")
-        let ledger = try LedgerAppender(configuration: ledgerConfiguration, logger: logger)
+        ledgerConfiguration.minFreeBytes = 0
+        let ledger = try LedgerAppender(configuration: ledgerConfiguration, logger: logger, store: store)
         try await ledger.prepare()
         var scheduler = BatchScheduler.Configuration()
         scheduler.maxSequences = 2
@@ -57,10 +60,11 @@ struct TestServer: Sendable {
 
     /// Runs `body` against a fresh server; `keys` are the accepted static keys (none: no auth).
     static func withApp(load: Bool = true, keys: Set<String> = [apiKey], limits: RequestLimits = RequestLimits(),
+                        store: (any LedgerStore)? = nil,
                         _ body: @Sendable (TestServer, any TestClientProtocol) async throws -> Void) async throws {
         let directory = TestPaths.temporaryDirectory("verity-server-test")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (server, services) = try await make(directory: directory, load: load, limits: limits)
+        let (server, services) = try await make(directory: directory, load: load, limits: limits, store: store)
         defer { server.host.shutdown() }
         let router = OpenAIServer.buildRouter(services: services, apiKeys: keys, web: WebChatController())
         let app = Application(router: router, logger: services.logger)
