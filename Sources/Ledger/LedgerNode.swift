@@ -90,6 +90,8 @@ public actor LedgerNode {
         case pending(RecordEnvelope, owner: Data?)
         /// Forget a pending record whose request was refused before it started.
         case discard(recordID: String)
+        /// Write a row and delete it in the same transaction: whether storage takes writes.
+        case probe
     }
 
     /// Commits writes durably in one storage transaction.
@@ -124,6 +126,11 @@ public actor LedgerNode {
                 case .discard(let recordID):
                     discarding.append(recordID)
                     results.append(.success(nil))
+                case .probe:
+                    // Written, then deleted by the same commit (writes go before deletions).
+                    pending.append(PendingRecord(recordID: Self.probeID, envelope: Data([0])))
+                    discarding.append(Self.probeID)
+                    results.append(.success(nil))
                 }
             } catch {
                 results.append(.failure(error))
@@ -139,6 +146,9 @@ public actor LedgerNode {
         for leaf in leaves { tree.append(leafHash: leaf.leafHash) }
         return results
     }
+
+    /// The record id of ``Write/probe``'s row, which never outlives its transaction.
+    static let probeID = "verity-storage-probe"
 
     /// The records written ahead of answers that have not ended (after a crash: that never
     /// will), oldest first.

@@ -22,6 +22,7 @@ extension LedgerAppender {
     /// The ledger's health now.
     public var health: Health {
         let free = directory.freeBytes()
+        if let free, free >= configuration.minFreeBytes { state.withLock { $0.refusing = false } }
         return state.withLock { s in
             Health(writable: s.writable, spooled: s.spool.count, freeBytes: free, writeFailures: s.writeFailures,
                    lastFailure: s.lastFailure,
@@ -38,6 +39,28 @@ extension LedgerAppender {
             s.writable = false
         }
         logger.error("\(text)")
+    }
+
+    /// Logs and counts an interaction refused because the disk is short of space (the free space
+    /// itself is what ``health`` reports).
+    func noteRefusal(_ error: LedgerError) {
+        let first = state.withLock { s in
+            s.writeFailures += 1
+            s.lastFailure = "ledger: refused a new interaction: \(error.message)"
+            defer { s.refusing = true }
+            return !s.refusing
+        }
+        // One error line when refusals start; the counter has each of them.
+        if first { logger.error("ledger: refusing new interactions: \(error.message)") }
+    }
+
+    /// After a failed write, whether storage takes writes again: a small transaction that writes
+    /// a row and deletes it. Health follows its outcome, so a node that
+    /// nobody sends work to while it is degraded still comes back.
+    func probeStorage() async {
+        let (unwritable, spooled) = state.withLock { ($0.writable == false, !$0.spool.isEmpty) }
+        guard unwritable, !spooled else { return }
+        _ = try? await enqueue(.probe, waiting: true)
     }
 
     /// Keeps a completed record that storage refused, to retry.

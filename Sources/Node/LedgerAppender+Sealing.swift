@@ -47,11 +47,12 @@ extension LedgerAppender {
     }
 
     /// Every ``LedgerConfiguration/sealInterval`` until the task is cancelled: retries spooled
-    /// records, then seals a block.
+    /// records, checks that storage takes writes again after a failure, then seals a block.
     public func sealPeriodically() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.sealInterval)
             await retrySpool()
+            await probeStorage()
             await seal()
         }
     }

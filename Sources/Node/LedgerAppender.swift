@@ -80,6 +80,8 @@ public final class LedgerAppender: Sendable {
         var lastFailure: String?
         /// False from a failed write until the next one that succeeds.
         var writable = true
+        /// Refusing new interactions for lack of space (logged once when it starts).
+        var refusing = false
     }
 
     public let node: LedgerNode
@@ -156,7 +158,9 @@ public final class LedgerAppender: Sendable {
         if let free = directory.freeBytes(), free < configuration.minFreeBytes {
             let error = LedgerError(.storage, "only \(free) bytes are free on the data directory's file system; "
                                     + "\(configuration.minFreeBytes) are needed to start an interaction")
-            noteFailure(error, what: "refused a new interaction")
+            // A refusal, not a failed write: storage itself is fine, and health recovers as soon
+            // as space does.
+            noteRefusal(error)
             throw error
         }
         var recipients: [RecipientKey]
@@ -183,7 +187,10 @@ public final class LedgerAppender: Sendable {
         do {
             let envelope = try RecordEnvelope.seal(record, to: entry.recipients, nodeID: nodeID)
             Task { [self] in
-                do { _ = try await enqueue(.pending(envelope, owner: entry.owner), waiting: true) } catch {
+                do { _ = try await enqueue(.pending(envelope, owner: entry.owner), waiting: true) } catch let error as LedgerError
+                    where error.code == .duplicateRecord {
+                    // The completed record got there first: nothing left to write ahead.
+                } catch {
                     noteFailure(error, what: "could not update the write-ahead record of \(entry.recordID)")
                 }
             }

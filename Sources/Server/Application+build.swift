@@ -48,7 +48,9 @@ public enum OpenAIServer {
         let router = buildRouter(services: services, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
                                  loopback: OriginMiddleware.isLoopback(configuration.host), connections: { guardian.count })
         let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ClientClosureHandler(), guardian.handler()]))
-        var application = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "verity")
+        // A deep accept backlog: a burst of connections waits in the kernel rather than retrying SYNs.
+        var application = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "verity",
+                                                   backlog: 4096)
         // Accepting pauses only when every connection up to the budget is busy with a request.
         application.availableConnectionsDelegate = MaximumAvailableConnections(max(cap, budget), logger: logger)
         return Application(router: router, server: server, configuration: application,

@@ -157,7 +157,10 @@ struct CompletionResponder: Sendable {
         let appended: LedgerNode.Appended
         let start = ContinuousClock.now
         do { appended = try await services.ledger.complete(entry, record) } catch {
-            throw APIError.server("The interaction could not be recorded in the ledger, so no answer is given.")
+            var failure = APIError.server("The interaction could not be recorded in the ledger, so no answer is given; "
+                                          + "it is kept and written once storage is back.")
+            failure.headers[Self.recordHeader] = shape.id
+            throw failure
         }
         services.metrics.ledgerRecorded(in: ContinuousClock.now - start)
         return ["record_id": .string(appended.recordID), "leaf_index": .int(Int(appended.leafIndex)),
