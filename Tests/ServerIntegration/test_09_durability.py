@@ -1,6 +1,6 @@
 """Durability under real faults (issue #27): a data directory on a small tmpfs filled to the last
 byte, `kill -9` with eight answers streaming, thousands of idle and slowloris connections against
-a lowered descriptor limit. Each test runs
+a lowered descriptor limit; and, with no fault at all, no ledger failure reported. Each test runs
 real `verity serve` processes on a real file system and checks what an operator would: what
 clients got, what the ledger holds afterwards (decrypted with the operator's account), `/health`,
 `/metrics`, the log, and `verity ledger verify`.
@@ -13,6 +13,7 @@ ends with an error event and no `[DONE]`, a non-streaming request gets a 500.
 Requests go over raw sockets (`RawExchange`): a stream cut short by the server must be seen as
 cut short, byte for byte, where an HTTP library would raise."""
 import json, os, re, shutil, signal, socket, subprocess, threading, time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -574,6 +575,39 @@ def test_kill_9_with_eight_streams_recovers_them_as_interrupted(tmp_path):
                 finish = ex.json()["choices"][0]["finish_reason"]
             assert record["finish_reason"] == finish and record["finish_reason"] != "interrupted", (record, finish)
             assert record["response"] == (ex.text() if ex.is_stream else ex.json()["choices"][0]["message"]["content"])
+    finally:
+        stop(server)
+    verify_offline(data)
+
+
+def test_answers_that_waited_in_the_queue_record_no_spurious_ledger_failures(tmp_path):
+    """Healthy storage, no fault: one sequence at a time, so one-token answers wait over a second
+    in the queue and their single token is due a write-ahead refresh just as the answer ends.
+    That refresh must not be refused as a duplicate of the completed record and counted,
+    logged, and reported by /health as a failed ledger write. Three rounds of 60."""
+    data = tmp_path / "data"
+    server = VerityServer(["--data-dir", data, "--max-sequences", "1"], tmp_path / "serve.log")
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+    def ask(prompt, max_tokens):
+        body = json.dumps(completion(prompt, max_tokens, False, logit_bias=EOS_BIAS))
+        return raw_request(server.port, "POST", COMPLETIONS, headers, body, timeout=120)
+
+    try:
+        for round_ in range(3):
+            with ThreadPoolExecutor(61) as pool:
+                long = pool.submit(ask, f"Round {round_}: a long story", 100)
+                time.sleep(0.2)
+                short = [pool.submit(ask, f"Round {round_}, question {i}:", 1) for i in range(60)]
+                answers = [f.result() for f in [long] + short]
+            assert all(r.status_code == 200 for r in answers), [r.text for r in answers if r.status_code != 200][:3]
+        failures = metric_sum(metrics(server), "verity_ledger_write_failures_total")
+        lines = ERROR_LINE.findall(server.log_tail(2_000_000))
+        now = health(server)
+        assert failures == 0 and not lines, (
+            f"{failures:.0f} ledger write failures counted on a healthy disk (/health now: {now}); "
+            f"{len(lines)} error lines, e.g.:\n  " + "\n  ".join(lines[:3]))
+        assert now == (200, {"status": "ok"})
     finally:
         stop(server)
     verify_offline(data)
