@@ -12,7 +12,7 @@ ends with an error event and no `[DONE]`, a non-streaming request gets a 500.
 
 Requests go over raw sockets (`RawExchange`): a stream cut short by the server must be seen as
 cut short, byte for byte, where an HTTP library would raise."""
-import json, os, re, shutil, signal, socket, subprocess, threading, time
+import json, os, re, resource, shutil, signal, socket, statistics, subprocess, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -611,3 +611,118 @@ def test_answers_that_waited_in_the_queue_record_no_spurious_ledger_failures(tmp
     finally:
         stop(server)
     verify_offline(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Descriptors and slow clients
+
+
+IDLE, SLOWLORIS = 4000, 1000
+
+
+@pytest.fixture
+def many_descriptors():
+    """Lets this process open the 5,000 sockets the flood needs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = IDLE + SLOWLORIS + 1000
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    except (ValueError, OSError) as e:
+        pytest.skip(f"cannot raise this process's descriptor limit to {want} (soft {soft}, hard {hard}): {e}")
+    yield hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def closed_by_server(sock):
+    """Whether the server closed (or reset) this connection; never waits."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("server_hard", ["inherited", 1024], ids=["soft-1024-raised", "hard-1024"])
+def test_idle_and_slowloris_flood_leaves_the_server_responsive(tmp_path, many_descriptors, server_hard):
+    """Started with a soft descriptor limit of 1024 (and the hard limit this machine has, which
+    the server raises to; or a hard limit of 1024 too, which it cannot), the server takes 4,000
+    idle connections and 1,000 that send half a request head, then answers /health in under
+    100 ms (median of 20, none over 1 s) and a chat; it logs the limit and the evictions, which
+    closed the oldest idle connections first, and counts them in /metrics."""
+    hard = many_descriptors if server_hard == "inherited" else server_hard
+    server = VerityServer(["--data-dir", tmp_path / "data"], tmp_path / "serve.log",
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)))
+    socks = []
+    try:
+        m = re.search(r"descriptors: limit (\d+) \(hard (\d+)\); up to (\d+) connections", server.log_tail(100_000))
+        assert m, f"the server should log its descriptor limit:\n{server.log_tail()}"
+        soft_seen, hard_seen, cap = map(int, m.groups())
+        assert hard_seen == hard and soft_seen == hard, f"soft limit should be raised to the hard {hard}: {m.group(0)}"
+        assert cap <= min(2048, soft_seen - 64), m.group(0)
+
+        started = time.monotonic()
+        for i in range(IDLE + SLOWLORIS):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            if i >= IDLE:
+                s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n")
+            socks.append(s)
+        last_opened = time.monotonic()
+        opened = last_opened - started
+
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            r = raw_request(server.port, "GET", "/health", timeout=10)
+            times.append(time.perf_counter() - t)
+            assert r.status_code == 200, r.text
+        assert statistics.median(times) < 0.1 and max(times) < 1.0, \
+            f"/health under the flood: median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms"
+        r = raw_request(server.port, "POST", CHAT, {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+                        json.dumps(chat("Say hi.", 2, False)), timeout=60)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] is not None, r.text
+
+        time.sleep(0.5)
+        closed = [closed_by_server(s) for s in socks]
+        assert all(closed[:1000]), f"the oldest idle connections should be the ones closed: {closed[:1000].count(False)} of the first 1000 still open"
+        if time.monotonic() - last_opened < 8:  # before the 10 s head timeout closes the slowloris ones anyway
+            newest = min(400, cap // 2)
+            assert not any(closed[-newest:]), f"{sum(closed[-newest:])} of the newest {newest} connections were closed, not the oldest"
+        assert sum(closed) >= IDLE + SLOWLORIS - cap, f"only {sum(closed)} of {IDLE + SLOWLORIS} closed with a cap of {cap}"
+
+        samples = metrics(server)
+        assert metric_sum(samples, "verity_connections_evicted_total") >= IDLE + SLOWLORIS - cap, samples
+        assert metric_sum(samples, "verity_open_connections") <= cap
+        assert re.search(r"connections: \d+ open \(cap %d\); closed \d+ idle ones" % cap, server.log_tail(2_000_000)), \
+            f"no log line about the evictions:\n{server.log_tail()}"
+        print(f"\n{IDLE + SLOWLORIS} connections opened in {opened:.1f} s; /health median {statistics.median(times) * 1000:.1f} ms, "
+              f"max {max(times) * 1000:.1f} ms; cap {cap}; {sum(closed)} closed")
+    finally:
+        for s in socks:
+            s.close()
+        stop(server)
+
+
+def test_a_connection_that_sends_no_whole_request_head_is_closed_after_10_s(tmp_path):
+    """A slowloris connection (half a head) and a silent one are closed within 10 s (and not
+    much earlier), while the cap is far away."""
+    server = VerityServer(["--data-dir", tmp_path / "data"], tmp_path / "serve.log")
+    try:
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        ends = {}
+        for name, s in (("silent", silent), ("slowloris", slow)):
+            try:
+                while s.recv(4096):
+                    pass
+            except OSError:
+                pass
+            ends[name] = time.monotonic() - started
+            s.close()
+        for name, t in ends.items():
+            assert 8 <= t <= 13, f"the {name} connection was closed after {t:.1f} s, expected about 10 s"
+    finally:
+        stop(server)
