@@ -454,9 +454,10 @@ def cli(*args, check=True, timeout=120):
 class VerityServer:
     """One `verity serve` process on a free loopback port; stderr goes to a log file."""
 
-    def __init__(self, extra_args, log_path, ready_timeout=120, api_key=API_KEY):
+    def __init__(self, extra_args, log_path, ready_timeout=120, api_key=API_KEY, preexec_fn=None):
         """`api_key=None` starts a server that requires no key (unless the data directory holds
-        account keys)."""
+        account keys). `preexec_fn` runs in the child before the binary starts (e.g. to lower its
+        descriptor limit)."""
         self.bin = verity_binary()
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -469,7 +470,7 @@ class VerityServer:
             ["--ctx", str(CTX), "--threads", "2"] + data_dir + list(map(str, extra_args))
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=REPO)
+                                     stdin=subprocess.DEVNULL, cwd=REPO, preexec_fn=preexec_fn)
         self._wait_ready(ready_timeout)
 
     def log_tail(self, n=4000):
