@@ -29,6 +29,13 @@ public final class BatchScheduler: @unchecked Sendable {
         /// only a little per token (the document then takes more steps); a shorter prompt is
         /// read whole. With nothing generating, every prompt goes at `stepTokens` per pass.
         public var prefillTokensWhileDecoding = 4
+        /// A sequence whose prompt is longer than this is *heavy* (a document rather than a turn of
+        /// conversation): each of its tokens costs more (attention over a long context), and…
+        public var heavyPromptTokens = 1024
+        /// …while any lighter sequence is running, heavy sequences take part in one step of this
+        /// many (least attained service: the long job waits, the conversation does not; it still
+        /// advances, and runs at full speed whenever it is alone). 1: every step.
+        public var heavyStepShare = 4
         public init() {}
     }
 
@@ -90,12 +97,14 @@ public final class BatchScheduler: @unchecked Sendable {
     private var running = true
     private var activeCount = 0
     private var clock = 0
+    /// Forward passes so far, for ``Configuration/heavyStepShare``.
+    private var steps = 0
     private var slots: [Slot] = []
     private let workspace: any BatchWorkspace
 
     public init(model: LoadedModel, configuration: Configuration) throws(EngineError) {
         guard configuration.maxSequences > 0, configuration.contextLength > 1, configuration.stepTokens > 0,
-              configuration.prefillTokensWhileDecoding > 0 else {
+              configuration.prefillTokensWhileDecoding > 0, configuration.heavyStepShare > 0 else {
             throw EngineError(.invalidParameter, "max sequences, context length, step tokens and prefill tokens must be positive")
         }
         self.model = model
@@ -242,29 +251,37 @@ public final class BatchScheduler: @unchecked Sendable {
         if slot.job!.completion.isExhausted { end(slot, reason: .length, locked: true) }
     }
 
-    /// One forward pass: one token for every decoding sequence, then prompt chunks, shortest
+    /// One forward pass: one token for every decoding sequence (heavy ones only on their turn,
+    /// see ``Configuration/heavyStepShare``), then prompt chunks, shortest
     /// remaining prompt first (a short question is not held up behind a long document), while
-    /// the step's `stepTokens` last. While any sequence decodes, a prompt longer than
-    /// `stepTokens` gets at most ``Configuration/prefillTokensWhileDecoding`` of them.
+    /// the step's `stepTokens` last. While any sequence decodes, or a short prompt (at most
+    /// `stepTokens`) waits, a longer prompt gets at most ``Configuration/prefillTokensWhileDecoding``
+    /// of them: the long document waits, the conversation does not.
     private func step() {
         var entries: [BatchEntry] = []
         var owners: [(slot: Slot, count: Int, sampling: Bool)] = []
         var budget = configuration.stepTokens
+        steps &+= 1
+        // Heavy sequences sit out most steps while a lighter one runs.
+        let isHeavy = { (job: Job) in job.prompt.count > self.configuration.heavyPromptTokens }
+        let anyLight = slots.contains { $0.job.map { !isHeavy($0) } ?? false }
+        let heavyTurn = !anyLight || steps % configuration.heavyStepShare == 0
         for slot in slots {
-            guard let job = slot.job, let next = job.next else { continue }
+            guard let job = slot.job, let next = job.next, heavyTurn || !isHeavy(job) else { continue }
             if slot.sequence.count + 1 > slot.sequence.capacity { end(slot, reason: .length); continue }
             entries.append(BatchEntry(sequence: slot.sequence, tokens: [next], wantsLogits: true))
             owners.append((slot, 1, true))
             budget -= 1
         }
-        let decoding = !entries.isEmpty
         let prefilling = slots.enumerated().compactMap { i, slot -> (slot: Slot, remaining: Int, order: Int)? in
-            guard let job = slot.job, job.next == nil else { return nil }
+            guard let job = slot.job, job.next == nil, heavyTurn || !isHeavy(job) else { return nil }
             return (slot, job.prompt.count - job.prefilled, i)
         }.sorted { $0.remaining < $1.remaining || ($0.remaining == $1.remaining && $0.order < $1.order) }
+        // Someone is waiting for a token soon: a sequence decoding, or a short prompt about to.
+        let interactive = anyLight || !entries.isEmpty || prefilling.contains { $0.remaining <= configuration.stepTokens }
         for (slot, remaining, _) in prefilling where budget > 0 {
             guard let job = slot.job else { continue }
-            let chunk = decoding && remaining > configuration.stepTokens ? configuration.prefillTokensWhileDecoding : remaining
+            let chunk = interactive && remaining > configuration.stepTokens ? configuration.prefillTokensWhileDecoding : remaining
             let count = min(budget, chunk)
             let last = job.prefilled + count == job.prompt.count
             entries.append(BatchEntry(sequence: slot.sequence, tokens: job.prompt[job.prefilled..<(job.prefilled + count)], wantsLogits: last))

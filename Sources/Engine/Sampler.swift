@@ -21,6 +21,7 @@ public struct Sampler: Sendable {
     private var counts: [Int32: Int] = [:]
     private var candidates: [(id: Int32, logit: Float)] = []
     private var working: [Float] = []
+    private var probabilities: [Double] = []
     private var sortKeys: [(key: UInt32, id: Int32)] = []
     private var sortBuffer: [(key: UInt32, id: Int32)] = []
 
@@ -93,40 +94,46 @@ public struct Sampler: Sendable {
         let p = parameters
         selectCandidates(limit: p.topK > 0 ? p.topK : working.count)
         if candidates.isEmpty { return argmax() }
-        // Probabilities before temperature, for top-p and min-p.
-        var probs = softmax(candidates.map(\.logit), temperature: 1)
-        if p.topP < 1 {
-            var cumulative: Double = 0
+        if p.topP < 1 || p.minP > 0 {
+            // Probabilities before temperature, for top-p and min-p.
+            softmaxCandidates(temperature: 1)
             var keep = candidates.count
-            for (i, q) in probs.enumerated() {
-                cumulative += q
-                if cumulative >= Double(p.topP) { keep = i + 1; break }
+            if p.topP < 1 {
+                var cumulative: Double = 0
+                for i in 0..<keep {
+                    cumulative += probabilities[i]
+                    if cumulative >= Double(p.topP) { keep = i + 1; break }
+                }
+            }
+            if p.minP > 0 {
+                let threshold = probabilities[0] * Double(p.minP)
+                keep = max(1, (0..<keep).first { probabilities[$0] < threshold } ?? keep)
             }
             candidates.removeSubrange(keep...)
-            probs.removeSubrange(keep...)
         }
-        if p.minP > 0, let first = probs.first {
-            let threshold = first * Double(p.minP)
-            let keep = max(1, probs.firstIndex(where: { $0 < threshold }) ?? probs.count)
-            candidates.removeSubrange(keep...)
-        }
-        probs = softmax(candidates.map(\.logit), temperature: p.temperature)
+        softmaxCandidates(temperature: p.temperature)
         let u = rng.nextUnit()
         var cumulative: Double = 0
-        for (i, q) in probs.enumerated() {
-            cumulative += q
+        for i in candidates.indices {
+            cumulative += probabilities[i]
             if u < cumulative { return candidates[i].id }
         }
         return candidates[candidates.count - 1].id
     }
 
-    private func softmax(_ logits: [Float], temperature: Float) -> [Double] {
-        guard let m = logits.max() else { return [] }
+    /// The candidates' probabilities at `temperature`, into ``probabilities`` (reused; nothing
+    /// allocated per token once it has grown).
+    private mutating func softmaxCandidates(temperature: Float) {
+        probabilities.removeAll(keepingCapacity: true)
+        guard let m = candidates.lazy.map(\.logit).max() else { return }
         let t = Double(temperature)
-        var e = logits.map { exp((Double($0) - Double(m)) / t) }
-        let s = e.reduce(0, +)
-        for i in e.indices { e[i] /= s }
-        return e
+        var s: Double = 0
+        for c in candidates {
+            let e = exp((Double(c.logit) - Double(m)) / t)
+            probabilities.append(e)
+            s += e
+        }
+        for i in probabilities.indices { probabilities[i] /= s }
     }
 
     private func logSumExpAndTop(_ k: Int) -> (Float, [Int32]) {

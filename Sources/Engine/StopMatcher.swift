@@ -1,46 +1,63 @@
 /// Finds stop strings in streamed text. Text is released only once it can no longer be the start
 /// of a stop string, so a caller never sees part of a stop sequence.
+///
+/// It matches UTF-8 bytes (as llama.cpp and vLLM compare strings), and each token costs
+/// O(held text × stop strings), not more: on the scheduler's thread, where every sequence waits
+/// for it, a request's 16 stop strings of 256 bytes must stay cheap.
 struct StopMatcher {
-    let stops: [String]
-    private var pending = ""
+    private let stops: [[UInt8]]
+    /// Text received but not released: at most one byte short of the longest stop string, plus
+    /// the latest piece.
+    private var pending: [UInt8] = []
 
-    init(stops: [String]) { self.stops = stops.filter { !$0.isEmpty } }
+    init(stops: [String]) { self.stops = stops.filter { !$0.isEmpty }.map { Array($0.utf8) } }
 
     /// Adds text; returns what can be released now and whether a stop string was found (the
     /// released text then ends just before it).
     mutating func feed(_ text: String) -> (released: String, stopped: Bool) {
-        pending += text
-        guard !stops.isEmpty else {
-            defer { pending = "" }
-            return (pending, false)
-        }
-        var earliest: String.Index?
+        pending.append(contentsOf: text.utf8)
+        guard !stops.isEmpty else { return (release(upTo: pending.count), false) }
+        var earliest: Int?
         for stop in stops {
-            if let r = pending.range(of: stop), earliest.map({ r.lowerBound < $0 }) ?? true { earliest = r.lowerBound }
+            if let at = Self.firstIndex(of: stop, in: pending), earliest.map({ at < $0 }) ?? true { earliest = at }
         }
         if let cut = earliest {
-            let out = String(pending[..<cut])
-            pending = ""
+            let out = String(decoding: pending[..<cut], as: UTF8.self)
+            pending = []
             return (out, true)
         }
-        // Hold back the longest suffix that is a prefix of some stop string.
+        // Hold back the longest suffix that is a prefix of some stop string. It starts where a
+        // stop string starts, so never inside a character.
         var hold = 0
         for stop in stops {
             var k = min(stop.count - 1, pending.count)
             while k > hold {
-                if pending.hasSuffix(stop.prefix(k)) { hold = k; break }
+                if pending[(pending.count - k)...].elementsEqual(stop[..<k]) { hold = k; break }
                 k -= 1
             }
         }
-        let splitAt = pending.index(pending.endIndex, offsetBy: -hold)
-        let out = String(pending[..<splitAt])
-        pending = String(pending[splitAt...])
-        return (out, false)
+        return (release(upTo: pending.count - hold), false)
     }
 
     /// Releases whatever is held back (generation ended without a stop string).
     mutating func flush() -> String {
-        defer { pending = "" }
-        return pending
+        release(upTo: pending.count)
+    }
+
+    private mutating func release(upTo end: Int) -> String {
+        let out = String(decoding: pending[..<end], as: UTF8.self)
+        pending.removeSubrange(..<end)
+        return out
+    }
+
+    /// The first position of `needle` in `haystack`.
+    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard needle.count <= haystack.count, let first = needle.first else { return nil }
+        var i = 0
+        while i <= haystack.count - needle.count {
+            if haystack[i] == first, haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
     }
 }

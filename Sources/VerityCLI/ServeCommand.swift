@@ -45,6 +45,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("prefill-while-decoding"),
             help: "While other sequences generate, a prompt longer than --step-tokens is read this many tokens per step (fewer: smoother streams beside a long prompt).")
     var prefillWhileDecoding = Self.defaults.scheduler.prefillTokensWhileDecoding
+    @Option(name: .customLong("heavy-prompt-tokens"),
+            help: "A request whose prompt is longer than this is heavy: while lighter requests run, it advances one step in --heavy-step-share.")
+    var heavyPromptTokens = Self.defaults.scheduler.heavyPromptTokens
+    @Option(name: .customLong("heavy-step-share"), help: "Heavy requests take part in one batched step of this many while lighter ones run (1: every step).")
+    var heavyStepShare = Self.defaults.scheduler.heavyStepShare
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).")
     var maxBodyBytes = Self.defaults.limits.maxBodyBytes
     @Option(name: .customLong("rate-limit-rpm"),
@@ -77,6 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
         guard stepTokens >= 1 else { throw ValidationError("--step-tokens must be positive") }
         guard prefillWhileDecoding >= 1 else { throw ValidationError("--prefill-while-decoding must be positive") }
+        guard heavyPromptTokens >= 1, heavyStepShare >= 1 else { throw ValidationError("--heavy-prompt-tokens and --heavy-step-share must be positive") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
         guard pricePerHour.isFinite, pricePerHour >= 0, pricePerHour < 1e9 else { throw ValidationError("--price-per-hour must be between 0 and 1e9") }
         guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
@@ -107,6 +113,8 @@ struct ServeCommand: AsyncParsableCommand {
         config.scheduler.maxQueue = maxQueue
         config.scheduler.stepTokens = stepTokens
         config.scheduler.prefillTokensWhileDecoding = prefillWhileDecoding
+        config.scheduler.heavyPromptTokens = heavyPromptTokens
+        config.scheduler.heavyStepShare = heavyStepShare
         config.limits.maxBodyBytes = maxBodyBytes
         config.ledger.dataDirectory = data.directory
         config.ledger.worker = WorkerInfo(gpu: gpu ?? WorkerInfo.detectGPU(), provider: provider,

@@ -80,6 +80,27 @@ struct CLITests {
         #expect((object["timings"] as? [String: Any])?["generation_tokens_per_second"] != nil)
     }
 
+    /// Token ids the engine sampled at the start of this work (commit 4e15876, `verity run --raw
+    /// --prompt "Once upon a time" --max-tokens 24 --json` with these flags): a seed must keep
+    /// giving the same answer across versions, so that a recorded answer can be replayed.
+    static let seeded: [(flags: [String], tokens: [Int])] = [
+        (["--temperature", "1", "--top-k", "0", "--top-p", "1", "--min-p", "0", "--seed", "7"],
+         [28, 253, 34686, 4877, 46193, 3692, 81, 24252, 288, 260, 1597, 10164, 297, 388, 264, 302, 6522, 28, 284, 260, 984, 3514, 32905, 30]),
+        (["--temperature", "0.7", "--top-k", "200", "--top-p", "0.9", "--min-p", "0.1", "--seed", "5", "--repeat-penalty", "1.1"],
+         [28, 339, 804, 288, 746, 418, 253, 1603, 29, 10291, 3904, 4782, 335, 4510, 1439, 3359, 30, 378, 701, 665, 592, 14103, 563, 2412]),
+    ]
+
+    @Test("a seed reproduces the tokens an earlier version sampled", .enabled(if: CLI.hasModel, "run scripts/fetch-models first"),
+          arguments: seeded.indices)
+    func seededAcrossVersions(_ index: Int) throws {
+        let (flags, tokens) = Self.seeded[index]
+        let r = try CLI.run(["run", "--model", CLI.smolLM2, "--raw", "--prompt", "Once upon a time", "--max-tokens", "24", "--json",
+                             "--threads", "2"] + flags)
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(object["completion_tokens"] as? [Int] == tokens)
+    }
+
     @Test("run streams only the completion to stdout; diagnostics go to stderr",
           .enabled(if: CLI.hasModel, "run scripts/fetch-models first"))
     func runStreams() throws {

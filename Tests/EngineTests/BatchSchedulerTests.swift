@@ -153,4 +153,40 @@ struct BatchSchedulerTests {
         scheduler.shutdown()
         #expect { try scheduler.submit(prompt: prompt, parameters: greedy(2)) } throws: { ($0 as? EngineError)?.code == .shuttingDown }
     }
+
+    @Test("a long document yields most steps to a short question, which finishes first; both answers are as alone")
+    func heavyYields() async throws {
+        let model = try #require(Self.model)
+        let scheduler = try scheduler { $0.heavyPromptTokens = 100; $0.heavyStepShare = 4; $0.prefillTokensWhileDecoding = 4 }
+        defer { scheduler.shutdown() }
+        let document = try model.chatTokens([ChatMessage(role: "user", content:
+            String(repeating: "The sea was calm and the sky was grey. ", count: 20) + "Summarize this.")])
+        let question = try model.chatTokens([ChatMessage(role: "user", content: "Name three prime numbers.")])
+        #expect(document.count > 100 && question.count < 100)
+        var parameters = greedy(24)
+        for id in model.tokenizer.endOfGenerationTokenIDs { parameters.sampling.logitBias[id] = -100 }
+        let heavy = try scheduler.submit(prompt: document, parameters: parameters)
+        // Let the document start alone, at full speed, then ask the question.
+        var firstHeavyToken = false
+        var heavyOut = Outcome(), lightOut: Outcome
+        var events = heavy.events.makeAsyncIterator()
+        while !firstHeavyToken, let event = await events.next() {
+            if case .token(let step) = event { heavyOut.tokens.append(step.token); heavyOut.text += step.text; firstHeavyToken = true }
+        }
+        let light = try scheduler.submit(prompt: question, parameters: parameters)
+        lightOut = await drain(light)
+        // The document had 23 tokens to go and the question 26 steps: side by side, the document
+        // would be done first. It advanced one step in four, so it is still running.
+        #expect(scheduler.load.active == 1)
+        while let event = await events.next() {
+            if case .token(let step) = event { heavyOut.tokens.append(step.token); heavyOut.text += step.text }
+            if case .finished(let summary) = event { heavyOut.summary = summary }
+        }
+        #expect(lightOut.tokens.count == 24)
+        #expect(heavyOut.tokens.count == 24)
+        // Both answers are what each would be alone (greedy, bit-identical logits whatever the batch).
+        let alone = try Generator(model: model, capacity: 512, threads: 2)
+        #expect(lightOut.tokens == (try alone.generate(prompt: question, parameters: parameters)).completionTokens)
+        #expect(heavyOut.tokens == (try alone.generate(prompt: document, parameters: parameters)).completionTokens)
+    }
 }
