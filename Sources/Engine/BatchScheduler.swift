@@ -24,10 +24,10 @@ public final class BatchScheduler: @unchecked Sendable {
         public var maxQueue = 64
         /// Tokens per forward pass (decode tokens plus prefill chunks).
         public var stepTokens = 64
-        /// While other sequences are generating, a prompt longer than `stepTokens` is read this
-        /// many tokens per forward pass, so that a long document costs each generating sequence
-        /// only a little per token (the document then takes more steps); a shorter prompt is
-        /// read whole. With nothing generating, every prompt goes at `stepTokens` per pass.
+        /// While other sequences are generating (or a short prompt waits), a heavy prompt (see
+        /// `heavyPromptTokens`) is read this many tokens per forward pass, so that a long document
+        /// costs each generating sequence only a little per token (the document then takes more
+        /// steps). Other prompts, and every prompt with nothing else running, go at `stepTokens`.
         public var prefillTokensWhileDecoding = 4
         /// A sequence whose prompt is longer than this is *heavy* (a document rather than a turn of
         /// conversation): each of its tokens costs more (attention over a long context), and…
@@ -255,7 +255,7 @@ public final class BatchScheduler: @unchecked Sendable {
     /// see ``Configuration/heavyStepShare``), then prompt chunks, shortest
     /// remaining prompt first (a short question is not held up behind a long document), while
     /// the step's `stepTokens` last. While any sequence decodes, or a short prompt (at most
-    /// `stepTokens`) waits, a longer prompt gets at most ``Configuration/prefillTokensWhileDecoding``
+    /// `stepTokens`) waits, a heavy prompt gets at most ``Configuration/prefillTokensWhileDecoding``
     /// of them: the long document waits, the conversation does not.
     private func step() {
         var entries: [BatchEntry] = []
@@ -278,10 +278,10 @@ public final class BatchScheduler: @unchecked Sendable {
             return (slot, job.prompt.count - job.prefilled, i)
         }.sorted { $0.remaining < $1.remaining || ($0.remaining == $1.remaining && $0.order < $1.order) }
         // Someone is waiting for a token soon: a sequence decoding, or a short prompt about to.
-        let interactive = anyLight || !entries.isEmpty || prefilling.contains { $0.remaining <= configuration.stepTokens }
+        let interactive = !entries.isEmpty || prefilling.contains { $0.remaining <= configuration.stepTokens }
         for (slot, remaining, _) in prefilling where budget > 0 {
             guard let job = slot.job else { continue }
-            let chunk = interactive && remaining > configuration.stepTokens ? configuration.prefillTokensWhileDecoding : remaining
+            let chunk = interactive && isHeavy(job) ? min(remaining, configuration.prefillTokensWhileDecoding) : remaining
             let count = min(budget, chunk)
             let last = job.prefilled + count == job.prompt.count
             entries.append(BatchEntry(sequence: slot.sequence, tokens: job.prompt[job.prefilled..<(job.prefilled + count)], wantsLogits: last))

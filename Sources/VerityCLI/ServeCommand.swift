@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("step-tokens"), help: "Tokens per batched step: one per generating sequence, the rest prompt chunks.")
     var stepTokens = Self.defaults.scheduler.stepTokens
     @Option(name: .customLong("prefill-while-decoding"),
-            help: "While other sequences generate, a prompt longer than --step-tokens is read this many tokens per step (fewer: smoother streams beside a long prompt).")
+            help: "While other sequences generate, a heavy prompt (see --heavy-prompt-tokens) is read this many tokens per step (fewer: smoother streams beside it).")
     var prefillWhileDecoding = Self.defaults.scheduler.prefillTokensWhileDecoding
     @Option(name: .customLong("heavy-prompt-tokens"),
             help: "A request whose prompt is longer than this is heavy: while lighter requests run, it advances one step in --heavy-step-share.")
