@@ -29,8 +29,9 @@ public final class BatchScheduler: @unchecked Sendable {
         /// costs each generating sequence only a little per token (the document then takes more
         /// steps). Other prompts, and every prompt with nothing else running, go at `stepTokens`.
         public var prefillTokensWhileDecoding = 4
-        /// A sequence whose prompt is longer than this is *heavy* (a document rather than a turn of
-        /// conversation): each of its tokens costs more (attention over a long context), and…
+        /// A sequence with more prompt tokens than this to compute (beyond what its cache already
+        /// holds) is *heavy*: a document rather than a turn of conversation, costly to prefill and
+        /// then to attend over, and…
         public var heavyPromptTokens = 1024
         /// …while any lighter sequence is running, heavy sequences take part in one step of this
         /// many (least attained service: the long job waits, the conversation does not; it still
@@ -263,7 +264,8 @@ public final class BatchScheduler: @unchecked Sendable {
         var budget = configuration.stepTokens
         steps &+= 1
         // Heavy sequences sit out most steps while a lighter one runs.
-        let isHeavy = { (job: Job) in job.prompt.count > self.configuration.heavyPromptTokens }
+        // Heavy: a long prompt to compute. A long conversation whose history is cached is not.
+        let isHeavy = { (job: Job) in job.prompt.count - job.reused > self.configuration.heavyPromptTokens }
         let anyLight = slots.contains { $0.job.map { !isHeavy($0) } ?? false }
         let heavyTurn = !anyLight || steps % configuration.heavyStepShare == 0
         for slot in slots {
