@@ -45,7 +45,7 @@ public enum OpenAIServer {
         logger.info("descriptors: limit \(descriptors.map { "\($0.soft) (hard \($0.hard))" } ?? "unknown"); up to \(cap) connections")
         let guardian = ConnectionGuard(limit: cap, headerTimeout: .init(limits.headerTimeout), keepAliveTimeout: .init(limits.keepAliveTimeout),
                                        logger: logger, metrics: metrics)
-        let router = buildRouter(services: services, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
+        let router = buildRouter(services: services, ledger: ledger, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
                                  loopback: OriginMiddleware.isLoopback(configuration.host), connections: { guardian.count })
         let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ClientClosureHandler(), guardian.handler()]))
         // A deep accept backlog: a burst of connections waits in the kernel rather than retrying SYNs.
@@ -66,10 +66,10 @@ public enum OpenAIServer {
     /// rest (health, metrics, the transparency log's reads, the web chat's files).
     /// `loopback`: the server listens on a loopback address (so, without keys, it answers only
     /// requests addressed to one: see ``OriginMiddleware``).
-    static func buildRouter(services: APIServices, apiKeys: Set<String>, rateLimits: RateLimits = RateLimits(),
+    static func buildRouter(services: APIServices, ledger: LedgerAppender, apiKeys: Set<String>, rateLimits: RateLimits = RateLimits(),
                             web: WebChatController, loopback: Bool = true,
                             connections: @escaping @Sendable () -> Int? = { nil }) -> Router<VerityRequestContext> {
-        let authenticator = Authenticator(staticKeys: apiKeys, registry: services.ledger.registry, defaultLimits: rateLimits)
+        let authenticator = Authenticator(staticKeys: apiKeys, registry: ledger.registry, defaultLimits: rateLimits)
         let router = Router(context: VerityRequestContext.self)
         router.add(middleware: RequestLogMiddleware(metrics: services.metrics, logger: services.logger))
         router.add(middleware: ErrorMiddleware(logger: services.logger))
@@ -80,7 +80,7 @@ public enum OpenAIServer {
         ChatCompletionsController(services: services).addRoutes(to: keyed)
         CompletionsController(services: services).addRoutes(to: keyed)
         TokenizeController(services: services).addRoutes(to: keyed)
-        LedgerController(ledger: services.ledger, maxPageBytes: services.limits.maxLedgerPageBytes).addRoutes(open: router.group("v1/ledger"), keyed: keyed)
+        LedgerController(ledger: ledger, maxPageBytes: services.limits.maxLedgerPageBytes).addRoutes(open: router.group("v1/ledger"), keyed: keyed)
 
         OperationsController(host: services.host, ledger: services.ledger, metrics: services.metrics, connections: connections).addRoutes(to: router)
         web.addRoutes(to: router)

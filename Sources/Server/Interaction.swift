@@ -81,7 +81,8 @@ struct Interaction: Sendable {
     /// was never recorded (the process died, or storage failed).
     static let interrupted = "interrupted"
 
-    private static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+    /// Milliseconds since the Unix epoch, now.
+    static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 
     /// `sha256:<hex>` of a file, read in 4 MiB pieces (a model's digest, computed once at load).
     static func fileDigest(_ path: String) throws -> String {

@@ -33,7 +33,7 @@ struct TestServer: Sendable {
             if let made { return made }
             let directory = TestPaths.temporaryDirectory("verity-server-test-shared")
             let (server, services) = try await TestServer.make(directory: directory, load: true, limits: RequestLimits())
-            let responder = OpenAIServer.buildRouter(services: services, apiKeys: [apiKey], web: WebChatController()).buildResponder()
+            let responder = OpenAIServer.buildRouter(services: services, ledger: server.ledger, apiKeys: [apiKey], web: WebChatController()).buildResponder()
             made = (server, responder)
             return (server, responder)
         }
@@ -66,7 +66,7 @@ struct TestServer: Sendable {
         defer { try? FileManager.default.removeItem(at: directory) }
         let (server, services) = try await make(directory: directory, load: load, limits: limits, store: store)
         defer { server.host.shutdown() }
-        let router = OpenAIServer.buildRouter(services: services, apiKeys: keys, web: WebChatController())
+        let router = OpenAIServer.buildRouter(services: services, ledger: server.ledger, apiKeys: keys, web: WebChatController())
         let app = Application(router: router, logger: services.logger)
         try await app.test(.router) { client in try await body(server, client) }
     }

@@ -11,16 +11,21 @@ import Testing
 /// store's interface (the integration suite fills a real tmpfs too).
 final class FaultyStore: LedgerStore {
     let inner = InMemoryLedgerStore()
+    /// Every write fails.
     let failing = Mutex(false)
+    /// Appending a leaf fails (write-ahead records still go in): storage that fills mid-answer.
+    let failingLeaves = Mutex(false)
 
-    private func check() throws {
-        if failing.withLock({ $0 }) { throw LedgerError(.storage, "injected: no space left on device") }
+    private func check(leaves: Bool = true) throws {
+        if failing.withLock({ $0 }) || (leaves && failingLeaves.withLock({ $0 })) {
+            throw LedgerError(.storage, "injected: no space left on device")
+        }
     }
 
     func append(_ leaf: StoredLeaf) throws { try check(); try inner.append(leaf) }
     func append(contentsOf leaves: [StoredLeaf]) throws { try check(); try inner.append(contentsOf: leaves) }
     func commit(pending: [PendingRecord], discarding: [String], leaves: [StoredLeaf]) throws {
-        try check()
+        try check(leaves: !leaves.isEmpty)
         try inner.commit(pending: pending, discarding: discarding, leaves: leaves)
     }
     func appendBlock(_ block: StoredBlock) throws { try check(); try inner.appendBlock(block) }
@@ -61,23 +66,19 @@ struct WriteAheadTests {
     func spooledThenWritten() async throws {
         let store = FaultyStore()
         try await TestServer.withApp(store: store) { server, client in
-            // Let the write-ahead record in, then fail the completion: a stream that starts long.
-            let body = Self.chat.replacingOccurrences(of: #""max_tokens": 3"#, with: #""max_tokens": 40, "stream": true"#)
-            let failing = Task {
-                try await Task.sleep(for: .milliseconds(50))
-                store.failing.withLock { $0 = true }
-            }
+            // The write-ahead record goes in; the completed record does not.
+            let body = Self.chat.replacingOccurrences(of: #""max_tokens": 3"#, with: #""max_tokens": 8, "stream": true"#)
+            store.failingLeaves.withLock { $0 = true }
             // The stream's body ends in an error (after an error event), never in [DONE].
             await #expect(throws: LedgerWriteFailure.self) {
                 try await client.execute(uri: "/v1/chat/completions", method: .post, headers: TestServer.authorized,
                                          body: ByteBuffer(string: body)) { _ in }
             }
-            try await failing.value
             #expect(server.ledger.health.spooled == 1)
             #expect(!server.ledger.health.isHealthy)
             #expect(try store.inner.leaves().isEmpty)
             #expect(try store.inner.pendingRecords().count == 1)
-            store.failing.withLock { $0 = false }
+            store.failingLeaves.withLock { $0 = false }
             #expect(await server.ledger.retrySpool() == 0)
             let leaves = try store.inner.leaves()
             #expect(leaves.count == 1)

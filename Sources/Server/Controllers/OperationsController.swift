@@ -4,7 +4,8 @@ import Node
 /// `GET /health` and `GET /metrics`: for load balancers and Prometheus, public.
 struct OperationsController {
     let host: ModelHost
-    let ledger: LedgerAppender
+    /// The ledger, where this server keeps one.
+    let ledger: LedgerAppender?
     let metrics: ServerMetrics
     /// The open connections, where the server counts them.
     let connections: @Sendable () -> Int?
@@ -19,12 +20,11 @@ struct OperationsController {
     /// spooled, or too little free space), so that a load balancer routes elsewhere.
     @Sendable func health(_ request: Request, context: VerityRequestContext) async throws -> Response {
         guard host.models != nil else { return .json(["status": "loading"], status: .serviceUnavailable) }
-        let ledger = ledger.health
-        guard ledger.isHealthy else {
+        if let appender = ledger, case let health = appender.health, !health.isHealthy {
             var reason: [String] = []
-            if !ledger.writable { reason.append("the last ledger write failed") }
-            if ledger.spooled > 0 { reason.append("\(ledger.spooled) records wait in memory for storage") }
-            if let free = ledger.freeBytes, free < self.ledger.configuration.minFreeBytes { reason.append("\(free) bytes free on the ledger's disk") }
+            if !health.writable { reason.append("the last ledger write failed") }
+            if health.spooled > 0 { reason.append("\(health.spooled) records wait in memory for storage") }
+            if let free = health.freeBytes, free < appender.configuration.minFreeBytes { reason.append("\(free) bytes free on the ledger's disk") }
             return .json(["status": "degraded", "reason": .string(reason.joined(separator: "; "))], status: .serviceUnavailable)
         }
         return .json(["status": "ok"])
@@ -32,6 +32,6 @@ struct OperationsController {
 
     @Sendable func render(_ request: Request, context: VerityRequestContext) async throws -> Response {
         Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.render(models: host.models ?? [], connections: connections(), ledger: ledger.health))))
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.render(models: host.models ?? [], connections: connections(), ledger: ledger?.health))))
     }
 }

@@ -7,46 +7,39 @@ import NIOCore
 import Node
 
 /// One accepted completion request on its way to the client: its sequence in the scheduler, its
-/// record in the ledger, and how its choices are rendered. Both completion endpoints answer
+/// record (``AnswerRecorder``), and how its choices are rendered. Both completion endpoints answer
 /// through it, streaming or not.
 ///
-/// The ledger sees every answer before its client does: a write-ahead record is durable before
-/// the sequence starts (else 503), is brought up to date as the answer grows, and the completed
-/// record is durable before the answer's end is sent; nothing is acknowledged that is not
-/// recorded. A client that goes away cancels the sequence, which is recorded as `cancelled`.
+/// The record sees every answer before its client does: with a ledger, a write-ahead record is
+/// durable before the sequence starts (else 503), is brought up to date as the answer grows, and
+/// the completed record is durable before the answer's end is sent; nothing is acknowledged that
+/// is not recorded. A client that goes away cancels the sequence, which is recorded as `cancelled`.
 struct CompletionResponder: Sendable {
     let services: APIServices
     /// What the generated tokens count against.
     let quota: RateLimiter.Quota
     let served: ServedModel
     let handle: BatchScheduler.Request
-    let entry: LedgerAppender.Entry
+    let record: AnswerHandle
     let shape: ResponseShape
     let format: any CompletionFormat
     let arrived: ContinuousClock.Instant
     let promptTokens: Int
     let interaction: Interaction
 
-    /// Admits a completion: its prompt tokens against the caller's rate limit, its write-ahead
-    /// record in the ledger, its sequence in the model's scheduler, in that order.
+    /// Admits a completion: its prompt tokens against the caller's rate limit, the start of its
+    /// record, its sequence in the model's scheduler, in that order.
     static func start(services: APIServices, quota: RateLimiter.Quota, served: ServedModel, prompt: [Int32],
                       parameters: GenerationParameters, promptParam: String, shape: ResponseShape, format: any CompletionFormat,
                       arrived: ContinuousClock.Instant, interaction: Interaction) async throws -> CompletionResponder {
         do { try services.limiter.admitTokens(quota, prompt: prompt.count) } catch { throw APIError.rateLimited(error) }
-        let entry: LedgerAppender.Entry
-        do {
-            entry = try await services.ledger.begin(interaction.record(response: "", promptTokens: prompt.count, completionTokens: 0,
-                                                                       finishReason: Interaction.interrupted, worker: services.ledger.worker),
-                                                    sender: interaction.caller)
-        } catch {
-            throw APIError.ledgerUnavailable()
-        }
+        let record = try await services.recorder.begin(interaction, promptTokens: prompt.count)
         let handle: BatchScheduler.Request
         do { handle = try served.submit(prompt, parameters, promptParam: promptParam) } catch {
-            services.ledger.discard(entry)
+            services.recorder.discard(record)
             throw error
         }
-        return CompletionResponder(services: services, quota: quota, served: served, handle: handle, entry: entry, shape: shape,
+        return CompletionResponder(services: services, quota: quota, served: served, handle: handle, record: record, shape: shape,
                                    format: format, arrived: arrived, promptTokens: prompt.count, interaction: interaction)
     }
 
@@ -81,8 +74,9 @@ struct CompletionResponder: Sendable {
                 progress.tick(text: text, tokens: steps.count)
             case .finished(let summary):
                 text += summary.tail
-                let verity = try await finish(response: text, summary: summary)
-                let body = shape.response([format.choice(text: text, steps: steps, summary: summary)], summary: summary, verity: verity)
+                let (key, value) = try await finish(response: text, summary: summary)
+                let body = shape.response([format.choice(text: text, steps: steps, summary: summary)], summary: summary)
+                    .adding(key, value)
                 return Response(status: .ok, headers: [.contentType: "application/json"],
                                 body: ResponseBody(byteBuffer: ByteBuffer(string: body.serialized())))
             case .failed(let error):
@@ -115,14 +109,14 @@ struct CompletionResponder: Sendable {
                 case .finished(let summary):
                     ended = true
                     let recorded = await finishing(response: text + summary.tail, summary: summary)
-                    guard case .success(let verity) = recorded else {
+                    guard case .success(let (key, value)) = recorded else {
                         // Unrecorded, so unacknowledged: an error event and no [DONE].
                         if case .failure(let error) = recorded { try await writer.write(sse(error.body)) }
                         throw LedgerWriteFailure()
                     }
                     var chunks = format.closingChoices(summary).map { shape.chunk([$0]) }
                     if shape.includeUsage { chunks.append(shape.usageChunk(summary)) }
-                    if let last = chunks.popLast() { chunks.append(last.adding("verity", verity)) }
+                    if let last = chunks.popLast() { chunks.append(last.adding(key, value)) }
                     for chunk in chunks { try await writer.write(sse(chunk)) }
                 case .failed(let error):
                     ended = true
@@ -143,47 +137,30 @@ struct CompletionResponder: Sendable {
         ByteBuffer(string: "data: " + value.serialized() + "\n\n")
     }
 
-    // MARK: The ledger
+    // MARK: The record
 
-    /// Records the finished completion durably and returns the response's `verity` object:
-    /// `{"record_id", "leaf_index", "leaf_hash" (base64), "receipt_url"}`.
-    /// - Throws: A 500 ``APIError`` if the record cannot be stored (it is spooled and retried):
-    ///   a response that is not recorded is not given.
-    private func finish(response: String, summary: GenerationSummary) async throws(APIError) -> JSON {
+    /// Records the finished completion (metrics, the rate limit's tokens, the recorder) and
+    /// returns the field for the answer's end.
+    private func finish(response: String, summary: GenerationSummary) async throws(APIError) -> (key: String, value: JSON) {
         services.metrics.tokens(model: served.id, prompt: summary.promptTokens, completion: summary.completionTokens)
         services.limiter.charge(quota, completion: summary.completionTokens)
-        let record = interaction.record(response: response, promptTokens: summary.promptTokens, completionTokens: summary.completionTokens,
-                                        finishReason: summary.finishReason.rawValue, worker: services.ledger.worker)
-        let appended: LedgerNode.Appended
-        let start = ContinuousClock.now
-        do { appended = try await services.ledger.complete(entry, record) } catch {
-            var failure = APIError.server("The interaction could not be recorded in the ledger, so no answer is given; "
-                                          + "it is kept and written once storage is back.")
-            failure.headers[Self.recordHeader] = shape.id
-            throw failure
-        }
-        services.metrics.ledgerRecorded(in: ContinuousClock.now - start)
-        return ["record_id": .string(appended.recordID), "leaf_index": .int(Int(appended.leafIndex)),
-                "leaf_hash": .string(appended.leafHash.base64EncodedString()),
-                "receipt_url": .string("/v1/ledger/records/\(appended.recordID)/receipt")]
+        return try await services.recorder.complete(record, interaction, response: response, summary: summary)
     }
 
     /// ``finish(response:summary:)`` as a result.
-    private func finishing(response: String, summary: GenerationSummary) async -> Result<JSON, APIError> {
+    private func finishing(response: String, summary: GenerationSummary) async -> Result<(key: String, value: JSON), APIError> {
         do { return .success(try await finish(response: response, summary: summary)) } catch { return .failure(error) }
     }
 
     /// Records an answer that did not finish (the client left, or generation failed): the text
-    /// generated so far, finish reason `cancelled`. Nothing is acknowledged to anyone, so a
-    /// failure is only logged (and the record spooled).
+    /// generated so far, finish reason `cancelled`.
     private func abandon(response: String, completionTokens: Int) async {
         services.limiter.charge(quota, completion: completionTokens)
-        let record = interaction.record(response: response, promptTokens: promptTokens, completionTokens: completionTokens,
-                                        finishReason: FinishReason.cancelled.rawValue, worker: services.ledger.worker)
-        _ = try? await services.ledger.complete(entry, record)
+        await services.recorder.abandon(record, interaction, response: response, promptTokens: promptTokens,
+                                        completionTokens: completionTokens)
     }
 
-    /// Keeps the write-ahead record up to date as the answer grows (at most every
+    /// Keeps the record up to date as the answer grows (at most every
     /// ``LedgerConfiguration/partialFlushInterval``), and times the tokens for the metrics.
     private struct Progress {
         let responder: CompletionResponder
@@ -195,7 +172,7 @@ struct CompletionResponder: Sendable {
             self.responder = responder
             timer = TokenTimer(arrived: responder.arrived, metrics: responder.services.metrics)
             flushed = ContinuousClock.now
-            interval = responder.services.ledger.configuration.partialFlushInterval
+            interval = responder.services.recorder.progressInterval
         }
 
         mutating func tick(text: String, tokens: Int) {
@@ -204,8 +181,7 @@ struct CompletionResponder: Sendable {
             guard now - flushed >= interval else { return }
             flushed = now
             let r = responder
-            r.services.ledger.update(r.entry, r.interaction.record(response: text, promptTokens: r.promptTokens, completionTokens: tokens,
-                                                                   finishReason: Interaction.interrupted, worker: r.services.ledger.worker))
+            r.services.recorder.progress(r.record, r.interaction, response: text, promptTokens: r.promptTokens, completionTokens: tokens)
         }
     }
 }

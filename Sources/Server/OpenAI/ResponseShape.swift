@@ -33,8 +33,8 @@ struct ResponseShape: Sendable {
     }
 
     /// The non-streaming response.
-    func response(_ choices: [JSON], summary: GenerationSummary, verity: JSON) -> JSON {
-        .object(header(kind.object) + [("choices", .array(choices)), ("usage", Self.usage(summary)), ("verity", verity)])
+    func response(_ choices: [JSON], summary: GenerationSummary) -> JSON {
+        .object(header(kind.object) + [("choices", .array(choices)), ("usage", Self.usage(summary))])
     }
 
     private func header(_ object: String) -> [(String, JSON)] {
