@@ -5,6 +5,14 @@ import Foundation
 import Ledger
 import Node
 
+/// Which model answered, as the ledger names it: its id, the digest of its weights, and the hash
+/// of the chat template that rendered the conversation (if one did).
+struct ModelIdentity: Sendable, Hashable {
+    var id: String
+    var digest: String
+    var chatTemplateHash: String?
+}
+
 /// What the ledger records about one request, gathered when it is accepted; the response, token
 /// counts and finish reason complete it into a ``LedgerRecord`` (``record(response:promptTokens:completionTokens:finishReason:worker:)``).
 struct Interaction: Sendable {
@@ -22,20 +30,20 @@ struct Interaction: Sendable {
     /// A chat request: the system prompt is the system (and developer) messages' text, joined by
     /// a blank line; the prompt is the user's text when the conversation is one user message,
     /// else the other messages as a JSON array of `{"role", "content"}`.
-    static func chat(id: String, caller: Caller, served: ServedModel, messages: [ChatMessage], fields: SamplingFields,
-                     maxTokens: Int) -> Interaction {
+    static func chat(id: String, caller: Caller, model: ModelIdentity, messages: [ChatMessage], fields: SamplingFields,
+                     maxTokens: Int?) -> Interaction {
         let system = messages.filter { $0.role == "system" }.map(\.content)
         let rest = messages.filter { $0.role != "system" }
         let prompt = rest.count == 1 && rest[0].role == "user" ? rest[0].content
             : JSON.array(rest.map { ["role": .string($0.role), "content": .string($0.content)] }).serialized()
-        return Interaction(recordID: id, caller: caller, timestampMilliseconds: now(), modelID: served.id, modelDigest: served.digest,
-                           chatTemplateHash: served.chatTemplateHash, parameters: parameters(fields, maxTokens: maxTokens),
+        return Interaction(recordID: id, caller: caller, timestampMilliseconds: now(), modelID: model.id, modelDigest: model.digest,
+                           chatTemplateHash: model.chatTemplateHash, parameters: parameters(fields, maxTokens: maxTokens),
                            systemPrompt: system.isEmpty ? nil : system.joined(separator: "\n\n"), prompt: prompt)
     }
 
     /// A completions request: the prompt text, or its token ids as a JSON array.
-    static func completion(id: String, caller: Caller, served: ServedModel, prompt: CompletionRequest.Prompt,
-                           fields: SamplingFields, logprobs: Int?, maxTokens: Int) -> Interaction {
+    static func completion(id: String, caller: Caller, model: ModelIdentity, prompt: CompletionRequest.Prompt,
+                           fields: SamplingFields, logprobs: Int?, maxTokens: Int?) -> Interaction {
         let text: String
         switch prompt {
         case .texts(let texts): text = texts[0]
@@ -43,14 +51,14 @@ struct Interaction: Sendable {
         }
         var parameters = parameters(fields, maxTokens: maxTokens)
         if let logprobs { parameters.extra["logprobs"] = String(logprobs) }
-        return Interaction(recordID: id, caller: caller, timestampMilliseconds: now(), modelID: served.id, modelDigest: served.digest,
+        return Interaction(recordID: id, caller: caller, timestampMilliseconds: now(), modelID: model.id, modelDigest: model.digest,
                            chatTemplateHash: nil, parameters: parameters, systemPrompt: nil, prompt: text)
     }
 
     /// The sampling parameters as the request gave them; temperature and top_p at OpenAI's
-    /// defaults (1) when absent, max_tokens as enforced. Other fields the request set go in
-    /// `extra`, by their wire names.
-    static func parameters(_ f: SamplingFields, maxTokens: Int) -> ModelParameters {
+    /// defaults (1) when absent, max_tokens as enforced (where known). Other fields the request
+    /// set go in `extra`, by their wire names.
+    static func parameters(_ f: SamplingFields, maxTokens: Int?) -> ModelParameters {
         var extra: [String: String] = [:]
         let optional: [(String, Double?)] = [("min_p", f.minP), ("presence_penalty", f.presencePenalty),
                                              ("frequency_penalty", f.frequencyPenalty), ("repetition_penalty", f.repetitionPenalty)]
@@ -61,7 +69,7 @@ struct Interaction: Sendable {
         }
         if f.stream == true { extra["stream"] = "true" }
         return ModelParameters(temperature: f.temperature ?? 1, topP: f.topP ?? 1, topK: f.topK.map(Int64.init),
-                               maxTokens: Int64(maxTokens), seed: f.seed.map { UInt64(bitPattern: $0) }, extra: extra)
+                               maxTokens: maxTokens.map(Int64.init), seed: f.seed.map { UInt64(bitPattern: $0) }, extra: extra)
     }
 
     /// The complete record.

@@ -18,6 +18,9 @@ final class ServedModel: Sendable {
 
     var contextLength: Int { scheduler.configuration.contextLength }
 
+    /// How the ledger names this model.
+    var identity: ModelIdentity { ModelIdentity(id: id, digest: digest, chatTemplateHash: chatTemplateHash) }
+
     init(id: String, model: LoadedModel, scheduler: BatchScheduler, created: Int, digest: String) {
         self.id = id
         self.model = model

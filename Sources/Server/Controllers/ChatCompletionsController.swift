@@ -21,7 +21,7 @@ struct ChatCompletionsController {
             req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs == true ? (req.topLogprobs ?? 0) : nil,
             promptParam: "messages", defaultMaxTokens: services.limits.defaultMaxTokens)
         let id = RequestValidation.newID("chatcmpl")
-        let interaction = Interaction.chat(id: id, caller: context.caller, served: served, messages: messages, fields: req.sampling,
+        let interaction = Interaction.chat(id: id, caller: context.caller, model: served.identity, messages: messages, fields: req.sampling,
                                            maxTokens: parameters.maxTokens)
         let responder = try await CompletionResponder.start(
             services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "messages",

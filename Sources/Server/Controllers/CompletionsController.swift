@@ -30,7 +30,7 @@ struct CompletionsController {
         let parameters = try RequestValidation.parameters(req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs,
                                                           promptParam: "prompt", defaultMaxTokens: services.limits.defaultMaxTokens)
         let id = RequestValidation.newID("cmpl")
-        let interaction = Interaction.completion(id: id, caller: context.caller, served: served, prompt: req.prompt, fields: req.sampling,
+        let interaction = Interaction.completion(id: id, caller: context.caller, model: served.identity, prompt: req.prompt, fields: req.sampling,
                                                  logprobs: req.logprobs, maxTokens: parameters.maxTokens)
         let responder = try await CompletionResponder.start(
             services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "prompt",
