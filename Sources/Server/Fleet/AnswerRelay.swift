@@ -1,0 +1,73 @@
+import Foundation
+import Node
+
+/// Relays another server's OpenAI answer to a client, as this server's: each chunk (or the whole
+/// response) gets this server's completion id; the worker's signed `verity_usage` statement is
+/// taken out (it goes into this server's record instead); the text, finish reason and usage are
+/// collected for the record. A stream's last chunk is held back until the upstream says
+/// `[DONE]`, so that the record's `verity` stub can ride on it.
+struct AnswerRelay {
+    /// This server's completion id, which replaces the upstream's.
+    let id: String
+    /// What the client sees as the model's id.
+    let model: String
+
+    private(set) var text = ""
+    private(set) var finishReason: String?
+    private(set) var usage: JSON?
+    /// The upstream's `verity_usage` (a signed usage statement), when it sent one.
+    private(set) var usageStatement: JSON?
+    private(set) var done = false
+    private(set) var chunks = 0
+    private var held: JSON?
+
+    init(id: String, model: String) {
+        self.id = id
+        self.model = model
+    }
+
+    /// One upstream stream event; returns the chunks to send now.
+    /// - Throws: ``JSON/ParseError`` for an event that is not JSON (nor `[DONE]`).
+    mutating func accept(event payload: String) throws -> [JSON] {
+        if payload.trimmingCharacters(in: .whitespaces) == "[DONE]" {
+            done = true
+            return []
+        }
+        var chunk = try JSON.parse(Data(payload.utf8))
+        if let error = chunk["error"] {
+            // An upstream's error event ends the answer as it is.
+            return [JSON.object([("error", error)])]
+        }
+        chunks += 1
+        chunk = take(chunk)
+        let out = held.map { [$0] } ?? []
+        held = chunk
+        return out
+    }
+
+    /// The held-back last chunk, with `field` added (the record's stub), once the upstream is done.
+    mutating func finish(adding field: (key: String, value: JSON)?) -> JSON? {
+        defer { held = nil }
+        guard let last = held else { return nil }
+        return field.map { last.setting($0.key, $0.value) } ?? last
+    }
+
+    /// A whole (non-streaming) upstream response, as this server's.
+    mutating func accept(response body: Data) throws -> JSON {
+        done = true
+        return take(try JSON.parse(body))
+    }
+
+    /// Collects what the record needs from a chunk or response, and rewrites it as this server's.
+    private mutating func take(_ value: JSON) -> JSON {
+        for choice in value["choices"]?.arrayValue ?? [] {
+            if let delta = choice["delta"], let content = delta["content"]?.stringValue { text += content }
+            if let message = choice["message"], let content = message["content"]?.stringValue { text += content }
+            if let piece = choice["text"]?.stringValue { text += piece }
+            if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
+        }
+        if let found = value["usage"], found != .null { usage = found }
+        if let statement = value["verity_usage"] { usageStatement = statement }
+        return value.setting("id", .string(id)).setting("model", .string(model)).setting("verity_usage", nil)
+    }
+}
