@@ -28,8 +28,20 @@ public struct WorkerInfo: Sendable, Equatable {
         return cpuModel() ?? "unknown"
     }
 
+    /// The machine's GPUs as `nvidia-smi` lists them: the name (several names joined with " + "),
+    /// how many, and the memory of the first in MiB; nil without `nvidia-smi` or a GPU.
+    public static func detectGPUs() -> (name: String, count: Int, memoryMiB: Int)? {
+        guard let text = run("nvidia-smi", ["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]) else { return nil }
+        let rows = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            .filter { $0.count >= 2 && !$0[0].isEmpty }
+        guard let first = rows.first else { return nil }
+        var names: [String] = []
+        for row in rows where !names.contains(row[0]) { names.append(row[0]) }
+        return (names.joined(separator: " + "), rows.count, Int(first[1]) ?? 0)
+    }
+
     /// The CPU's model name.
-    static func cpuModel() -> String? {
+    public static func cpuModel() -> String? {
         if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
             for line in info.split(separator: "\n") where line.hasPrefix("model name") || line.hasPrefix("Model") {
                 if let colon = line.firstIndex(of: ":") {

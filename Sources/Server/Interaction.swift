@@ -26,6 +26,9 @@ struct Interaction: Sendable {
     var parameters: ModelParameters
     var systemPrompt: String?
     var prompt: String
+    /// SHA-256 of the request body as received (a worker's usage statement states it, so the
+    /// gateway that sent those bytes can check it).
+    var bodyDigest = Data()
 
     /// A chat request: the system prompt is the system (and developer) messages' text, joined by
     /// a blank line; the prompt is the user's text when the conversation is one user message,

@@ -7,6 +7,9 @@ import Node
 struct VerityRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     var caller = Caller.anonymous
+    /// On a worker: the gateway's request id for this job (its record id), which the answer's
+    /// ids and usage statement repeat (set by ``JobAuthMiddleware``).
+    var jobRequestID: String?
     /// The rate-limit quota the caller's requests count against (set by ``AuthMiddleware``).
     var quota = RateLimiter.Quota(key: "keyless", limits: RateLimits())
     /// The connection (a test channel in the in-process router tests).

@@ -1,3 +1,4 @@
+import Crypto
 import Engine
 import Foundation
 import Hummingbird
@@ -12,7 +13,8 @@ struct ChatCompletionsController {
 
     @Sendable func create(_ request: Request, context: VerityRequestContext) async throws -> Response {
         let arrived = ContinuousClock.now
-        let req = try await RequestBody.decode(ChatCompletionRequest.self, from: request, limit: services.limits.maxBodyBytes)
+        let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
+        let req = try RequestBody.decode(ChatCompletionRequest.self, from: body)
         let served = try services.host.model(req.model)
         try RequestValidation.checkSupported(req)
         let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
@@ -20,9 +22,10 @@ struct ChatCompletionsController {
         let parameters = try RequestValidation.parameters(
             req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs == true ? (req.topLogprobs ?? 0) : nil,
             promptParam: "messages", defaultMaxTokens: services.limits.defaultMaxTokens)
-        let id = RequestValidation.newID("chatcmpl")
-        let interaction = Interaction.chat(id: id, caller: context.caller, model: served.identity, messages: messages, fields: req.sampling,
+        let id = context.jobRequestID ?? RequestValidation.newID("chatcmpl")
+        var interaction = Interaction.chat(id: id, caller: context.caller, model: served.identity, messages: messages, fields: req.sampling,
                                            maxTokens: parameters.maxTokens)
+        interaction.bodyDigest = Data(SHA256.hash(data: body))
         let responder = try await CompletionResponder.start(
             services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "messages",
             shape: ResponseShape(kind: .chat, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,

@@ -1,3 +1,4 @@
+import Crypto
 import Engine
 import Foundation
 import Hummingbird
@@ -12,7 +13,8 @@ struct CompletionsController {
 
     @Sendable func create(_ request: Request, context: VerityRequestContext) async throws -> Response {
         let arrived = ContinuousClock.now
-        let req = try await RequestBody.decode(CompletionRequest.self, from: request, limit: services.limits.maxBodyBytes)
+        let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
+        let req = try RequestBody.decode(CompletionRequest.self, from: body)
         let served = try services.host.model(req.model)
         try Self.checkSupported(req)
         let tokenizer = served.model.tokenizer
@@ -29,9 +31,10 @@ struct CompletionsController {
         if prompt.isEmpty { throw APIError.invalidRequest("The prompt is empty.", param: "prompt") }
         let parameters = try RequestValidation.parameters(req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs,
                                                           promptParam: "prompt", defaultMaxTokens: services.limits.defaultMaxTokens)
-        let id = RequestValidation.newID("cmpl")
-        let interaction = Interaction.completion(id: id, caller: context.caller, model: served.identity, prompt: req.prompt, fields: req.sampling,
+        let id = context.jobRequestID ?? RequestValidation.newID("cmpl")
+        var interaction = Interaction.completion(id: id, caller: context.caller, model: served.identity, prompt: req.prompt, fields: req.sampling,
                                                  logprobs: req.logprobs, maxTokens: parameters.maxTokens)
+        interaction.bodyDigest = Data(SHA256.hash(data: body))
         let responder = try await CompletionResponder.start(
             services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "prompt",
             shape: ResponseShape(kind: .text, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,
