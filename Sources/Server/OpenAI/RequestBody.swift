@@ -17,6 +17,11 @@ enum RequestBody {
         }
     }
 
+    /// A body already read, to hand on to the next reader (a middleware that had to read it).
+    static func replay(_ data: Data) -> Hummingbird.RequestBody {
+        Hummingbird.RequestBody(buffer: ByteBuffer(bytes: data))
+    }
+
     /// The body decoded as `T`.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws(APIError) -> T {
         try decode(type, from: try await read(request, limit: limit))
