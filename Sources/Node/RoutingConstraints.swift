@@ -1,0 +1,69 @@
+/// How candidates are ranked. Every policy breaks ties by load, then price, then worker id, so
+/// a decision is deterministic.
+public enum RoutingPolicy: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Lowest price per hour over expected tokens per second (the heartbeat's recent tokens/s; a
+    /// worker that reported none counts as the median of those that did, so idle workers compete
+    /// on price alone): the lowest cost per token.
+    case cheapest
+    /// Highest expected tokens per second per sequence: recent tokens/s (unknown counts as the
+    /// median of the known) ÷ the sequences outstanding (active + queued, at least one).
+    case fastest
+    /// Lowest load: (active + queued) / capacity, counting the gateway's own requests in flight
+    /// when they are more than the last heartbeat's.
+    case leastLoaded = "least-loaded"
+}
+
+/// A request's limits on where it may run (the `verity` extension object of a request, or an
+/// account's defaults). Unset fields do not constrain.
+public struct RoutingConstraints: Sendable, Hashable {
+    /// The highest price per hour, in millionths of the worker's currency (prices are compared as
+    /// numbers: a fleet is assumed to quote one currency).
+    public var maxPricePerHourMicros: Int64?
+    /// Providers allowed (exact names, case-insensitive).
+    public var providers: [String]?
+    /// GPUs allowed: a worker qualifies if its GPU name contains one of these (case-insensitive),
+    /// so "H100" admits "NVIDIA H100 80GB HBM3".
+    public var gpus: [String]?
+    /// Regions allowed (exact names, case-insensitive).
+    public var regions: [String]?
+
+    public init(maxPricePerHourMicros: Int64? = nil, providers: [String]? = nil, gpus: [String]? = nil, regions: [String]? = nil) {
+        self.maxPricePerHourMicros = maxPricePerHourMicros
+        self.providers = providers
+        self.gpus = gpus
+        self.regions = regions
+    }
+
+    /// These constraints, with `defaults` (an account's) where these set none.
+    public func over(_ defaults: RoutingConstraints) -> RoutingConstraints {
+        RoutingConstraints(maxPricePerHourMicros: maxPricePerHourMicros ?? defaults.maxPricePerHourMicros,
+                           providers: providers ?? defaults.providers, gpus: gpus ?? defaults.gpus,
+                           regions: regions ?? defaults.regions)
+    }
+
+    /// Lowercased once per decision, not once per worker.
+    struct Prepared {
+        var maxPrice: Int64?
+        var providers: Set<String>?
+        var gpus: [String]?
+        var regions: Set<String>?
+
+        init(_ c: RoutingConstraints) {
+            maxPrice = c.maxPricePerHourMicros
+            providers = c.providers.map { Set($0.map { $0.lowercased() }) }
+            gpus = c.gpus.map { $0.map { $0.lowercased() } }
+            regions = c.regions.map { Set($0.map { $0.lowercased() }) }
+        }
+
+        /// Why `advert` does not qualify, or nil if it does.
+        func exclusion(_ advert: Advert, lowercasedGPU: String) -> Exclusion? {
+            if let maxPrice, advert.pricePerHourMicros > maxPrice {
+                return .maxPricePerHour(limitMicros: maxPrice, priceMicros: advert.pricePerHourMicros, currency: advert.currency)
+            }
+            if let providers, !providers.contains(advert.provider.lowercased()) { return .provider(advert.provider) }
+            if let gpus, !gpus.contains(where: { lowercasedGPU.contains($0) }) { return .gpu(advert.hardware.gpu) }
+            if let regions, !regions.contains(advert.region.lowercased()) { return .region(advert.region) }
+            return nil
+        }
+    }
+}
