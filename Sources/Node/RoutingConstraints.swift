@@ -55,14 +55,16 @@ public struct RoutingConstraints: Sendable, Hashable {
             regions = c.regions.map { Set($0.map { $0.lowercased() }) }
         }
 
-        /// Why `advert` does not qualify, or nil if it does.
-        func exclusion(_ advert: Advert, lowercasedGPU: String) -> Exclusion? {
-            if let maxPrice, advert.pricePerHourMicros > maxPrice {
-                return .maxPricePerHour(limitMicros: maxPrice, priceMicros: advert.pricePerHourMicros, currency: advert.currency)
-            }
-            if let providers, !providers.contains(advert.provider.lowercased()) { return .provider(advert.provider) }
-            if let gpus, !gpus.contains(where: { lowercasedGPU.contains($0) }) { return .gpu(advert.hardware.gpu) }
-            if let regions, !regions.contains(advert.region.lowercased()) { return .region(advert.region) }
+        /// Whether a constraint names providers, GPUs or regions (and so needs the worker's entry).
+        var constrainsNames: Bool { providers != nil || gpus != nil || regions != nil }
+
+        /// Which name constraint excludes the worker, or nil if none does (the price is checked
+        /// on its own, from the worker's vitals).
+        func exclusion(_ entry: FleetState.Entry) -> Exclusion? {
+            let advert = entry.advert.payload
+            if let providers, !providers.contains(entry.lowercasedProvider) { return .provider(advert.provider) }
+            if let gpus, !gpus.contains(where: { entry.lowercasedGPU.contains($0) }) { return .gpu(advert.hardware.gpu) }
+            if let regions, !regions.contains(entry.lowercasedRegion) { return .region(advert.region) }
             return nil
         }
     }

@@ -10,8 +10,8 @@ extension WorkerFleet {
     /// - Returns: Whether the request may go to it (false also for a worker that left the fleet).
     public func beginAttempt(_ worker: WorkerID, now: Int64) -> Bool {
         state.withLock { state in
-            guard state.workers[worker]?.breaker.begin(now: now) == true else { return false }
-            state.workers[worker]?.inFlight += 1
+            guard let slot = state.slots[worker], state.vitals[slot].breaker.begin(now: now) else { return false }
+            state.vitals[slot].inFlight += 1
             return true
         }
     }
@@ -23,9 +23,9 @@ extension WorkerFleet {
     ///   - now: The gateway's clock.
     public func recordSuccess(_ worker: WorkerID, affinityKey: String? = nil, now: Int64) {
         state.withLock { state in
-            guard state.workers[worker] != nil else { return }
-            state.workers[worker]?.breaker.success()
-            state.workers[worker]?.inFlight.decrement()
+            guard let slot = state.slots[worker] else { return }
+            state.vitals[slot].breaker.success()
+            state.vitals[slot].inFlight.decrement()
             if let affinityKey { state.affinity.set(affinityKey, worker) }
         }
     }
@@ -35,8 +35,9 @@ extension WorkerFleet {
     /// opens for ``FleetConfiguration/breakerOpenDuration``.
     public func recordFailure(_ worker: WorkerID, now: Int64) {
         state.withLock { state in
-            state.workers[worker]?.breaker.failure(now: now)
-            state.workers[worker]?.inFlight.decrement()
+            guard let slot = state.slots[worker] else { return }
+            state.vitals[slot].breaker.failure(now: now)
+            state.vitals[slot].inFlight.decrement()
         }
     }
 
@@ -44,14 +45,15 @@ extension WorkerFleet {
     /// gateway gave up): it stops counting in the load, and a probe it carried is released.
     public func recordAbandoned(_ worker: WorkerID, now: Int64) {
         state.withLock { state in
-            state.workers[worker]?.breaker.abandoned()
-            state.workers[worker]?.inFlight.decrement()
+            guard let slot = state.slots[worker] else { return }
+            state.vitals[slot].breaker.abandoned()
+            state.vitals[slot].inFlight.decrement()
         }
     }
 
     /// The worker's breaker state, or nil for a worker the fleet does not hold.
     public func breakerState(_ worker: WorkerID, now: Int64) -> BreakerState? {
-        state.withLock { $0.workers[worker]?.breaker.state(now: now) }
+        state.withLock { state in state.slots[worker].map { state.vitals[$0].breaker.state(now: now) } }
     }
 }
 

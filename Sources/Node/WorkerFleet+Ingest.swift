@@ -35,8 +35,9 @@ extension WorkerFleet {
         }
         let admittedByToken = try admit(worker, joinToken: joinToken, now: now)
 
-        return try state.withLock { (state: inout State) throws(FleetError) -> Acceptance in
-            let previous = state.workers[worker]
+        return try state.withLock { (state: inout FleetState) throws(FleetError) -> Acceptance in
+            let slot = state.slots[worker]
+            let previous = slot.map { state.entry($0) }, previousVitals = slot.map { state.vitals[$0] }
             if let previous {
                 if previous.advert.hash == verified.hash {
                     return Acceptance(worker: worker, advertHash: verified.hash, accepted: previous.models.keys.sorted(),
@@ -63,20 +64,26 @@ extension WorkerFleet {
                 }
                 models[model.id] = model
             }
-            Self.remove(worker, from: &state)
+            state.remove(worker)
             guard !models.isEmpty else {
                 throw FleetError(.digestConflict, "every model of worker \(worker) conflicts with a pinned digest: "
                                  + skipped.map(\.description).joined(separator: "; "), conflict: skipped.first)
             }
             state.learnedPins.merge(newPins) { old, _ in old }
-            state.workers[worker] = Entry(
-                advert: verified, models: models, skipped: skipped, lowercasedGPU: advert.hardware.gpu.lowercased(),
-                advertReceived: now, heartbeat: previous?.heartbeat, heartbeatReceived: previous?.heartbeatReceived,
-                breaker: previous?.breaker ?? CircuitBreaker(threshold: configuration.breakerThreshold,
-                                                             openFor: configuration.breakerOpenDuration.milliseconds),
-                inFlight: previous?.inFlight ?? 0)
-            for id in models.keys { state.byModel[id, default: []].insert(worker) }
-            for conflict in skipped { state.conflicting[conflict.model, default: []].insert(worker) }
+            var entry = FleetState.Entry(verified, models: models, skipped: skipped)
+            entry.heartbeat = previous?.heartbeat
+            entry.heartbeatReceived = previous?.heartbeatReceived
+            var vitals = FleetState.Vitals(
+                price: advert.pricePerHourMicros, capacity: advert.capacity, expires: advert.expiresMilliseconds,
+                lastContact: max(now, previousVitals?.lastContact ?? .min),
+                breaker: previousVitals?.breaker ?? CircuitBreaker(threshold: configuration.breakerThreshold,
+                                                                   openFor: configuration.breakerOpenDuration.milliseconds))
+            if let previousVitals {
+                vitals.reported = previousVitals.reported
+                vitals.tokensPerSecond = previousVitals.tokensPerSecond
+                vitals.inFlight = previousVitals.inFlight
+            }
+            state.put(entry, vitals: vitals)
             return Acceptance(worker: worker, advertHash: verified.hash, accepted: models.keys.sorted(), skipped: skipped,
                               replaced: previous != nil, admittedByJoinToken: admittedByToken)
         }
@@ -116,10 +123,11 @@ extension WorkerFleet {
     public func heartbeat(_ document: SignedDocument, now: Int64) throws(FleetError) -> VerifiedHeartbeat {
         let verified = try Heartbeat.verify(document, now: now, maxAge: configuration.silenceTimeout, maxClockSkew: configuration.maxClockSkew)
         let heartbeat = verified.payload
-        try state.withLock { (state: inout State) throws(FleetError) in
-            guard var entry = state.workers[heartbeat.worker] else {
+        try state.withLock { (state: inout FleetState) throws(FleetError) in
+            guard let slot = state.slots[heartbeat.worker] else {
                 throw FleetError(.unknownAdvert, "worker \(heartbeat.worker) has no current advert here: advertise first")
             }
+            let entry = state.entry(slot)
             guard entry.advert.hash == heartbeat.advertHash else {
                 throw FleetError(.unknownAdvert, "a heartbeat from worker \(heartbeat.worker) names advert \(heartbeat.advertHash.hex.prefix(16))…, "
                                  + "the current one is \(entry.advert.hash.hex.prefix(16))…: advertise again")
@@ -128,9 +136,7 @@ extension WorkerFleet {
                 throw FleetError(.stale, "a heartbeat from worker \(heartbeat.worker) sent at \(heartbeat.sentMilliseconds) ms is not newer "
                                  + "than the last one (\(last.sentMilliseconds) ms)")
             }
-            entry.heartbeat = heartbeat
-            entry.heartbeatReceived = now
-            state.workers[heartbeat.worker] = entry
+            state.record(heartbeat, at: now, slot: slot)
         }
         return verified
     }
@@ -143,7 +149,7 @@ extension WorkerFleet {
         } catch {
             throw FleetError(.storage, "cannot revoke worker \(worker)", cause: error)
         }
-        state.withLock { Self.remove(worker, from: &$0) }
+        state.withLock { $0.remove(worker) }
     }
 
     /// Drops the workers whose admission was revoked elsewhere (by `verity workers revoke` on the
@@ -157,8 +163,8 @@ extension WorkerFleet {
             throw FleetError(.storage, "cannot read the admitted workers", cause: error)
         }
         return state.withLock { state in
-            let gone = state.workers.keys.filter { !admitted.contains($0) }
-            for worker in gone { Self.remove(worker, from: &state) }
+            let gone = state.slots.keys.filter { !admitted.contains($0) }
+            for worker in gone { state.remove(worker) }
             return gone.sorted()
         }
     }

@@ -35,57 +35,9 @@ public final class WorkerFleet: Sendable {
         public var admittedByJoinToken: Bool
     }
 
-    /// One worker as the fleet holds it.
-    struct Entry {
-        var advert: VerifiedAdvert
-        /// Accepted models by id, with their lowercased GPU name for the `gpus` constraint.
-        var models: [String: Advert.Model]
-        var skipped: [FleetError.DigestConflict]
-        var lowercasedGPU: String
-        var advertReceived: Int64
-        var heartbeat: Heartbeat?
-        var heartbeatReceived: Int64?
-        var breaker: CircuitBreaker
-        var inFlight = 0
-
-        /// The last time the worker was heard from.
-        var lastContact: Int64 { max(advertReceived, heartbeatReceived ?? .min) }
-
-        /// Why the worker cannot take a request now (advert expired, silent, breaker open or its
-        /// probe out), or nil if it can; `probe` when the request would be its half-open probe.
-        func availability(now: Int64, silence: Int64) -> (reason: Exclusion?, probe: Bool) {
-            let expires = advert.payload.expiresMilliseconds
-            if expires <= now { return (.expired(atMilliseconds: expires), false) }
-            if lastContact < now - silence { return (.silent(sinceMilliseconds: lastContact), false) }
-            switch breaker.state(now: now) {
-            case .open(let until): return (.breakerOpen(untilMilliseconds: until), false)
-            case .halfOpen(probing: true): return (.probeInFlight, false)
-            case .halfOpen(probing: false): return (nil, true)
-            case .closed: return (nil, false)
-            }
-        }
-
-        /// (active + queued) / capacity, or the gateway's own count in flight when it is higher.
-        var load: Double {
-            let reported = heartbeat.map { $0.active + $0.queued } ?? 0
-            return Double(max(reported, inFlight)) / Double(advert.payload.capacity)
-        }
-    }
-
-    struct State {
-        var workers: [WorkerID: Entry] = [:]
-        /// Model id → the workers routed for it.
-        var byModel: [String: Set<WorkerID>] = [:]
-        /// Model id → the workers that advertise it with a conflicting digest.
-        var conflicting: [String: Set<WorkerID>] = [:]
-        /// Digests pinned by first adverts (the configuration's pins take precedence).
-        var learnedPins: [String: String] = [:]
-        var affinity: AffinityMap
-    }
-
     public let configuration: FleetConfiguration
     let registry: AccountRegistry
-    let state: Mutex<State>
+    let state: Mutex<FleetState>
 
     /// A fleet that admits the worker keys in `registry`'s `workers` table.
     /// - Parameters:
@@ -94,7 +46,7 @@ public final class WorkerFleet: Sendable {
     public init(registry: AccountRegistry, configuration: FleetConfiguration = FleetConfiguration()) {
         self.registry = registry
         self.configuration = configuration
-        self.state = Mutex(State(affinity: AffinityMap(capacity: configuration.affinityCapacity)))
+        self.state = Mutex(FleetState(affinityCapacity: configuration.affinityCapacity))
     }
 
     /// The clock, in milliseconds since the Unix epoch.
@@ -112,20 +64,7 @@ public final class WorkerFleet: Sendable {
     }
 
     /// How many workers the fleet holds (routable or not).
-    public var count: Int { state.withLock { $0.workers.count } }
-
-    /// Removes a worker and its index entries.
-    static func remove(_ worker: WorkerID, from state: inout State) {
-        guard let entry = state.workers.removeValue(forKey: worker) else { return }
-        for model in entry.models.keys {
-            state.byModel[model]?.remove(worker)
-            if state.byModel[model]?.isEmpty == true { state.byModel[model] = nil }
-        }
-        for conflict in entry.skipped {
-            state.conflicting[conflict.model]?.remove(worker)
-            if state.conflicting[conflict.model]?.isEmpty == true { state.conflicting[conflict.model] = nil }
-        }
-    }
+    public var count: Int { state.withLock { $0.count } }
 
     /// Forgets workers whose advert expired more than ``FleetConfiguration/forgetAfter`` ago (a
     /// server calls this every minute or so).
@@ -134,8 +73,8 @@ public final class WorkerFleet: Sendable {
     public func prune(now: Int64) -> [WorkerID] {
         let cutoff = now - configuration.forgetAfter.milliseconds
         return state.withLock { state in
-            let gone = state.workers.filter { $0.value.advert.payload.expiresMilliseconds <= cutoff }.map(\.key)
-            for worker in gone { Self.remove(worker, from: &state) }
+            let gone = state.occupied.filter { state.vitals[$0].expires <= cutoff }.map { state.entry($0).worker }
+            for worker in gone { state.remove(worker) }
             return gone.sorted()
         }
     }

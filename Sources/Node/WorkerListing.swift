@@ -80,12 +80,13 @@ extension WorkerFleet {
     public func listing(now: Int64) -> [WorkerListing] {
         let silence = configuration.silenceTimeout.milliseconds
         return state.withLock { state in
-            state.workers.map { worker, entry in
-                WorkerListing(worker: worker, advert: entry.advert.payload, advertHash: entry.advert.hash,
-                              models: entry.models.values.sorted { $0.id < $1.id }, skipped: entry.skipped,
-                              lastHeartbeat: entry.heartbeat, lastHeartbeatReceivedMilliseconds: entry.heartbeatReceived,
-                              lastContactMilliseconds: entry.lastContact, breaker: entry.breaker.state(now: now),
-                              inFlight: entry.inFlight, unavailable: entry.availability(now: now, silence: silence).reason)
+            state.occupied.map { slot in
+                let entry = state.entry(slot), vitals = state.vitals[slot]
+                return WorkerListing(worker: entry.worker, advert: entry.advert.payload, advertHash: entry.advert.hash,
+                                     models: entry.models.values.sorted { $0.id < $1.id }, skipped: entry.skipped,
+                                     lastHeartbeat: entry.heartbeat, lastHeartbeatReceivedMilliseconds: entry.heartbeatReceived,
+                                     lastContactMilliseconds: vitals.lastContact, breaker: vitals.breaker.state(now: now),
+                                     inFlight: vitals.inFlight, unavailable: vitals.availability(now: now, silence: silence).reason)
             }
         }.sorted { $0.worker < $1.worker }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Node
 
@@ -154,5 +155,17 @@ struct WorkerFleetRoutingTests {
         let keys = try (0..<12).map { _ in try h.worker() }
         for (i, key) in keys.enumerated() { try h.ingest(H.advert(key, price: Int64(12 - i) * 100_000), key) }
         #expect(try h.route() == [keys[11].id, keys[10].id, keys[9].id])
+    }
+
+    /// The neutral rate is the (upper) median, found by quickselect; it must equal sorting's.
+    @Test(arguments: [1, 2, 3, 10, 101, 1_000])
+    func theMedianMatchesSorting(count: Int) {
+        var random = SplitMix64(seed: UInt64(count))
+        for round in 0..<20 {
+            // Few distinct values in odd rounds, to exercise duplicates.
+            var values = (0..<count).map { _ in Double(Int.random(in: 0..<(round % 2 == 0 ? 1_000_000 : 4), using: &random)) }
+            let expected = values.sorted()[count / 2]
+            #expect(WorkerFleet.median(&values) == expected, "count \(count), round \(round)")
+        }
     }
 }
