@@ -38,11 +38,12 @@ extension WorkerFleet {
                                               prepared: prepared, now: now, silence: silence))
             }
             let affine = affinityKey.flatMap { state.affinity.worker(for: $0) }.flatMap { state.slots[$0] }
-            return .success(rank(&qualified, policy: policy, affine: affine, in: state).map { ranked in
+            let (best, promoted) = rank(&qualified, policy: policy, affine: affine, in: state)
+            return .success(best.map { ranked in
                 let entry = state.entry(ranked.slot)
                 return Candidate(worker: entry.worker, advert: entry.advert.payload, advertHash: entry.advert.hash,
                                  model: entry.models[model]!, load: ranked.load, expectedTokensPerSecond: ranked.rate,
-                                 score: ranked.score, isAffine: ranked.slot == affine, isProbe: ranked.probe)
+                                 score: ranked.score, isAffine: ranked.slot == promoted, isProbe: ranked.probe)
             })
         }
     }
@@ -96,8 +97,9 @@ extension WorkerFleet {
     }
 
     /// Scores the qualified workers and returns the best ``FleetConfiguration/maxCandidates`` in
-    /// order, the affine one first if it is among them or not too loaded.
-    func rank(_ qualified: inout [Ranked], policy: RoutingPolicy, affine: Int?, in state: FleetState) -> [Ranked] {
+    /// order, with the affine worker first if it qualified and is not too loaded (then also
+    /// returned as `promoted`).
+    func rank(_ qualified: inout [Ranked], policy: RoutingPolicy, affine: Int?, in state: FleetState) -> (best: [Ranked], promoted: Int?) {
         var known = qualified.compactMap { $0.rate > 0 ? $0.rate : nil }
         let neutral = known.isEmpty ? 1 : Self.median(&known)
         for i in qualified.indices {
@@ -129,8 +131,9 @@ extension WorkerFleet {
             best.removeAll { $0.slot == affine }
             best.insert(first, at: 0)
             if best.count > limit { best.removeLast() }
+            return (best, affine)
         }
-        return best
+        return (best, nil)
     }
 
     /// The median of non-empty values (the upper one of an even count), in O(n) on average

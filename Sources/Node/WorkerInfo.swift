@@ -28,6 +28,33 @@ public struct WorkerInfo: Sendable, Equatable {
         return cpuModel() ?? "unknown"
     }
 
+    /// The machine as an advert describes it: the GPUs `nvidia-smi` lists (the name, or the
+    /// distinct names joined with " + "; how many; the smallest one's memory in MiB), else GPU
+    /// "none" with count and memory 0; and the CPU model ("unknown" if it cannot be read).
+    public static func detectHardware() -> Advert.Hardware {
+        let cpu = cpuModel() ?? "unknown"
+        guard let csv = run("nvidia-smi", ["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]),
+              let gpus = parseGPUs(csv) else {
+            return Advert.Hardware(gpu: "none", gpuCount: 0, gpuMemoryMiB: 0, cpu: cpu)
+        }
+        return Advert.Hardware(gpu: gpus.name, gpuCount: gpus.count, gpuMemoryMiB: gpus.memoryMiB, cpu: cpu)
+    }
+
+    /// Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits` (one
+    /// `NAME, MiB` line per GPU); nil if it lists no GPU.
+    static func parseGPUs(_ csv: String) -> (name: String, count: Int, memoryMiB: Int)? {
+        var names: [String] = [], memory: [Int] = []
+        for line in csv.split(whereSeparator: \.isNewline) {
+            guard let comma = line.lastIndex(of: ",") else { continue }
+            let name = line[..<comma].trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty else { continue }
+            if !names.contains(name) { names.append(name) }
+            memory.append(Int(line[line.index(after: comma)...].trimmingCharacters(in: .whitespaces)) ?? 0)
+        }
+        guard !memory.isEmpty else { return nil }
+        return (names.joined(separator: " + "), memory.count, memory.min() ?? 0)
+    }
+
     /// The CPU's model name.
     static func cpuModel() -> String? {
         if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {

@@ -130,9 +130,11 @@ struct WorkerFleetRoutingTests {
         #expect(candidates.map(\.isAffine) == [true, false, false])
         // Not if a constraint excludes it…
         #expect(try f.h.route(constraints: .init(regions: ["eu-west"]), affinityKey: "conversation-1") == [f.cheap.id])
-        // …nor once it is full.
+        // …nor once it is full (and then it is not marked affine where it ranks).
         try f.beat(f.dear, active: 8)
-        #expect(try f.h.route(affinityKey: "conversation-1", now: H.t0 + 1).first == f.cheap.id)
+        let full = try f.h.fleet.candidates(model: "m", policy: .fastest, affinityKey: "conversation-1", now: H.t0 + 1).get()
+        #expect(full.first?.worker == f.cheap.id)
+        #expect(full.allSatisfy { !$0.isAffine })
     }
 
     @Test func theAffinityMapIsBounded() {
