@@ -15,7 +15,11 @@ public enum RoutingPolicy: String, Sendable, Hashable, CaseIterable, Codable {
 
 /// A request's limits on where it may run (the `verity` extension object of a request, or an
 /// account's defaults). Unset fields do not constrain.
-public struct RoutingConstraints: Sendable, Hashable {
+///
+/// Decodes from the extension object's JSON: `{"max_price_per_hour": 1.5, "providers": ["lambda"],
+/// "gpus": ["H100"], "regions": ["us-east"]}`, every field optional, the price in currency units
+/// (a finite number, 0 to 10⁶, rounded to the nearest millionth); other keys are ignored.
+public struct RoutingConstraints: Sendable, Hashable, Decodable {
     /// The highest price per hour, in millionths of the worker's currency (prices are compared as
     /// numbers: a fleet is assumed to quote one currency).
     public var maxPricePerHourMicros: Int64?
@@ -32,6 +36,28 @@ public struct RoutingConstraints: Sendable, Hashable {
         self.providers = providers
         self.gpus = gpus
         self.regions = regions
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case providers, gpus, regions
+        case maxPricePerHour = "max_price_per_hour"
+    }
+
+    /// Decodes the extension object (see the type's description).
+    /// - Throws: `DecodingError` naming the field: a price that is not a finite number from 0 to
+    ///   10⁶, or a list that is not an array of strings.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let price = try c.decodeIfPresent(Double.self, forKey: .maxPricePerHour) {
+            guard price.isFinite, (0...1_000_000).contains(price) else {
+                throw DecodingError.dataCorruptedError(forKey: .maxPricePerHour, in: c,
+                                                       debugDescription: "max_price_per_hour must be a number from 0 to 1000000")
+            }
+            maxPricePerHourMicros = Int64((price * 1_000_000).rounded())
+        }
+        providers = try c.decodeIfPresent([String].self, forKey: .providers)
+        gpus = try c.decodeIfPresent([String].self, forKey: .gpus)
+        regions = try c.decodeIfPresent([String].self, forKey: .regions)
     }
 
     /// These constraints, with `defaults` (an account's) where these set none.

@@ -170,4 +170,17 @@ struct WorkerFleetRoutingTests {
             #expect(WorkerFleet.median(&values) == expected, "count \(count), round \(round)")
         }
     }
+
+    @Test func constraintsDecodeFromTheExtensionObject() throws {
+        let json = #"{"max_price_per_hour": 1.5, "providers": ["lambda"], "gpus": ["H100"], "regions": ["us-east"], "other": 1}"#
+        let decoded = try JSONDecoder().decode(RoutingConstraints.self, from: Data(json.utf8))
+        #expect(decoded == RoutingConstraints(maxPricePerHourMicros: 1_500_000, providers: ["lambda"], gpus: ["H100"], regions: ["us-east"]))
+        #expect(try JSONDecoder().decode(RoutingConstraints.self, from: Data("{}".utf8)) == RoutingConstraints())
+        for bad in [#"{"max_price_per_hour": -1}"#, #"{"max_price_per_hour": "1"}"#, #"{"providers": "lambda"}"#, #"{"max_price_per_hour": 1e300}"#] {
+            #expect(throws: DecodingError.self, "\(bad)") { try JSONDecoder().decode(RoutingConstraints.self, from: Data(bad.utf8)) }
+        }
+        // A request's own fields win over the account's defaults.
+        let merged = RoutingConstraints(providers: ["runpod"]).over(decoded)
+        #expect(merged.providers == ["runpod"] && merged.maxPricePerHourMicros == 1_500_000)
+    }
 }
