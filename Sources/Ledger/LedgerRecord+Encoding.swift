@@ -1,6 +1,6 @@
 import Foundation
 
-// Canonical encoding of a LedgerRecord, version 1 ("VLR1").
+// Canonical encoding of a LedgerRecord: version 1 ("VLR1") and version 2 ("VLR2").
 //
 // Every record has exactly one encoding, and the decoder accepts only that encoding, so
 // `encode(decode(b)) == b` for every accepted `b`. Notation: u8/u32/u64 are big-endian unsigned
@@ -8,7 +8,7 @@ import Foundation
 // (big-endian, finite values only), str is u32 byte length + UTF-8 bytes, opt<T> is 0x00 for
 // absent or 0x01 followed by T.
 //
-//   magic                  4 bytes  "VLR1" (0x56 0x4C 0x52 0x31)
+//   magic                  4 bytes  "VLR1" (0x56 0x4C 0x52 0x31) or "VLR2" (0x56 0x4C 0x52 0x32)
 //   recordID               str
 //   timestampMilliseconds  i64
 //   gpu                    str
@@ -33,16 +33,29 @@ import Foundation
 //   completionTokens       opt<u64>
 //   finishReason           str
 //
-// Nothing may follow the last field.
+// In "VLR1" nothing may follow finishReason. "VLR2" is "VLR1" with the fleet fields after it:
+//
+//   workerID               opt<str>        the serving worker's id (Base58Check text)
+//   advertHash             opt<32 bytes>   SHA-256 of the worker's advert payload (no length prefix)
+//   usageStatement         opt<bytes>      the usage statement's payload (u32 length + bytes)
+//   usageSignature         opt<bytes>      its Ed25519 signature (u32 length + bytes)
+//   costMicros             opt<i64>        the cost in millionths of the currency
+//
+// and nothing may follow costMicros. A record with none of the five fields is always "VLR1"
+// (records `verity serve` writes are unchanged), so a "VLR2" encoding with all five absent is
+// rejected: every record keeps exactly one encoding.
 
 extension LedgerRecord {
     static let magic = Data("VLR1".utf8)
+    static let magicV2 = Data("VLR2".utf8)
 
-    /// The record's canonical bytes (format "VLR1", described at the top of this file).
-    /// - Throws: ``LedgerError/Code/invalidValue`` for a non-finite parameter or an oversized field.
+    /// The record's canonical bytes (format "VLR1", or "VLR2" when it has fleet fields; see the
+    /// top of this file).
+    /// - Throws: ``LedgerError/Code/invalidValue`` for a non-finite parameter, an oversized field,
+    ///   or an advert hash that is not 32 bytes.
     public func canonicalBytes() throws -> Data {
         var w = ByteWriter()
-        w.raw(Self.magic)
+        w.raw(hasFleetFields ? Self.magicV2 : Self.magic)
         try w.string(recordID, field: "recordID")
         w.i64(timestampMilliseconds)
         try w.string(gpu, field: "gpu")
@@ -70,15 +83,26 @@ extension LedgerRecord {
         w.optional(promptTokens) { $0.u64($1) }
         w.optional(completionTokens) { $0.u64($1) }
         try w.string(finishReason, field: "finishReason")
+        if hasFleetFields {
+            try w.optional(workerID) { try $0.string($1, field: "workerID") }
+            try w.optional(advertHash) { w, hash in
+                guard hash.count == 32 else { throw LedgerError(.invalidValue, "advertHash has \(hash.count) bytes, not 32") }
+                w.raw(hash)
+            }
+            try w.optional(usageStatement) { try $0.blob($1, field: "usageStatement") }
+            try w.optional(usageSignature) { try $0.blob($1, field: "usageSignature") }
+            w.optional(costMicros) { $0.i64($1) }
+        }
         return w.bytes
     }
 
     /// Decodes a record from its canonical bytes.
     /// - Parameter bytes: Bytes produced by ``canonicalBytes()``.
-    /// - Throws: ``LedgerError/Code/malformed`` for anything but a canonical "VLR1" encoding.
+    /// - Throws: ``LedgerError/Code/malformed`` for anything but a canonical "VLR1" or "VLR2" encoding.
     public init(canonicalBytes bytes: Data) throws {
         var r = ByteReader(bytes, what: "record")
-        guard try r.raw(4) == Self.magic else { throw r.fail("not a VLR1 record") }
+        let magic = try r.raw(4)
+        guard magic == Self.magic || magic == Self.magicV2 else { throw r.fail("not a VLR1 or VLR2 record") }
         let recordID = try r.string(field: "recordID")
         let timestamp = try r.i64()
         let gpu = try r.string(field: "gpu")
@@ -111,6 +135,17 @@ extension LedgerRecord {
         let promptTokens = try r.optional(field: "promptTokens") { try $0.u64() }
         let completionTokens = try r.optional(field: "completionTokens") { try $0.u64() }
         let finishReason = try r.string(field: "finishReason")
+        var workerID: String?, advertHash: Data?, usageStatement: Data?, usageSignature: Data?, costMicros: Int64?
+        if magic == Self.magicV2 {
+            workerID = try r.optional(field: "workerID") { try $0.string(field: "workerID") }
+            advertHash = try r.optional(field: "advertHash") { try $0.raw(32) }
+            usageStatement = try r.optional(field: "usageStatement") { try $0.blob() }
+            usageSignature = try r.optional(field: "usageSignature") { try $0.blob() }
+            costMicros = try r.optional(field: "costMicros") { try $0.i64() }
+            guard workerID != nil || advertHash != nil || usageStatement != nil || usageSignature != nil || costMicros != nil else {
+                throw r.fail("a VLR2 record without fleet fields (it must be encoded as VLR1)")
+            }
+        }
         try r.expectEnd()
         self.init(
             recordID: recordID, timestampMilliseconds: timestamp, gpu: gpu, gpuProvider: provider,
@@ -118,7 +153,9 @@ extension LedgerRecord {
             chatTemplateHash: templateHash,
             parameters: ModelParameters(temperature: temperature, topP: topP, topK: topK, maxTokens: maxTokens, seed: seed, extra: extra),
             systemPrompt: systemPrompt, prompt: prompt, response: response, senderAddress: sender,
-            promptTokens: promptTokens, completionTokens: completionTokens, finishReason: finishReason
+            promptTokens: promptTokens, completionTokens: completionTokens, finishReason: finishReason,
+            workerID: workerID, advertHash: advertHash, usageStatement: usageStatement, usageSignature: usageSignature,
+            costMicros: costMicros
         )
     }
 }

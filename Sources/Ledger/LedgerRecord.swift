@@ -41,13 +41,28 @@ public struct LedgerRecord: Sendable, Hashable, Codable {
     /// Why generation ended: "stop", "length", "cancelled", …
     public var finishReason: String
 
+    // Set when a fleet worker served the answer (a record with any of these is encoded as
+    // "VLR2"; one with none, as `verity serve` writes, stays "VLR1").
+
+    /// The worker that served the answer: its worker id (Base58Check of its Ed25519 key).
+    public var workerID: String?
+    /// SHA-256 of the payload of the worker's signed advert in force when it answered (32 bytes).
+    public var advertHash: Data?
+    /// The worker's signed usage statement: the payload's JSON bytes exactly as signed…
+    public var usageStatement: Data?
+    /// …and its Ed25519 signature by ``workerID``'s key (64 bytes), verifiable offline.
+    public var usageSignature: Data?
+    /// What the answer cost, in millionths of ``currency`` (price per hour × duration).
+    public var costMicros: Int64?
+
     /// Creates a record. See the properties for the meaning of each field.
     public init(
         recordID: String, timestampMilliseconds: Int64, gpu: String, gpuProvider: String,
         gpuPricePerHourMicros: Int64, currency: String = "USD", modelID: String, modelDigest: String,
         chatTemplateHash: String? = nil, parameters: ModelParameters, systemPrompt: String? = nil,
         prompt: String, response: String, senderAddress: String, promptTokens: UInt64? = nil,
-        completionTokens: UInt64? = nil, finishReason: String
+        completionTokens: UInt64? = nil, finishReason: String, workerID: String? = nil, advertHash: Data? = nil,
+        usageStatement: Data? = nil, usageSignature: Data? = nil, costMicros: Int64? = nil
     ) {
         self.recordID = recordID
         self.timestampMilliseconds = timestampMilliseconds
@@ -66,6 +81,17 @@ public struct LedgerRecord: Sendable, Hashable, Codable {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.finishReason = finishReason
+        self.workerID = workerID
+        self.advertHash = advertHash
+        self.usageStatement = usageStatement
+        self.usageSignature = usageSignature
+        self.costMicros = costMicros
+    }
+
+    /// Whether the record has any of the fleet fields (worker, advert hash, usage statement,
+    /// cost), and so is encoded as "VLR2".
+    public var hasFleetFields: Bool {
+        workerID != nil || advertHash != nil || usageStatement != nil || usageSignature != nil || costMicros != nil
     }
 
     /// The time of the interaction as a `Date`.

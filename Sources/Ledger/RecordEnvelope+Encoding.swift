@@ -25,7 +25,7 @@ import Foundation
 //     "verity ledger v2 key commitment" followed by one 0x00 byte, and the data key is the 32
 //     raw bytes of the AES-256 key: a 64-byte SHA-256 input.
 //   padded plaintext (what AES-GCM encrypts), B bytes in all:
-//     length                 u32, n = the byte count of the record's canonical encoding ("VLR1")
+//     length                 u32, n = the byte count of the record's canonical encoding ("VLR1"/"VLR2")
 //     record                 raw[n]
 //     padding                B − 4 − n zero bytes
 //   B, the bucket, is the smallest power of two ≥ max(1024, 4 + n), at most 2^31; so the

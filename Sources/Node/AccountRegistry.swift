@@ -10,13 +10,19 @@ import Ledger
 /// random 256-bit secrets shown once when issued; the database keeps only their SHA-256, so a
 /// copy of it does not let anyone call the API.
 ///
-/// Schema (migrations `v1`, `v2`):
+/// A gateway also keeps here the fleet's admitted worker keys and its join tokens
+/// (`AccountRegistry+Workers.swift`).
+///
+/// Schema (migrations `v1`, `v2`, `v3`):
 /// ```
 /// accounts(address TEXT PRIMARY KEY, encryption_key BLOB NOT NULL, created_ms INTEGER NOT NULL)
 /// api_keys(key_hash BLOB PRIMARY KEY, key_id TEXT NOT NULL UNIQUE,
 ///          address TEXT NOT NULL REFERENCES accounts, created_ms INTEGER NOT NULL,
 ///          revoked_ms INTEGER,
 ///          requests_per_minute INTEGER, tokens_per_minute INTEGER)   -- v2: the key's rate limits
+/// workers(worker_id TEXT PRIMARY KEY, admitted_ms INTEGER NOT NULL, revoked_ms INTEGER, note TEXT)  -- v3
+/// join_tokens(token_hash BLOB PRIMARY KEY, token_id TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL,
+///             expires_ms INTEGER NOT NULL, used_ms INTEGER, worker_id TEXT, note TEXT)     -- v3
 /// ```
 public final class AccountRegistry: Sendable {
     /// A registered account: its address and the key its records are sealed to.
@@ -49,7 +55,7 @@ public final class AccountRegistry: Sendable {
         public var info: KeyInfo
     }
 
-    private let queue: DatabaseQueue
+    let queue: DatabaseQueue
 
     /// Opens (creating if needed) the registry at `path` and migrates it.
     /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
@@ -84,6 +90,25 @@ public final class AccountRegistry: Sendable {
             try db.execute(sql: """
                 ALTER TABLE api_keys ADD COLUMN requests_per_minute INTEGER;
                 ALTER TABLE api_keys ADD COLUMN tokens_per_minute INTEGER;
+                """)
+        }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: """
+                CREATE TABLE workers (
+                    worker_id TEXT PRIMARY KEY,
+                    admitted_ms INTEGER NOT NULL,
+                    revoked_ms INTEGER,
+                    note TEXT
+                );
+                CREATE TABLE join_tokens (
+                    token_hash BLOB PRIMARY KEY,
+                    token_id TEXT NOT NULL UNIQUE,
+                    created_ms INTEGER NOT NULL,
+                    expires_ms INTEGER NOT NULL,
+                    used_ms INTEGER,
+                    worker_id TEXT,
+                    note TEXT
+                );
                 """)
         }
         return migrator
@@ -213,9 +238,9 @@ public final class AccountRegistry: Sendable {
 
     static func keyID(_ hash: Data) -> String { "key_" + hash.prefix(6).map { String(format: "%02x", $0) }.joined() }
 
-    private static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    private func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
+    func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as LedgerError {
             throw error
         } catch {

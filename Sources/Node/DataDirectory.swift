@@ -12,8 +12,9 @@ import Darwin
 /// | file | what | who reads it |
 /// |---|---|---|
 /// | `ledger.sqlite` (+ `-wal`, `-shm`) | the ledger: encrypted records and signed blocks | server, `verity ledger …` |
-/// | `accounts.sqlite` | registered accounts' public keys, API keys as SHA-256 hashes | server, `verity keys …` |
+/// | `accounts.sqlite` | registered accounts' public keys, API keys as SHA-256 hashes, admitted worker keys and join tokens | server, `verity keys …`, `verity workers …` |
 /// | `node.key` (0600) | the node's Ed25519 signing key (C2SP note signer key) | server, `verity ledger verify` |
+/// | `worker.key` (0600) | a worker's Ed25519 key, whose public half is its ``WorkerID`` (`WorkerKey.swift`) | `verity worker` |
 /// | `operator.json` (0600) | the operator's account bundle: records of requests without an account are sealed to it | `verity ledger decrypt` |
 /// | `serve.lock` | held by the running server so two servers never append to one ledger | server |
 ///

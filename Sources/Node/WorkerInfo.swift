@@ -28,20 +28,35 @@ public struct WorkerInfo: Sendable, Equatable {
         return cpuModel() ?? "unknown"
     }
 
-    /// The machine's GPUs as `nvidia-smi` lists them: the name (several names joined with " + "),
-    /// how many, and the memory of the first in MiB; nil without `nvidia-smi` or a GPU.
-    public static func detectGPUs() -> (name: String, count: Int, memoryMiB: Int)? {
-        guard let text = run("nvidia-smi", ["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]) else { return nil }
-        let rows = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-            .filter { $0.count >= 2 && !$0[0].isEmpty }
-        guard let first = rows.first else { return nil }
-        var names: [String] = []
-        for row in rows where !names.contains(row[0]) { names.append(row[0]) }
-        return (names.joined(separator: " + "), rows.count, Int(first[1]) ?? 0)
+    /// The machine as an advert describes it: the GPUs `nvidia-smi` lists (the name, or the
+    /// distinct names joined with " + "; how many; the smallest one's memory in MiB), else GPU
+    /// "none" with count and memory 0; and the CPU model ("unknown" if it cannot be read).
+    public static func detectHardware() -> Advert.Hardware {
+        let cpu = cpuModel() ?? "unknown"
+        guard let csv = run("nvidia-smi", ["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]),
+              let gpus = parseGPUs(csv) else {
+            return Advert.Hardware(gpu: "none", gpuCount: 0, gpuMemoryMiB: 0, cpu: cpu)
+        }
+        return Advert.Hardware(gpu: gpus.name, gpuCount: gpus.count, gpuMemoryMiB: gpus.memoryMiB, cpu: cpu)
+    }
+
+    /// Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits` (one
+    /// `NAME, MiB` line per GPU); nil if it lists no GPU.
+    static func parseGPUs(_ csv: String) -> (name: String, count: Int, memoryMiB: Int)? {
+        var names: [String] = [], memory: [Int] = []
+        for line in csv.split(whereSeparator: \.isNewline) {
+            guard let comma = line.lastIndex(of: ",") else { continue }
+            let name = line[..<comma].trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty else { continue }
+            if !names.contains(name) { names.append(name) }
+            memory.append(Int(line[line.index(after: comma)...].trimmingCharacters(in: .whitespaces)) ?? 0)
+        }
+        guard !memory.isEmpty else { return nil }
+        return (names.joined(separator: " + "), memory.count, memory.min() ?? 0)
     }
 
     /// The CPU's model name.
-    public static func cpuModel() -> String? {
+    static func cpuModel() -> String? {
         if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
             for line in info.split(separator: "\n") where line.hasPrefix("model name") || line.hasPrefix("Model") {
                 if let colon = line.firstIndex(of: ":") {

@@ -143,7 +143,11 @@ func readVerifier(_ value: String) throws -> NoteVerifier {
 
 extension LedgerRecord {
     /// The record as `verity ledger decrypt` prints it: snake_case keys, the time also as ISO 8601,
-    /// the price in currency units, parameters with their wire names.
+    /// the price and cost in currency units, parameters with their wire names, and who served it:
+    /// `worker` (the worker id, or null for an answer of `verity serve`'s own engine),
+    /// `advert_sha256` (base64), `cost` and `cost_micros`, and `usage_statement` ({`payload`: the
+    /// statement's JSON text, `signature`: base64, `verified`: whether it verifies offline against
+    /// `worker` and names this record, `error`: why not, or null}, or null).
     var json: JSON {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -154,7 +158,7 @@ extension LedgerRecord {
             ("seed", parameters.seed.map { .string(String($0)) } ?? .null),
         ]
         params += parameters.extra.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }
-        return .object([
+        var pairs: [(String, JSON)] = [
             ("record_id", .string(recordID)), ("datetime", .string(formatter.string(from: date))),
             ("timestamp_ms", .int(Int(timestampMilliseconds))), ("sender_address", .string(senderAddress)),
             ("gpu", .string(gpu)), ("gpu_provider", .string(gpuProvider)),
@@ -163,6 +167,25 @@ extension LedgerRecord {
             ("parameters", .object(params)), ("system_prompt", optional(systemPrompt)), ("prompt", .string(prompt)),
             ("response", .string(response)), ("prompt_tokens", promptTokens.map { .int(Int($0)) } ?? .null),
             ("completion_tokens", completionTokens.map { .int(Int($0)) } ?? .null), ("finish_reason", .string(finishReason)),
+        ]
+        let cost: JSON = costMicros.map { .double(Double($0) / 1_000_000) } ?? .null
+        let costMicros: JSON = costMicros.map { .int(Int($0)) } ?? .null
+        pairs += [
+            ("worker", optional(workerID)), ("advert_sha256", optional(advertHash?.base64EncodedString())),
+            ("cost", cost), ("cost_micros", costMicros), ("usage_statement", usageJSON),
+        ]
+        return .object(pairs)
+    }
+
+    /// The usage statement and whether it verifies, or null when the record has none.
+    private var usageJSON: JSON {
+        guard let usageStatement, let usageSignature else { return .null }
+        var failure: String?
+        do { _ = try verifyUsageStatement() } catch { failure = error.message }
+        return .object([
+            ("payload", .string(String(decoding: usageStatement, as: UTF8.self))),
+            ("signature", .string(usageSignature.base64EncodedString())),
+            ("verified", .bool(failure == nil)), ("error", .optional(failure)),
         ])
     }
 }

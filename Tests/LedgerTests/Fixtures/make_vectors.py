@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Generates the known-answer vectors pinned in LedgerTests (RecordEncodingTests,
-AccountAddressTests), from the format descriptions alone, independently of the Swift code.
+AccountAddressTests) and NodeTests (WorkerIDTests), from the format descriptions alone,
+independently of the Swift code.
 
 Reference tool: CPython 3.11 standard library (struct, hashlib), plus the PyPI package
 `cryptography` (48.0.0) for the Ed25519 public key. Run: python3 make_vectors.py
@@ -19,7 +20,9 @@ u64 = lambda v: struct.pack(">Q", v)
 f64 = lambda v: struct.pack(">d", v)
 
 def record(r) -> bytes:
-    out = b"VLR1" + s(r["recordID"]) + i64(r["ts"]) + s(r["gpu"]) + s(r["provider"]) + i64(r["price"])
+    fleet = [r.get(k) for k in ("worker", "advert", "usage", "signature", "cost")]
+    v2 = any(f is not None for f in fleet)
+    out = (b"VLR2" if v2 else b"VLR1") + s(r["recordID"]) + i64(r["ts"]) + s(r["gpu"]) + s(r["provider"]) + i64(r["price"])
     out += s(r["currency"]) + s(r["modelID"]) + s(r["digest"]) + opt(r["template"], s)
     out += opt(r["temperature"], f64) + opt(r["topP"], f64) + opt(r["topK"], i64)
     out += opt(r["maxTokens"], i64) + opt(r["seed"], u64)
@@ -27,6 +30,9 @@ def record(r) -> bytes:
     out += struct.pack(">I", len(extra)) + b"".join(s(k) + s(v) for k, v in extra)
     out += opt(r["system"], s) + s(r["prompt"]) + s(r["response"]) + s(r["sender"])
     out += opt(r["promptTokens"], u64) + opt(r["completionTokens"], u64) + s(r["finish"])
+    if v2:
+        blob = lambda b: struct.pack(">I", len(b)) + b
+        out += opt(fleet[0], s) + opt(fleet[1], lambda h: h) + opt(fleet[2], blob) + opt(fleet[3], blob) + opt(fleet[4], i64)
     return out
 
 full = dict(recordID="req-0001", ts=1767225600123, gpu="NVIDIA H200", provider="lambda", price=3_490_000,
@@ -38,9 +44,6 @@ minimal = dict(recordID="r", ts=0, gpu="cpu", provider="none", price=0, currency
                digest="sha256:00", template=None, temperature=None, topP=None, topK=None, maxTokens=None,
                seed=None, extra={}, system=None, prompt="", response="", sender="S", promptTokens=None,
                completionTokens=None, finish="cancelled")
-for name, r in [("full", full), ("minimal", minimal)]:
-    b = record(r)
-    print(name, len(b), b.hex(), hashlib.sha256(b).hexdigest())
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 def b58(b: bytes) -> str:
@@ -57,6 +60,21 @@ sk = Ed25519PrivateKey.from_private_bytes(bytes.fromhex("9d61b19deffd5a60ba844af
 pk = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 print("rfc8032-test1 public", pk.hex(), "address", b58check(b"\x56" + pk))
 print("zero key address", b58check(b"\x56" + bytes(32)), "ff key address", b58check(b"\x56" + b"\xff" * 32))
+# Worker ids (Sources/Node/WorkerID.swift): version byte 0x6A.
+worker = b58check(b"\x6a" + pk)
+print("rfc8032-test1 worker id", worker)
+
+# Record encoding version 2 (LedgerRecord+Encoding.swift): the full record plus every fleet field
+# (a usage statement signed by the RFC 8032 TEST 1 key; Ed25519 signatures are deterministic),
+# and the minimal record with only a cost.
+usage = b'{"request_id":"req-0001","type":"verity.usage.v1"}'
+fleet = dict(full, worker=worker, advert=hashlib.sha256(b"advert").digest(), usage=usage,
+             signature=sk.sign(usage), cost=2_424)
+cost_only = dict(minimal, cost=-1)
+for name, r in [("full", full), ("minimal", minimal), ("fleet", fleet), ("cost-only", cost_only)]:
+    b = record(r)
+    print(name, len(b), b.hex(), hashlib.sha256(b).hexdigest())
+print("fleet signature", sk.sign(usage).hex())
 
 # Envelope version 2 (RecordEnvelope+Encoding.swift): the key commitment of a data key, and the
 # padded plaintext's bucket for a record of n canonical bytes.
