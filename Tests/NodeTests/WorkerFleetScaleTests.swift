@@ -47,12 +47,18 @@ struct WorkerFleetScaleTests {
             }
         }
         #expect(constrained.count == 4)
+        var everyone: [Candidate] = []
+        let unconstrained = clock.measure {
+            for _ in 0..<10 { everyone = (try? h.fleet.candidates(model: "common", now: H.t0 + 1).get()) ?? [] }
+        }
+        #expect(everyone.map(\.advert.pricePerHourMicros) == [1_000_000, 1_000_283, 1_000_566, 1_000_849])
         let listing = clock.measure { #expect(h.fleet.listing(now: H.t0 + 1).count == count) }
 
         func ms(_ d: Duration, _ n: Int = 1) -> String { String(format: "%.4f ms", d.seconds * 1000 / Double(n)) }
         print("fleet scale (\(count) adverts, \(models) models × \(count / models) workers + one model on all): "
               + "ingest \(ms(ingest, count)) per advert (\(ms(ingest)) in all); "
               + "routing a model served by \(count / models) workers \(ms(perModel, rounds)); "
-              + "routing the model served by all \(count) with a price limit \(ms(shared, 10)); listing \(ms(listing))")
+              + "routing the model served by all \(count): with a price limit \(ms(shared, 10)), unconstrained \(ms(unconstrained, 10)); "
+              + "listing \(ms(listing))")
     }
 }
