@@ -87,5 +87,5 @@ extension Advert {
 
 extension Duration {
     /// The duration in whole milliseconds (rounded down).
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+    public var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

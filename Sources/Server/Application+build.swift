@@ -31,13 +31,20 @@ public enum OpenAIServer {
         let metrics = ServerMetrics()
         let services = APIServices(host: host, metrics: metrics, limits: configuration.limits, ledger: ledger, limiter: RateLimiter(),
                                    logger: logger)
-        let web = WebChatController()
-        if web.isAvailable {
-            logger.info("web chat: \(web.files.count) files from \(web.origin)")
-        } else {
-            logger.warning("web chat unavailable: \(web.origin); the API under /v1/ is served")
+        let web = WebChatController.announced(logger: logger)
+        return application(configuration, metrics: metrics, logger: logger, what: "web chat at /, API at /v1/") { connections in
+            buildRouter(services: services, ledger: ledger, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
+                        loopback: OriginMiddleware.isLoopback(configuration.host), connections: connections)
         }
-        // Connections: as many as the descriptors allow, less a reserve, up to the configured cap.
+    }
+
+    /// An HTTP/1 application on the configured address with the connection guard (as many
+    /// connections as the descriptors allow, less a reserve, up to the configured cap; header and
+    /// keep-alive timeouts) over the router that `router` builds, given the open connections' count.
+    /// `bound` hears the port once the socket is bound.
+    static func application(_ configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger, what: String,
+                            bound: @escaping @Sendable (Int) -> Void = { _ in },
+                            router: (_ connections: @escaping @Sendable () -> Int?) -> Router<VerityRequestContext>) -> some ApplicationProtocol {
         let descriptors = DescriptorLimit.raise()
         let budget = (descriptors?.soft ?? 1024) - ConnectionLimits.reservedDescriptors
         let limits = configuration.connections
@@ -45,18 +52,17 @@ public enum OpenAIServer {
         logger.info("descriptors: limit \(descriptors.map { "\($0.soft) (hard \($0.hard))" } ?? "unknown"); up to \(cap) connections")
         let guardian = ConnectionGuard(limit: cap, headerTimeout: .init(limits.headerTimeout), keepAliveTimeout: .init(limits.keepAliveTimeout),
                                        logger: logger, metrics: metrics)
-        let router = buildRouter(services: services, ledger: ledger, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
-                                 loopback: OriginMiddleware.isLoopback(configuration.host), connections: { guardian.count })
         let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ClientClosureHandler(), guardian.handler()]))
         // A deep accept backlog: a burst of connections waits in the kernel rather than retrying SYNs.
         var application = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "verity",
                                                    backlog: 4096)
         // Accepting pauses only when every connection up to the budget is busy with a request.
         application.availableConnectionsDelegate = MaximumAvailableConnections(max(cap, budget), logger: logger)
-        return Application(router: router, server: server, configuration: application,
+        return Application(router: router({ guardian.count }), server: server, configuration: application,
                            onServerRunning: { channel in
                                let port = channel.localAddress?.port ?? configuration.port
-                               logger.info("listening on http://\(configuration.host):\(port) (web chat at /, API at /v1/)")
+                               bound(port)
+                               logger.info("listening on http://\(configuration.host):\(port) (\(what))")
                            },
                            logger: logger)
     }

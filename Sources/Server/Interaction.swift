@@ -29,6 +29,9 @@ struct Interaction: Sendable {
     /// SHA-256 of the request body as received (a worker's usage statement states it, so the
     /// gateway that sent those bytes can check it).
     var bodyDigest = Data()
+    /// On a worker: the hash of the advert its gateway routed the job by (`Verity-Advert`), which
+    /// the usage statement names.
+    var routedAdvert: Data?
 
     /// A chat request: the system prompt is the system (and developer) messages' text, joined by
     /// a blank line; the prompt is the user's text when the conversation is one user message,

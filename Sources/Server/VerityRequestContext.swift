@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import NIOCore
 import Node
@@ -10,6 +11,8 @@ struct VerityRequestContext: RequestContext {
     /// On a worker: the gateway's request id for this job (its record id), which the answer's
     /// ids and usage statement repeat (set by ``JobAuthMiddleware``).
     var jobRequestID: String?
+    /// On a worker: the advert hash the gateway routed the job by (`Verity-Advert`, base64).
+    var jobAdvertHash: Data?
     /// The rate-limit quota the caller's requests count against (set by ``AuthMiddleware``).
     var quota = RateLimiter.Quota(key: "keyless", limits: RateLimits())
     /// The connection (a test channel in the in-process router tests).

@@ -25,14 +25,42 @@ struct ServeCommand: AsyncParsableCommand {
     static let defaults = ServerConfiguration()
 
     @OptionGroup var data: DataDirectoryOptions
+    @OptionGroup var engine: EngineOptions
+    @Option(help: "Address to listen on.") var host = Self.defaults.host
+    @Option(help: "Port to listen on (0: any free port).") var port = Self.defaults.port
+    @OptionGroup var front: FrontOptions
+    @OptionGroup var machine: MachineOptions
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+    }
+
+    func run() async throws {
+        var config = Self.defaults
+        config.host = host
+        config.port = port
+        try engine.apply(to: &config)
+        try front.apply(to: &config)
+        config.ledger.dataDirectory = data.directory
+        config.ledger.worker = machine.workerInfo
+        let logger = CLILogging.logger()
+        do {
+            try await OpenAIServer.run(config, logger: logger)
+        } catch let error as EngineError {
+            throw CLIError(error.message)
+        } catch let error as LedgerError {
+            throw CLIError("ledger: " + error.message + (error.cause.map { " (\($0))" } ?? ""))
+        }
+    }
+}
+
+/// The flags of a server that runs Verity's engine (`serve`, `worker`): the models and how they
+/// are scheduled.
+struct EngineOptions: ParsableArguments {
+    static var defaults: ServerConfiguration { ServeCommand.defaults }
 
     @Option(name: .shortAndLong, help: "A GGUF model to serve (repeatable; default: the provisioned SmolLM2-135M-Instruct). Its id is the file name without .gguf.")
     var model: [String] = []
-    @Option(help: "Address to listen on.") var host = Self.defaults.host
-    @Option(help: "Port to listen on (0: any free port).") var port = Self.defaults.port
-    @Option(name: .customLong("api-key"), help: "Require this bearer key on /v1/* requests.") var apiKey: String?
-    @Option(name: .customLong("api-keys-file"), help: "Require one of the keys in this file (one per line; # comments) on /v1/* requests.")
-    var apiKeysFile: String?
     @Option(name: .customLong("max-sequences"), help: "Sequences generated at once per model (continuous batching).")
     var maxSequences = Self.defaults.scheduler.maxSequences
     @Option(name: .customLong("ctx"), help: "Context positions per sequence, prompt plus completion (default: the model's trained context, at most 4096).")
@@ -52,6 +80,45 @@ struct ServeCommand: AsyncParsableCommand {
     var heavyStepShare = Self.defaults.scheduler.heavyStepShare
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).")
     var maxBodyBytes = Self.defaults.limits.maxBodyBytes
+
+    func validate() throws {
+        guard maxSequences >= 1 && maxSequences <= 256 else { throw ValidationError("--max-sequences must be between 1 and 256") }
+        if let contextLength, contextLength < 2 { throw ValidationError("--ctx must be at least 2") }
+        if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
+        guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
+        guard stepTokens >= 1 else { throw ValidationError("--step-tokens must be positive") }
+        guard prefillWhileDecoding >= 1 else { throw ValidationError("--prefill-while-decoding must be positive") }
+        guard heavyPromptTokens >= 1, heavyStepShare >= 1 else { throw ValidationError("--heavy-prompt-tokens and --heavy-step-share must be positive") }
+        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+    }
+
+    /// The models (checked to exist) and the scheduler's settings.
+    func apply(to config: inout ServerConfiguration) throws {
+        config.modelPaths = model.isEmpty ? [ModelCache.defaultModelPath] : model
+        for path in config.modelPaths where !FileManager.default.fileExists(atPath: path) {
+            throw CLIError(model.isEmpty ? "default model not found at \(path); run scripts/fetch-models or pass --model PATH"
+                                         : "model file not found: \(path)")
+        }
+        config.contextLength = contextLength
+        config.scheduler.maxSequences = maxSequences
+        if let threads { config.scheduler.threads = threads }
+        config.scheduler.maxQueue = maxQueue
+        config.scheduler.stepTokens = stepTokens
+        config.scheduler.prefillTokensWhileDecoding = prefillWhileDecoding
+        config.scheduler.heavyPromptTokens = heavyPromptTokens
+        config.scheduler.heavyStepShare = heavyStepShare
+        config.limits.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// The flags of a server that users talk to and that keeps the ledger (`serve`, `gateway`): API
+/// keys, rate limits and the ledger's settings.
+struct FrontOptions: ParsableArguments {
+    static var defaults: ServerConfiguration { ServeCommand.defaults }
+
+    @Option(name: .customLong("api-key"), help: "Require this bearer key on /v1/* requests.") var apiKey: String?
+    @Option(name: .customLong("api-keys-file"), help: "Require one of the keys in this file (one per line; # comments) on /v1/* requests.")
+    var apiKeysFile: String?
     @Option(name: .customLong("rate-limit-rpm"),
             help: "Requests per minute allowed to each API key that sets no limit of its own (and to keyless requests together); default: none.")
     var rateLimitRPM: Int?
@@ -61,11 +128,6 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("ledger-min-free"),
             help: "Refuse new interactions (503, and /health degraded) while the data directory's disk has less free space than this (bytes, or with K, M or G).")
     var ledgerMinFree = ByteSize(Self.defaults.ledger.minFreeBytes)
-    @Option(help: "GPU recorded with each interaction (default: detected with nvidia-smi, else the CPU model).") var gpu: String?
-    @Option(help: "Who rents out the GPU, recorded with each interaction.") var provider = "none"
-    @Option(name: .customLong("price-per-hour"), help: "The GPU's price per hour in --currency, recorded with each interaction.")
-    var pricePerHour: Double = 0
-    @Option(help: "ISO 4217 currency of --price-per-hour.") var currency = "USD"
     @Option(name: .customLong("auditor-key"),
             help: "Also seal every record to this auditor: an X25519 public key in base64 (`verity account show FILE`), or an account bundle file.")
     var auditorKey: String?
@@ -75,19 +137,6 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if apiKey != nil && apiKeysFile != nil { throw ValidationError("use --api-key or --api-keys-file, not both") }
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
-        guard maxSequences >= 1 && maxSequences <= 256 else { throw ValidationError("--max-sequences must be between 1 and 256") }
-        if let contextLength, contextLength < 2 { throw ValidationError("--ctx must be at least 2") }
-        if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
-        guard maxQueue >= 0 else { throw ValidationError("--max-queue must not be negative") }
-        guard stepTokens >= 1 else { throw ValidationError("--step-tokens must be positive") }
-        guard prefillWhileDecoding >= 1 else { throw ValidationError("--prefill-while-decoding must be positive") }
-        guard heavyPromptTokens >= 1, heavyStepShare >= 1 else { throw ValidationError("--heavy-prompt-tokens and --heavy-step-share must be positive") }
-        guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
-        guard pricePerHour.isFinite, pricePerHour >= 0, pricePerHour < 1e9 else { throw ValidationError("--price-per-hour must be between 0 and 1e9") }
-        guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
-            throw ValidationError("--currency must be an ISO 4217 code such as USD")
-        }
         guard sealInterval.isFinite, sealInterval >= 0.01, sealInterval <= 86400 else {
             throw ValidationError("--seal-interval must be between 0.01 and 86400 seconds")
         }
@@ -96,43 +145,13 @@ struct ServeCommand: AsyncParsableCommand {
         if let rateLimitTPM, rateLimitTPM < 1 { throw ValidationError("--rate-limit-tpm must be positive") }
     }
 
-    func run() async throws {
-        var config = Self.defaults
-        config.host = host
-        config.port = port
-        config.modelPaths = model.isEmpty ? [ModelCache.defaultModelPath] : model
-        for path in config.modelPaths where !FileManager.default.fileExists(atPath: path) {
-            throw CLIError(model.isEmpty ? "default model not found at \(path); run scripts/fetch-models or pass --model PATH"
-                                         : "model file not found: \(path)")
-        }
-        config.contextLength = contextLength
+    func apply(to config: inout ServerConfiguration) throws {
         config.apiKeys = try keys()
         config.rateLimits = RateLimits(requestsPerMinute: rateLimitRPM, tokensPerMinute: rateLimitTPM)
-        config.scheduler.maxSequences = maxSequences
-        if let threads { config.scheduler.threads = threads }
-        config.scheduler.maxQueue = maxQueue
-        config.scheduler.stepTokens = stepTokens
-        config.scheduler.prefillTokensWhileDecoding = prefillWhileDecoding
-        config.scheduler.heavyPromptTokens = heavyPromptTokens
-        config.scheduler.heavyStepShare = heavyStepShare
-        config.limits.maxBodyBytes = maxBodyBytes
-        config.ledger.dataDirectory = data.directory
-        config.ledger.worker = WorkerInfo(gpu: gpu ?? WorkerInfo.detectGPU(), provider: provider,
-                                          pricePerHourMicros: Int64((pricePerHour * 1_000_000).rounded()), currency: currency)
         config.ledger.auditorKey = try auditorKey.map(Self.auditor)
         config.ledger.sealInterval = .milliseconds(Int64((sealInterval * 1000).rounded()))
         config.ledger.sealRecords = sealRecords
         config.ledger.minFreeBytes = ledgerMinFree.bytes
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
-        var logger = Logger(label: "verity")
-        logger.logLevel = .info
-        do {
-            try await OpenAIServer.run(config, logger: logger)
-        } catch let error as EngineError {
-            throw CLIError(error.message)
-        } catch let error as LedgerError {
-            throw CLIError("ledger: " + error.message + (error.cause.map { " (\($0))" } ?? ""))
-        }
     }
 
     /// An auditor key: base64 of a 32-byte X25519 public key, or an account bundle file.
@@ -157,6 +176,39 @@ struct ServeCommand: AsyncParsableCommand {
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         guard !keys.isEmpty else { throw CLIError("API keys file \(apiKeysFile) holds no keys") }
         return Set(keys)
+    }
+}
+
+/// The machine an answer is computed on, as records and adverts name it (`serve`, `worker`).
+struct MachineOptions: ParsableArguments {
+    @Option(help: "GPU recorded with each interaction (default: detected with nvidia-smi, else the CPU model).") var gpu: String?
+    @Option(help: "Who rents out the GPU, recorded with each interaction.") var provider = "none"
+    @Option(name: .customLong("price-per-hour"), help: "The GPU's price per hour in --currency, recorded with each interaction.")
+    var pricePerHour: Double = 0
+    @Option(help: "ISO 4217 currency of --price-per-hour.") var currency = "USD"
+
+    func validate() throws {
+        guard pricePerHour.isFinite, pricePerHour >= 0, pricePerHour < 1e9 else { throw ValidationError("--price-per-hour must be between 0 and 1e9") }
+        guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
+            throw ValidationError("--currency must be an ISO 4217 code such as USD")
+        }
+        guard !provider.isEmpty else { throw ValidationError("--provider must not be empty") }
+    }
+
+    var pricePerHourMicros: Int64 { Int64((pricePerHour * 1_000_000).rounded()) }
+
+    var workerInfo: WorkerInfo {
+        WorkerInfo(gpu: gpu ?? WorkerInfo.detectGPU(), provider: provider, pricePerHourMicros: pricePerHourMicros, currency: currency)
+    }
+}
+
+/// Servers log to stderr at info.
+enum CLILogging {
+    static func logger() -> Logger {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "verity")
+        logger.logLevel = .info
+        return logger
     }
 }
 

@@ -7,7 +7,8 @@ struct Verity: AsyncParsableCommand {
         commandName: "verity",
         abstract: "Verity: a self-hostable LLM inference engine.",
         subcommands: [ServeCommand.self, RunCommand.self, ChatCommand.self, BenchCommand.self, AccountCommand.self, KeysCommand.self,
-                      LedgerCommand.self, TokenizeCommand.self, LogitsCommand.self])
+                      LedgerCommand.self, WorkerCommand.self, GatewayCommand.self, WorkersCommand.self, TokenizeCommand.self,
+                      LogitsCommand.self])
 }
 
 /// Where the provisioning script (scripts/fetch-models) puts models.

@@ -13,15 +13,16 @@ struct AnswerRelayTests {
         return value.serialized()
     }
 
-    @Test("a stream: ids rewritten, text and finish collected, the last chunk held for the stub, the statement taken out")
+    @Test("a stream: ids rewritten, text and finish collected, chunks passed on at once but the statement's held for the stub")
     func stream() throws {
         var relay = AnswerRelay(id: "chatcmpl-gateway", model: "m")
         var sent: [JSON] = []
         sent += try relay.accept(event: chunk("Hel"))
-        #expect(sent.isEmpty, "the first chunk waits: it might be the last")
+        #expect(sent.count == 1, "a chunk goes on as soon as it comes")
         sent += try relay.accept(event: chunk("lo"))
         sent += try relay.accept(event: chunk(nil, finish: "stop", usage: ["prompt_tokens": 3, "completion_tokens": 2],
                                               statement: ["payload": "cGF5bG9hZA==", "signature": "c2ln"]))
+        #expect(sent.count == 2, "the chunk with the statement waits for the record")
         sent += try relay.accept(event: "[DONE]")
         #expect(relay.done)
         let finished = relay.finish(adding: ("verity", ["record_id": "chatcmpl-gateway"]))

@@ -26,6 +26,7 @@ struct ChatCompletionsController {
         var interaction = Interaction.chat(id: id, caller: context.caller, model: served.identity, messages: messages, fields: req.sampling,
                                            maxTokens: parameters.maxTokens)
         interaction.bodyDigest = Data(SHA256.hash(data: body))
+        interaction.routedAdvert = context.jobAdvertHash
         let responder = try await CompletionResponder.start(
             services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "messages",
             shape: ResponseShape(kind: .chat, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,

@@ -35,6 +35,7 @@ struct CompletionsController {
         var interaction = Interaction.completion(id: id, caller: context.caller, model: served.identity, prompt: req.prompt, fields: req.sampling,
                                                  logprobs: req.logprobs, maxTokens: parameters.maxTokens)
         interaction.bodyDigest = Data(SHA256.hash(data: body))
+        interaction.routedAdvert = context.jobAdvertHash
         let responder = try await CompletionResponder.start(
             services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "prompt",
             shape: ResponseShape(kind: .text, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,

@@ -117,3 +117,16 @@ struct WebChatController: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: file.bytes))
     }
 }
+
+extension WebChatController {
+    /// The web chat's files, with a log line saying where they come from (or that they are missing).
+    static func announced(logger: Logger) -> WebChatController {
+        let web = WebChatController()
+        if web.isAvailable {
+            logger.info("web chat: \(web.files.count) files from \(web.origin)")
+        } else {
+            logger.warning("web chat unavailable: \(web.origin); the API under /v1/ is served")
+        }
+        return web
+    }
+}

@@ -4,8 +4,9 @@ import Node
 /// Relays another server's OpenAI answer to a client, as this server's: each chunk (or the whole
 /// response) gets this server's completion id; the worker's signed `verity_usage` statement is
 /// taken out (it goes into this server's record instead); the text, finish reason and usage are
-/// collected for the record. A stream's last chunk is held back until the upstream says
-/// `[DONE]`, so that the record's `verity` stub can ride on it.
+/// collected for the record. Chunks pass through as they come (streaming is unbuffered), except
+/// the one that carries the statement: it is the worker's last, and is held until the answer is
+/// recorded, so that the record's `verity` stub can ride on it.
 struct AnswerRelay {
     /// This server's completion id, which replaces the upstream's.
     let id: String
@@ -39,13 +40,15 @@ struct AnswerRelay {
             return [JSON.object([("error", error)])]
         }
         chunks += 1
+        let carriesStatement = chunk["verity_usage"] != nil
         chunk = take(chunk)
-        let out = held.map { [$0] } ?? []
+        guard carriesStatement else { return [chunk] }
         held = chunk
-        return out
+        return []
     }
 
-    /// The held-back last chunk, with `field` added (the record's stub), once the upstream is done.
+    /// The held-back chunk that carried the statement, with `field` added (the record's stub);
+    /// nil if no chunk carried one.
     mutating func finish(adding field: (key: String, value: JSON)?) -> JSON? {
         defer { held = nil }
         guard let last = held else { return nil }

@@ -22,11 +22,11 @@ struct JobClient: @unchecked Sendable {
     /// A job sent and its response's head received.
     /// - Throws: `HTTPClientError` (refused, reset, deadline), or ``JobClientError/headTimeout``.
     func send(base: String, path: String, method: HTTPMethod = .POST, body: Data?, requestID: String?,
-              headTimeout: Duration, totalTimeout: Duration) async throws -> HTTPClientResponse {
+              extraHeaders: [(String, String)] = [], headTimeout: Duration, totalTimeout: Duration) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: base.trimmingSuffix("/") + path)
         request.method = method
-        request.headers.add(name: "Content-Type", value: "application/json")
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if body != nil { request.headers.add(name: "Content-Type", value: "application/json") }
+        for (name, value) in headers + extraHeaders { request.headers.add(name: name, value: value) }
         let payload = body ?? Data()
         if let key, let requestID {
             let signature = try JobSignature.sign(method: method.rawValue, path: path, requestID: requestID, body: payload, key: key,
@@ -37,7 +37,7 @@ struct JobClient: @unchecked Sendable {
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let http = self.http
         let prepared = request
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(totalTimeout.components.seconds) * 1_000_000_000)
+        let deadline = NIODeadline.now() + .milliseconds(totalTimeout.milliseconds)
         return try await withThrowingTaskGroup(of: HTTPClientResponse?.self) { group in
             group.addTask { try await http.execute(prepared, deadline: deadline) }
             group.addTask {

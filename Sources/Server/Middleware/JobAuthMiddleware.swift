@@ -11,6 +11,8 @@ struct JobAuthMiddleware: RouterMiddleware {
     let gateways: AdmittedGateways
     let maxBodyBytes: Int
     private let seen = ReplayCache()
+    /// The header in which a gateway names the advert it routed a job by (base64 SHA-256).
+    static let advertHeader = "Verity-Advert"
 
     func handle(_ request: Request, context: VerityRequestContext,
                 next: (Request, VerityRequestContext) async throws -> Response) async throws -> Response {
@@ -30,6 +32,7 @@ struct JobAuthMiddleware: RouterMiddleware {
         }
         var context = context
         context.jobRequestID = requestID
+        context.jobAdvertHash = request.headers[HTTPField.Name(Self.advertHeader)!].flatMap { Data(base64Encoded: $0) }
         return try await next(request, context)
     }
 }

@@ -18,7 +18,12 @@ struct RequestLogMiddleware: RouterMiddleware {
         let status = response.status.code
         let line = "\(id) \(request.method) \(request.uri.path) \(status)"
         guard response.headers[.contentType] == "text/event-stream" else {
-            logger.info("\(line) \(Self.milliseconds(since: start)) ms")
+            // A fleet's heartbeats (every few seconds per worker) are logged only when refused.
+            if status == 200 && endpoint == "/v1/workers/heartbeats" {
+                logger.debug("\(line) \(Self.milliseconds(since: start)) ms")
+            } else {
+                logger.info("\(line) \(Self.milliseconds(since: start)) ms")
+            }
             metrics.request(endpoint: endpoint, status: status)
             return response
         }
