@@ -8,6 +8,7 @@ final class ServerMetrics: Sendable {
     let timeToFirstToken: ValueHistogram
     let timePerOutputToken: ValueHistogram
     let ledgerRecord: ValueHistogram
+    let routeDecision: ValueHistogram
     /// Ledger write failures already counted (the counter follows the appender's count).
     private let countedFailures = Mutex(0)
 
@@ -24,6 +25,10 @@ final class ServerMetrics: Sendable {
             name: "verity_ledger_record_seconds",
             buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
             help: "Seconds to encrypt a completion's record and store it durably, before its response completes.")
+        routeDecision = registry.makeValueHistogram(
+            name: "verity_gateway_route_seconds",
+            buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1],
+            help: "Seconds a gateway takes to pick the workers for a request (filter and rank the fleet's adverts).")
     }
 
     func request(endpoint: String, status: Int) {
@@ -39,6 +44,11 @@ final class ServerMetrics: Sendable {
     /// How long recording one completion in the ledger took.
     func ledgerRecorded(in duration: Duration) {
         ledgerRecord.record(Self.seconds(duration))
+    }
+
+    /// How long one routing decision took.
+    func routed(in duration: Duration) {
+        routeDecision.record(Self.seconds(duration))
     }
 
     private static func seconds(_ d: Duration) -> Double {

@@ -140,8 +140,12 @@ struct GatewayCommand: AsyncParsableCommand {
     var pins: [String] = []
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted (413 beyond).")
     var maxBodyBytes = ServeCommand.defaults.limits.maxBodyBytes
+    @Option(name: .customLong("worker-silence-timeout"),
+            help: "Seconds after a worker's last advert or heartbeat before it is no longer routed to.")
+    var silenceTimeout = 15.0
 
     func validate() throws {
+        guard silenceTimeout >= 1, silenceTimeout <= 86_400 else { throw ValidationError("--worker-silence-timeout must be between 1 and 86400 seconds") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard (1...16).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 16") }
         guard headTimeout > 0, jobTimeout >= headTimeout else { throw ValidationError("--head-timeout must be positive and at most --job-timeout") }
@@ -161,6 +165,7 @@ struct GatewayCommand: AsyncParsableCommand {
         config.routing.maxAttempts = maxAttempts
         config.routing.headTimeout = .milliseconds(Int64((headTimeout * 1000).rounded()))
         config.routing.jobTimeout = .milliseconds(Int64((jobTimeout * 1000).rounded()))
+        config.fleet.silenceTimeout = .milliseconds(Int64((silenceTimeout * 1000).rounded()))
         config.routing.defaults.maxPricePerHourMicros = maxPricePerHour.map { Int64(($0 * 1_000_000).rounded()) }
         for pin in pins {
             let parts = pin.split(separator: "=", maxSplits: 1).map(String.init)

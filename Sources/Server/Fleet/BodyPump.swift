@@ -25,8 +25,10 @@ struct BodyPump: Sendable {
         self.task = task
         self.closure = closure
         watch = closure?.onClose {
-            task.cancel()
+            // Finish first: the cancelled read would otherwise end the stream with its own
+            // CancellationError, and the departure would pass for a worker that broke off.
             continuation.finish(throwing: ClientGone())
+            task.cancel()
         }
     }
 

@@ -98,11 +98,59 @@ struct GatewayResponder: Sendable {
         } catch {
             throw APIError.ledgerUnavailable()
         }
+        var attempts = Attempts(candidates: candidates)
+        switch await next(&attempts, entry: entry) {
+        case .answer(let response, let candidate):
+            return try await answer(response, candidate: candidate, entry: entry, attempts: attempts, context: context)
+        case .refused(let status, let body):
+            var headers: HTTPFields = [.contentType: "application/json"]
+            headers[CompletionResponder.recordHeader] = id
+            return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: body)))
+        case .cancelled:
+            throw CancellationError()
+        case .exhausted:
+            throw attempts.exhausted()
+        }
+    }
+
+    /// The candidates of one request, and how its tries went.
+    struct Attempts: Sendable {
+        let candidates: [Candidate]
+        var next = 0
+        var tried = 0
         var failures: [String] = []
-        var attempts = 0
-        for candidate in candidates where attempts < services.routing.maxAttempts {
+
+        /// The 503 once no candidate is left.
+        func exhausted() -> APIError {
+            var error = APIError(status: .serviceUnavailable,
+                                 message: "No worker could answer: \(failures.isEmpty ? "every candidate was busy or its breaker open" : failures.joined(separator: "; ")).",
+                                 type: "server_error", param: nil, code: "workers_unavailable")
+            error.headers[.retryAfter] = "1"
+            return error
+        }
+    }
+
+    private enum Attempt {
+        /// A worker answered 200; the answer follows.
+        case answer(HTTPClientResponse, Candidate)
+        /// A worker refused the request itself (400, 413, 422): its answer is the client's.
+        case refused(status: Int, body: Data)
+        /// The client left.
+        case cancelled
+        /// Every candidate within the bound failed or was busy.
+        case exhausted
+    }
+
+    /// Sends the job to the next candidates until one answers, within ``GatewayRouting/maxAttempts``.
+    /// The write-ahead record is discarded when nothing will answer.
+    private func next(_ attempts: inout Attempts, entry: LedgerAppender.Entry) async -> Attempt {
+        let bound = services.routing.maxAttempts
+        while attempts.next < attempts.candidates.count && attempts.tried < bound {
+            let candidate = attempts.candidates[attempts.next]
+            attempts.next += 1
             guard fleet.beginAttempt(candidate.worker, now: WorkerFleet.now()) else { continue }
-            attempts += 1
+            attempts.tried += 1
+            let then = attempts.tried < bound ? "trying the next" : "giving up"
             let response: HTTPClientResponse
             do {
                 response = try await services.jobs.send(
@@ -114,25 +162,21 @@ struct GatewayResponder: Sendable {
                 if Task.isCancelled {
                     fleet.recordAbandoned(candidate.worker, now: WorkerFleet.now())
                     services.ledger.discard(entry)
-                    throw CancellationError()
+                    return .cancelled
                 }
                 fleet.recordFailure(candidate.worker, now: WorkerFleet.now())
-                failures.append("\(candidate.worker.short): \(error)")
-                logger.warning("\(id): worker \(candidate.worker) failed before answering (\(error)); \(attempts < services.routing.maxAttempts ? "trying the next" : "giving up")")
+                attempts.failures.append("\(candidate.worker.short): \(error)")
+                logger.warning("\(id): worker \(candidate.worker) failed before answering (\(error)); \(then)")
                 continue
             }
             let status = Int(response.status.code)
-            if status == 200 {
-                return try await answer(response, candidate: candidate, entry: entry, context: context)
-            }
+            if status == 200 { return .answer(response, candidate) }
             let body = (try? await response.body.collect(upTo: 1 << 20)).map { Data(buffer: $0) } ?? Data()
             if [400, 413, 422].contains(status) {
                 // The request's own fault: the worker's answer is the client's.
                 fleet.recordSuccess(candidate.worker, now: WorkerFleet.now())
                 services.ledger.discard(entry)
-                var headers: HTTPFields = [.contentType: "application/json"]
-                headers[CompletionResponder.recordHeader] = id
-                return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: body)))
+                return .refused(status: status, body: body)
             }
             let message = (try? JSON.parse(body))?["error"]?["message"]?.stringValue ?? String(decoding: body.prefix(200), as: UTF8.self)
             if status == 429 || status == 503 {
@@ -141,23 +185,22 @@ struct GatewayResponder: Sendable {
             } else {
                 fleet.recordFailure(candidate.worker, now: WorkerFleet.now())
             }
-            failures.append("\(candidate.worker.short): HTTP \(status) \(message)")
-            logger.warning("\(id): worker \(candidate.worker) answered HTTP \(status) (\(message)); \(attempts < services.routing.maxAttempts ? "trying the next" : "giving up")")
+            attempts.failures.append("\(candidate.worker.short): HTTP \(status) \(message)")
+            logger.warning("\(id): worker \(candidate.worker) answered HTTP \(status) (\(message)); \(then)")
         }
         services.ledger.discard(entry)
-        var error = APIError(status: .serviceUnavailable,
-                             message: "No worker could answer: \(failures.isEmpty ? "every candidate was busy or its breaker open" : failures.joined(separator: "; ")).",
-                             type: "server_error", param: nil, code: "workers_unavailable")
-        error.headers[.retryAfter] = "1"
-        throw error
+        return .exhausted
     }
 
     /// The candidates, best first; a 404 for a model no worker serves, a 503 saying which
     /// constraint or condition excluded each worker that does.
     private func route() throws(APIError) -> [Candidate] {
         let constraints = job.constraints.over(services.routing.defaults)
-        switch fleet.candidates(model: job.model, constraints: constraints, policy: services.routing.policy, affinityKey: job.affinityKey,
-                                now: WorkerFleet.now()) {
+        let start = ContinuousClock.now
+        let decision = fleet.candidates(model: job.model, constraints: constraints, policy: services.routing.policy,
+                                        affinityKey: job.affinityKey, now: WorkerFleet.now())
+        services.metrics.routed(in: ContinuousClock.now - start)
+        switch decision {
         case .success(let candidates):
             return candidates
         case .failure(let none):
@@ -174,7 +217,7 @@ struct GatewayResponder: Sendable {
 
     // MARK: The answer
 
-    private func answer(_ response: HTTPClientResponse, candidate: Candidate, entry: LedgerAppender.Entry,
+    private func answer(_ response: HTTPClientResponse, candidate: Candidate, entry: LedgerAppender.Entry, attempts: Attempts,
                         context: VerityRequestContext) async throws -> Response {
         let closure = await context.connectionClosure()
         var headers: HTTPFields = [:]
@@ -184,7 +227,7 @@ struct GatewayResponder: Sendable {
             headers[.cacheControl] = "no-cache"
             let body = response.body
             return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-                try await stream(body, to: &writer, candidate: candidate, entry: entry, closure: closure)
+                try await stream(body, to: &writer, candidate: candidate, entry: entry, attempts: attempts, closure: closure)
             })
         }
         let pump = BodyPump(response.body, closure: closure)
@@ -224,64 +267,63 @@ struct GatewayResponder: Sendable {
     static let maxAnswerBytes = 64 << 20
 
     /// Relays a streamed answer event by event: each chunk is written as soon as it is read (only
-    /// the last, which carries the worker's usage statement, waits for the record). A stream that
-    /// breaks ends with an error event and `[DONE]`, recorded as failed; a client that leaves
-    /// cancels the job at the worker, recorded as cancelled.
+    /// the last, which carries the worker's usage statement, waits for the record, and chunks
+    /// without content wait for the first that has some). A worker that breaks off before any
+    /// content reached the client is replaced by the next candidate, unseen; one that breaks off
+    /// later ends the stream with an error event and `[DONE]`, recorded as failed. A client that
+    /// leaves cancels the job at the worker, recorded as cancelled.
     private func stream(_ body: HTTPClientResponse.Body, to writer: inout any ResponseBodyWriter, candidate: Candidate,
-                        entry: LedgerAppender.Entry, closure: ConnectionClosure?) async throws {
-        let pump = BodyPump(body, closure: closure)
-        var reader = ServerSentEventReader()
+                        entry: LedgerAppender.Entry, attempts: Attempts, closure: ConnectionClosure?) async throws {
+        var attempts = attempts
+        var body = body, candidate = candidate
         var relay = AnswerRelay(id: id, model: job.model)
-        var broken: String?
-        var clientGone = false
-        var first = true
-        do {
-            reading: for try await buffer in pump.stream {
-                for event in reader.feed(buffer) {
-                    let chunks: [JSON]
-                    do { chunks = try relay.accept(event: event) } catch {
-                        broken = "it sent an event that is not JSON"
-                        break reading
-                    }
-                    for chunk in chunks {
-                        if let error = chunk["error"] {
-                            broken = "it reported: \(error["message"]?.stringValue ?? error.serialized())"
-                            break reading
-                        }
-                        do { try await writer.write(Self.sse(chunk)) } catch {
-                            clientGone = true
-                            break reading
-                        }
-                        if first {
-                            services.metrics.record(ContinuousClock.now - arrived, first: true)
-                            first = false
-                        }
-                    }
-                    if relay.done { break reading }
+        var sent = false
+        while true {
+            relay = AnswerRelay(id: id, model: job.model)
+            let outcome = await relayOnce(body, to: &writer, relay: &relay, sent: &sent, closure: closure)
+            switch outcome {
+            case .clientGone:
+                await end(entry, candidate: candidate, relay: relay, outcome: .abandoned)
+                throw ClientGone()
+            case .broken(let reason) where !sent:
+                // Nothing reached the client yet: the next candidate answers instead.
+                fleet.recordFailure(candidate.worker, now: WorkerFleet.now())
+                attempts.failures.append("\(candidate.worker.short): \(reason)")
+                logger.warning("\(id): worker \(candidate.worker) broke off before its first token (\(reason)); trying the next")
+                switch await next(&attempts, entry: entry) {
+                case .answer(let response, let replacement):
+                    body = response.body
+                    candidate = replacement
+                    continue
+                case .refused(_, let data):
+                    // A request the next worker refuses as malformed: its error, then the end.
+                    let error = (try? JSON.parse(data)) ?? APIError.server("The worker refused the request.").body
+                    try await writer.write(Self.sse(error))
+                    try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                case .cancelled:
+                    throw ClientGone()
+                case .exhausted:
+                    try await writer.write(Self.sse(attempts.exhausted().body))
+                    try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 }
+                try await writer.finish(nil)
+                return
+            case .broken(let reason):
+                logger.warning("\(id): worker \(candidate.worker) broke off its answer: \(reason)")
+                await end(entry, candidate: candidate, relay: relay, outcome: .failed(reason))
+                let error = APIError(status: .badGateway, message: "The worker serving this answer failed mid-answer (\(reason)); the answer is incomplete.",
+                                     type: "server_error", param: nil, code: "worker_failed")
+                try await writer.write(Self.sse(error.body))
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+                return
+            case .done:
+                break
             }
-            if !relay.done && broken == nil && !clientGone { broken = "its stream ended without [DONE]" }
-        } catch {
-            if error is ClientGone { clientGone = true } else { broken = "\(error)" }
-        }
-        if relay.done { pump.done() } else { pump.cancel() }
-        if clientGone || Task.isCancelled {
-            await end(entry, candidate: candidate, relay: relay, outcome: .abandoned)
-            throw ClientGone()
-        }
-        if let broken {
-            logger.warning("\(id): worker \(candidate.worker) broke off its answer: \(broken)")
-            await end(entry, candidate: candidate, relay: relay, outcome: .failed(broken))
-            let error = APIError(status: .badGateway, message: "The worker serving this answer failed mid-answer (\(broken)); the answer is incomplete.",
-                                 type: "server_error", param: nil, code: "worker_failed")
-            try await writer.write(Self.sse(error.body))
-            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-            try await writer.finish(nil)
-            return
+            break
         }
         switch await record(entry, candidate: candidate, relay: relay) {
         case .success(let stub):
-            var relay = relay
             if let last = relay.finish(adding: ("verity", stub)) { try await writer.write(Self.sse(last)) }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
         case .failure(let error):
@@ -290,6 +332,74 @@ struct GatewayResponder: Sendable {
             if error.code == "worker_unaccounted" { try await writer.write(ByteBuffer(string: "data: [DONE]\n\n")) }
         }
         try await writer.finish(nil)
+    }
+
+    private enum StreamOutcome {
+        case done
+        case clientGone
+        case broken(String)
+    }
+
+    /// One worker's stream, relayed until its `[DONE]`, its failure, or the client's departure.
+    /// `sent` turns true once a chunk with content (or a finish) reached the client.
+    private func relayOnce(_ body: HTTPClientResponse.Body, to writer: inout any ResponseBodyWriter, relay: inout AnswerRelay, sent: inout Bool,
+                           closure: ConnectionClosure?) async -> StreamOutcome {
+        let pump = BodyPump(body, closure: closure)
+        var reader = ServerSentEventReader()
+        var pending: [JSON] = []
+        var outcome = StreamOutcome.done
+        do {
+            reading: for try await buffer in pump.stream {
+                for event in reader.feed(buffer) {
+                    let chunks: [JSON]
+                    do { chunks = try relay.accept(event: event) } catch {
+                        outcome = .broken("it sent an event that is not JSON")
+                        break reading
+                    }
+                    for chunk in chunks {
+                        if let error = chunk["error"] {
+                            outcome = .broken("it reported: \(error["message"]?.stringValue ?? error.serialized())")
+                            break reading
+                        }
+                        pending.append(chunk)
+                        guard sent || Self.carriesContent(chunk) else { continue }
+                        do {
+                            for chunk in pending { try await writer.write(Self.sse(chunk)) }
+                        } catch {
+                            outcome = .clientGone
+                            break reading
+                        }
+                        pending.removeAll()
+                        if !sent {
+                            services.metrics.record(ContinuousClock.now - arrived, first: true)
+                            sent = true
+                        }
+                    }
+                    if relay.done { break reading }
+                }
+            }
+            if case .done = outcome, !relay.done { outcome = .broken("its stream ended without [DONE]") }
+        } catch {
+            outcome = error is ClientGone ? .clientGone : .broken("\(error)")
+        }
+        if Task.isCancelled { outcome = .clientGone }
+        if relay.done { pump.done() } else { pump.cancel() }
+        if case .done = outcome, !pending.isEmpty {
+            // A stream that ended with nothing but its opening (an empty answer): send what there is.
+            for chunk in pending { try? await writer.write(Self.sse(chunk)) }
+        }
+        return outcome
+    }
+
+    /// Whether a chunk gives the client something: text, a finish reason, or usage.
+    static func carriesContent(_ chunk: JSON) -> Bool {
+        let choices = chunk["choices"]?.arrayValue ?? []
+        if choices.isEmpty { return true }
+        return choices.contains { choice in
+            if let text = choice["delta"]?["content"]?.stringValue ?? choice["text"]?.stringValue, !text.isEmpty { return true }
+            if let reason = choice["finish_reason"], reason != .null { return true }
+            return false
+        }
     }
 
     private static func sse(_ value: JSON) -> ByteBuffer {

@@ -280,8 +280,27 @@ function metaView(message) {
     facts.className = "facts";
     facts.textContent = parts.join(" · ");
     meta.append(facts);
+    if (message.servedBy) meta.append(servedByView(message.servedBy));
     if (message.record?.id) meta.append(receiptBadge(message));
     return meta;
+}
+
+/** An amount of money: two decimals, or two significant digits below a cent. */
+function money(value, currency) {
+    if (typeof value !== "number" || !isFinite(value)) return "";
+    const digits = value >= 0.01 || value === 0 ? value.toFixed(2) : value.toPrecision(2);
+    return `${digits} ${currency || ""}`.trim();
+}
+
+/** Who served an answer on a fleet (the gateway's `served_by`): provider, GPU, price, cost. */
+function servedByView(served) {
+    const span = document.createElement("span");
+    span.className = "served-by";
+    const parts = [served.provider, served.gpu, `${money(served.price_per_hour, served.currency)}/h`];
+    if (served.cost !== null && served.cost !== undefined) parts.push(`cost ${money(served.cost, served.currency)}`);
+    span.textContent = parts.filter(Boolean).join(" · ");
+    span.title = served.worker ? `Served by worker ${served.worker}` : "Served by this server's own engine";
+    return span;
 }
 
 function receiptBadge(message) {
@@ -391,6 +410,7 @@ async function generate(conversation) {
         message.usage = result.usage ? { prompt_tokens: result.usage.prompt_tokens, completion_tokens: result.usage.completion_tokens } : undefined;
         if (result.verity) {
             message.record = { id: result.verity.record_id, leafHash: result.verity.leaf_hash, leafIndex: result.verity.leaf_index, state: "pending" };
+            if (result.verity.served_by) message.servedBy = result.verity.served_by;
         }
     } catch (error) {
         if (error.name === "AbortError") {
@@ -552,6 +572,14 @@ function showReceipt(message) {
         facts.append(dt, dd);
     };
     add("Record", record.id);
+    const served = message.servedBy;
+    if (served) {
+        add("Served by", served.worker ? `worker ${served.worker}` : "this server's engine");
+        add("Provider", served.provider);
+        add("GPU", served.gpu);
+        add("Price", `${money(served.price_per_hour, served.currency)} per hour`);
+        if (served.cost !== null && served.cost !== undefined) add("Cost", money(served.cost, served.currency));
+    }
     add("Leaf index", record.leafIndex);
     add("Leaf hash", record.leafHash || result?.receipt?.leafHash);
     add("Block", result?.block ? `${result.block.height} (tree of ${result.block.size}, root ${result.block.root})` : undefined);
