@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Integration tests for `verity serve`: starts the built binary (VERITY_BIN, default
+# Integration tests for `verity serve` (and `verity gateway` / `verity worker`): starts the built binary (VERITY_BIN, default
 # .build/release/verity) on loopback ports and drives it with the official openai SDK.
 # Installs the Python packages it needs when they are missing. Extra arguments go to pytest
 # (e.g. `Tests/ServerIntegration/run.sh -k stream`).
@@ -7,13 +7,26 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY="${PYTHON:-python3}"
 
-PACKAGES="openai httpx jsonschema pyyaml pytest selenium"
-if ! "$PY" -c 'import openai, httpx, jsonschema, yaml, pytest, selenium' 2>/dev/null; then
-    echo "installing Python test dependencies ($PACKAGES)..." >&2
+pip_install() {
     # A Debian/Ubuntu system Python refuses pip installs (PEP 668) unless told otherwise.
-    "$PY" -m pip install --quiet $PACKAGES 2>/dev/null \
-        || "$PY" -m pip install --quiet --break-system-packages $PACKAGES \
-        || "$PY" -m pip install --quiet --user --break-system-packages $PACKAGES
+    "$PY" -m pip install --quiet "$@" 2>/dev/null \
+        || "$PY" -m pip install --quiet --break-system-packages "$@" \
+        || "$PY" -m pip install --quiet --user --break-system-packages "$@"
+}
+
+PACKAGES="openai httpx jsonschema pyyaml pytest selenium cryptography"
+if ! "$PY" -c 'import openai, httpx, jsonschema, yaml, pytest, selenium, cryptography' 2>/dev/null; then
+    echo "installing Python test dependencies ($PACKAGES)..." >&2
+    pip_install $PACKAGES
+fi
+
+# The fleet test (test_10_fleet.py) puts a worker in front of a real external engine:
+# llama-cpp-python's OpenAI server. PyPI has only its source; pip builds llama.cpp (about 10
+# minutes on 2 cores) once and keeps the wheel in its cache.
+LLAMA_CPP_PYTHON="llama-cpp-python[server]==0.3.36"
+if ! "$PY" -c 'import llama_cpp.server.app' 2>/dev/null; then
+    echo "installing $LLAMA_CPP_PYTHON for the fleet test (builds llama.cpp: about 10 minutes the first time)..." >&2
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" pip_install "$LLAMA_CPP_PYTHON"
 fi
 
 # The web chat's browser test drives Debian's Chromium through its chromedriver.
