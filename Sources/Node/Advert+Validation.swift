@@ -4,9 +4,12 @@ extension Advert {
     /// The model sources an advert may name: `file:`, `hf:` and `upstream:` (digest optional only
     /// for the last).
     public static let sourceSchemes: Set<String> = ["file", "hf", "upstream"]
+    /// The largest TLS certificate an advert may carry.
+    public static let maxCertificateBytes = 16 << 10
 
     /// Checks every field's shape and range (see ``SignedPayload/validate()``): an `http(s)`
-    /// endpoint with a host; a 32-byte pin; 1 to 4096 models with distinct ids, each with a known
+    /// endpoint with a host; a 32-byte pin with its certificate
+    /// (and an `https` endpoint); 1 to 4096 models with distinct ids, each with a known
     /// source scheme, a `sha256:` digest (optional for `upstream:`), a positive context length and
     /// distinct adapter ids; counts and prices within range; a three-letter currency; an expiry
     /// after the issue time.
@@ -18,6 +21,15 @@ extension Advert {
             throw FleetError(.malformed, "endpoint \"\(endpoint.prefix(120))\" is not an http(s) URL with a host")
         }
         if let pin = tlsSPKISHA256 { try FieldCheck.sha256(pin, "tls_spki_sha256") }
+        if tlsSPKISHA256 != nil || tlsCertificate != nil {
+            guard tlsSPKISHA256 != nil, let certificate = tlsCertificate else {
+                throw FleetError(.malformed, "tls_spki_sha256 and tls_certificate come together (the gateway pins the certificate)")
+            }
+            guard scheme == "https" else { throw FleetError(.malformed, "a pinned TLS certificate needs an https endpoint") }
+            guard (1...Self.maxCertificateBytes).contains(certificate.count) else {
+                throw FleetError(.malformed, "tls_certificate has \(certificate.count) bytes, not 1...\(Self.maxCertificateBytes)")
+            }
+        }
         guard (1...4096).contains(models.count) else {
             throw FleetError(.malformed, "models has \(models.count) entries, not 1...4096")
         }

@@ -9,6 +9,7 @@ import Foundation
 /// ```
 /// {"type": "verity.advert.v1", "worker": "<WorkerID>", "endpoint": "https://gpu1.example:8443",
 ///  "tls_spki_sha256": "<base64 SHA-256 of the TLS certificate's SubjectPublicKeyInfo DER>",  (optional)
+///  "tls_certificate": "<base64 DER of that certificate, self-signed>",  (with tls_spki_sha256)
 ///  "models": [{"id": "llama-3.2-1b", "source": "hf:org/name@commit", "digest": "sha256:<hex>",  (digest optional)
 ///              "context_length": 8192, "adapters": ["sql-lora"]}],
 ///  "hardware": {"gpu": "NVIDIA H100 80GB HBM3", "gpu_count": 8, "gpu_memory_mib": 81559, "cpu": "AMD EPYC 9654"},
@@ -79,6 +80,10 @@ public struct Advert: SignedPayload, Hashable {
     public var endpoint: String
     /// SHA-256 of the DER SubjectPublicKeyInfo of the endpoint's TLS certificate, to pin it.
     public var tlsSPKISHA256: Data?
+    /// The endpoint's self-signed TLS certificate (DER), which the gateway trusts for this worker
+    /// and nothing else: the advert's signature binds it to the worker key. Present exactly when
+    /// ``tlsSPKISHA256`` is.
+    public var tlsCertificate: Data?
     /// The models served.
     public var models: [Model]
     public var hardware: Hardware
@@ -99,12 +104,13 @@ public struct Advert: SignedPayload, Hashable {
     public var expiresMilliseconds: Int64
 
     /// Creates an advert; see the properties.
-    public init(worker: WorkerID, endpoint: String, tlsSPKISHA256: Data? = nil, models: [Model], hardware: Hardware,
+    public init(worker: WorkerID, endpoint: String, tlsSPKISHA256: Data? = nil, tlsCertificate: Data? = nil, models: [Model], hardware: Hardware,
                 provider: String, pricePerHourMicros: Int64, currency: String = "USD", region: String, capacity: Int,
                 version: String, issuedMilliseconds: Int64, expiresMilliseconds: Int64) {
         self.worker = worker
         self.endpoint = endpoint
         self.tlsSPKISHA256 = tlsSPKISHA256
+        self.tlsCertificate = tlsCertificate
         self.models = models
         self.hardware = hardware
         self.provider = provider
@@ -120,6 +126,7 @@ public struct Advert: SignedPayload, Hashable {
     enum CodingKeys: String, CodingKey {
         case worker, endpoint, models, hardware, provider, currency, region, capacity, version
         case tlsSPKISHA256 = "tls_spki_sha256"
+        case tlsCertificate = "tls_certificate"
         case pricePerHourMicros = "price_per_hour_micros"
         case issuedMilliseconds = "issued_ms"
         case expiresMilliseconds = "expires_ms"

@@ -21,6 +21,9 @@ public struct FleetConfiguration: Sendable {
     public var maxCandidates = 8
     /// A worker whose advert expired this long ago is forgotten by ``WorkerFleet/prune(now:)``.
     public var forgetAfter: Duration = .seconds(600)
+    /// A further check of each verified advert before it is accepted (the gateway checks that a
+    /// TLS pin is its certificate's key); throwing refuses the advert.
+    public var advertCheck: (@Sendable (Advert) throws(FleetError) -> Void)?
 
     public init() {}
 }

@@ -25,9 +25,11 @@ extension WorkerFleet {
     ///   current one), `digestConflict` (every model conflicts; ``FleetError/conflict`` names the
     ///   first, and the worker's earlier advert is dropped, since it no longer stands by it), or
     ///   `storage` (the admission table failed).
+    @discardableResult
     public func ingest(advert document: SignedDocument, joinToken: String? = nil, now: Int64) throws(FleetError) -> Acceptance {
         let verified = try Advert.verify(document, now: now, maxClockSkew: configuration.maxClockSkew)
         let advert = verified.payload, worker = advert.worker
+        try configuration.advertCheck?(advert)
         let lifetime = advert.expiresMilliseconds - advert.issuedMilliseconds
         guard lifetime <= configuration.maxAdvertLifetime.milliseconds else {
             throw FleetError(.malformed, "the advert of worker \(worker) stands for \(lifetime / 1000) s, longer than the "

@@ -27,7 +27,7 @@ public struct WorkerListing: Sendable {
     /// Whether a request could go to it now (for a model it serves, within no constraints).
     public var routable: Bool { unavailable == nil }
 
-    /// The listing as JSON: `worker`, `endpoint`, `tls_spki_sha256` (base64 or null), `provider`,
+    /// The listing as JSON: `worker`, `endpoint`, `tls_spki_sha256` and `tls_certificate` (base64 or null), `provider`,
     /// `region`, `price_per_hour` (currency units), `price_per_hour_micros`, `currency`,
     /// `hardware` {`gpu`, `gpu_count`, `gpu_memory_mib`, `cpu`}, `capacity`, `version`,
     /// `advert_sha256` (base64), `issued_ms`, `expires_ms`, `models` [{`id`, `source`, `digest`,
@@ -60,6 +60,7 @@ public struct WorkerListing: Sendable {
         return .object([
             ("worker", .string(worker.description)), ("endpoint", .string(advert.endpoint)),
             ("tls_spki_sha256", .optional(advert.tlsSPKISHA256?.base64EncodedString())),
+            ("tls_certificate", .optional(advert.tlsCertificate?.base64EncodedString())),
             ("provider", .string(advert.provider)), ("region", .string(advert.region)),
             ("price_per_hour", .double(Double(advert.pricePerHourMicros) / 1_000_000)),
             ("price_per_hour_micros", .int(Int(advert.pricePerHourMicros))), ("currency", .string(advert.currency)),

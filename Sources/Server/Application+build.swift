@@ -2,7 +2,9 @@ import Engine
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import Node
 import ServiceLifecycle
 
@@ -16,7 +18,7 @@ public enum OpenAIServer {
         try await ledger.prepare()
         let host = ModelHost(specs: configuration.modelPaths.map { .init(path: $0, contextLength: configuration.contextLength) },
                              configuration: configuration.scheduler, logger: logger)
-        let app = buildApplication(configuration, host: host, ledger: ledger, logger: logger)
+        let app = try buildApplication(configuration, host: host, ledger: ledger, logger: logger)
         // Graceful shutdown runs in reverse order: the model host first (ending generations, so
         // streams close), then the HTTP server (waiting for those responses, and their records,
         // to finish), then the ledger (sealing the last block).
@@ -27,12 +29,12 @@ public enum OpenAIServer {
 
     /// The HTTP application over `host` and `ledger`.
     static func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, ledger: LedgerAppender,
-                                 logger: Logger) -> some ApplicationProtocol {
+                                 logger: Logger) throws -> some ApplicationProtocol {
         let metrics = ServerMetrics()
         let services = APIServices(host: host, metrics: metrics, limits: configuration.limits, ledger: ledger, limiter: RateLimiter(),
                                    logger: logger)
         let web = WebChatController.announced(logger: logger)
-        return application(configuration, metrics: metrics, logger: logger, what: "web chat at /, API at /v1/") { connections in
+        return try application(configuration, metrics: metrics, logger: logger, what: "web chat at /, API at /v1/") { connections in
             buildRouter(services: services, ledger: ledger, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
                         loopback: OriginMiddleware.isLoopback(configuration.host), connections: connections)
         }
@@ -41,10 +43,10 @@ public enum OpenAIServer {
     /// An HTTP/1 application on the configured address with the connection guard (as many
     /// connections as the descriptors allow, less a reserve, up to the configured cap; header and
     /// keep-alive timeouts) over the router that `router` builds, given the open connections' count.
-    /// `bound` hears the port once the socket is bound.
+    /// `bound` hears the port once the socket is bound. With `tls`, the connections are TLS.
     static func application(_ configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger, what: String,
-                            bound: @escaping @Sendable (Int) -> Void = { _ in },
-                            router: (_ connections: @escaping @Sendable () -> Int?) -> Router<VerityRequestContext>) -> some ApplicationProtocol {
+                            tls: TLSConfiguration? = nil, bound: @escaping @Sendable (Int) -> Void = { _ in },
+                            router: (_ connections: @escaping @Sendable () -> Int?) -> Router<VerityRequestContext>) throws -> some ApplicationProtocol {
         let descriptors = DescriptorLimit.raise()
         let budget = (descriptors?.soft ?? 1024) - ConnectionLimits.reservedDescriptors
         let limits = configuration.connections
@@ -52,7 +54,8 @@ public enum OpenAIServer {
         logger.info("descriptors: limit \(descriptors.map { "\($0.soft) (hard \($0.hard))" } ?? "unknown"); up to \(cap) connections")
         let guardian = ConnectionGuard(limit: cap, headerTimeout: .init(limits.headerTimeout), keepAliveTimeout: .init(limits.keepAliveTimeout),
                                        logger: logger, metrics: metrics)
-        let server = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ClientClosureHandler(), guardian.handler()]))
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ClientClosureHandler(), guardian.handler()]))
+        let server = try tls.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1
         // A deep accept backlog: a burst of connections waits in the kernel rather than retrying SYNs.
         var application = ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "verity",
                                                    backlog: 4096)
@@ -62,7 +65,7 @@ public enum OpenAIServer {
                            onServerRunning: { channel in
                                let port = channel.localAddress?.port ?? configuration.port
                                bound(port)
-                               logger.info("listening on http://\(configuration.host):\(port) (\(what))")
+                               logger.info("listening on \(tls == nil ? "http" : "https")://\(configuration.host):\(port) (\(what))")
                            },
                            logger: logger)
     }

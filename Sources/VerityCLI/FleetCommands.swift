@@ -55,8 +55,13 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("upstream-capacity"), help: "Requests the engine takes at once, advertised as capacity.") var upstreamCapacity = 16
     @Option(name: .customLong("heartbeat-interval"), help: "Seconds between heartbeats (a gateway drops a worker silent for 15 s).")
     var heartbeatInterval = 5.0
+    @Flag(help: "Serve jobs over TLS with a self-signed certificate kept in --data-dir (worker-tls.pem); adverts carry it, and gateways trust it for this worker alone.")
+    var tls = false
 
     func validate() throws {
+        if tls, let advertiseURL, !advertiseURL.lowercased().hasPrefix("https://") {
+            throw ValidationError("with --tls, --advertise-url must be an https:// URL")
+        }
         guard !gateways.isEmpty else { throw ValidationError("give at least one --gateway URL") }
         for url in gateways + [upstream, advertiseURL].compactMap({ $0 }) {
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
@@ -97,6 +102,7 @@ struct WorkerCommand: AsyncParsableCommand {
         config.region = region
         config.gpu = machine.gpu
         config.heartbeatInterval = .milliseconds(Int64((heartbeatInterval * 1000).rounded()))
+        config.tls = tls
         let logger = CLILogging.logger()
         do {
             try await FleetWorker.run(config, logger: logger)

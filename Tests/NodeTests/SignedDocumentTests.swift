@@ -87,6 +87,7 @@ struct SignedDocumentTests {
     @Test(arguments: [
         "endpoint", "scheme", "pin", "no models", "twin models", "bad digest", "hf without digest", "source", "context",
         "gpu count", "price", "currency", "capacity", "expiry", "control character", "twin adapters",
+        "pin without certificate", "certificate without pin", "certificate over http", "huge certificate",
     ])
     func malformedAdvertsAreRefused(field: String) throws {
         var a = advert
@@ -94,6 +95,20 @@ struct SignedDocumentTests {
         case "endpoint": a.endpoint = "not a url"
         case "scheme": a.endpoint = "ftp://host/"
         case "pin": a.tlsSPKISHA256 = Data(repeating: 0, count: 31)
+        case "pin without certificate":
+            a.endpoint = "https://gpu1.example:8443"
+            a.tlsSPKISHA256 = Data(repeating: 0, count: 32)
+        case "certificate without pin":
+            a.endpoint = "https://gpu1.example:8443"
+            a.tlsCertificate = Data(repeating: 1, count: 400)
+        case "certificate over http":
+            a.endpoint = "http://gpu1.example:8443"
+            a.tlsSPKISHA256 = Data(repeating: 0, count: 32)
+            a.tlsCertificate = Data(repeating: 1, count: 400)
+        case "huge certificate":
+            a.endpoint = "https://gpu1.example:8443"
+            a.tlsSPKISHA256 = Data(repeating: 0, count: 32)
+            a.tlsCertificate = Data(repeating: 1, count: Advert.maxCertificateBytes + 1)
         case "no models": a.models = []
         case "twin models": a.models = [a.models[0], a.models[0]]
         case "bad digest": a.models[0].digest = "sha256:" + String(repeating: "A", count: 64)

@@ -93,9 +93,9 @@ class Daemon:
     """One process on a loopback port, its output in a log file; ready when `GET ready_path`
     answers 200."""
 
-    def __init__(self, name, args, log_dir, port, ready_path="/health", ready_timeout=180, env=None):
+    def __init__(self, name, args, log_dir, port, ready_path="/health", ready_timeout=180, env=None, tls=False):
         self.name, self.args, self.port = name, [str(a) for a in args], port
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         self.log_path = Path(log_dir) / f"{name}.log"
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -105,7 +105,7 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{name} exited {self.proc.returncode} before becoming ready:\n{self.log_tail()}")
             try:
-                r = http.get(self.base_url + ready_path, timeout=5)
+                r = http.get(self.base_url + ready_path, timeout=5, verify=False)  # (a TLS worker's pin is checked later)
                 last = r.status_code
                 if r.status_code == 200:
                     return
@@ -201,12 +201,14 @@ def fleet(tmp_path_factory):
                                       f.root, port)
         common = ["--gateway", f.gateway.base_url, "--host", "127.0.0.1", "--heartbeat-interval", "1", "--region", "loopback"]
         engine = ["--threads", "1", "--ctx", CTX, "--max-sequences", "4"]
+        # A serves its jobs over TLS with its self-signed certificate, which its advert carries
+        # and the gateway pins; B over plain HTTP.
         for name in "AB":
             p = free_port()
-            extra = ["--join-token", token] if name == "B" else []
+            extra = ["--join-token", token] if name == "B" else ["--tls"]
             f.daemons[name] = Daemon(name, [support.verity_binary(), "worker", "--data-dir", f.dir(name), "--port", p,
                                             "--provider", PROVIDERS[name], "--price-per-hour", PRICES[name],
-                                            *common, *engine, *extra], f.root, p)
+                                            *common, *engine, *extra], f.root, p, tls=name == "A")
         p = free_port()
         f.daemons["engine"] = Daemon("engine", external_engine_command(p), f.root, p, ready_path="/v1/models")
         f.engine_url = f"http://127.0.0.1:{p}/v1"
@@ -426,21 +428,70 @@ def time_to_first_token(client, url, body, headers):
     raise AssertionError("no content chunk")
 
 
+def pinned_context(fleet, name):
+    """An SSL context that trusts only the certificate worker `name` advertises (as the gateway
+    does), checking the host name too (the certificate names the address it listens on)."""
+    import ssl
+    der = base64.b64decode(fleet.listing()[fleet.ids[name]]["tls_certificate"])
+    return ssl.create_default_context(cadata=der)
+
+
+def test_worker_tls_is_pinned_to_the_advertised_certificate(fleet):
+    import ssl
+    entry = fleet.listing()[fleet.ids["A"]]
+    assert entry["endpoint"].startswith("https://127.0.0.1:") and entry["tls_certificate"], entry
+    der = base64.b64decode(entry["tls_certificate"])
+    from cryptography import x509
+    cert = x509.load_der_x509_certificate(der)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert hashlib.sha256(spki).digest() == base64.b64decode(entry["tls_spki_sha256"])
+    assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == fleet.ids["A"]
+    # The worker's listener presents exactly that certificate.
+    assert ssl.DER_cert_to_PEM_cert(der).strip() == ssl.get_server_certificate(("127.0.0.1", fleet.daemons["A"].port)).strip()
+    with http.Client(verify=pinned_context(fleet, "A"), timeout=10) as c:
+        assert c.get(fleet.daemons["A"].base_url + "/health").status_code == 200
+    # Answers routed to A went over that TLS connection (the gateway trusts only the pinned certificate).
+    c = chat(fleet, "TLS: say hi.", verity={"providers": ["dear-cloud"]})
+    assert served_by(c)["worker"] == fleet.ids["A"]
+
+    # An advert whose pin is not its certificate's key is refused.
+    key = fleet.conflict_key
+    digest = entry["models"][0]["digest"]
+    lying = advert(key, "tls-model", digest, endpoint="https://127.0.0.1:9")
+    lying["tls_certificate"] = entry["tls_certificate"]
+    lying["tls_spki_sha256"] = base64.b64encode(hashlib.sha256(b"another key").digest()).decode()
+    r = post_advert(fleet, signed(lying, key))
+    assert_openai_error(r, 400, code="malformed")
+    assert "tls_spki_sha256" in r.json()["error"]["message"]
+    # A pin without its certificate, or on an http endpoint, is malformed too.
+    bare = advert(key, "tls-model", digest, endpoint="https://127.0.0.1:9")
+    bare["tls_spki_sha256"] = entry["tls_spki_sha256"]
+    assert_openai_error(post_advert(fleet, signed(bare, key)), 400, code="malformed")
+
+
 def test_time_to_first_token_through_the_gateway_is_within_10ms_of_direct(fleet):
     key = gateway_key(fleet)
     worker_url = fleet.daemons["A"].base_url
     via, direct = [], []
-    with http.Client(timeout=60) as client:
+    with http.Client(timeout=60, verify=pinned_context(fleet, "A")) as client:
         for i in range(24):
-            content = f"TTFT {i}: say hi."
-            payload = {"model": MODEL_ID, "messages": [{"role": "user", "content": content}], "max_tokens": 2,
-                       "temperature": 0, "stream": True}
-            body = json.dumps(payload).encode()
-            d = time_to_first_token(client, worker_url + "/v1/chat/completions", body,
-                                    job_headers(key, "/v1/chat/completions", body, f"chatcmpl-direct-{uuid.uuid4().hex}"))
-            gw_body = json.dumps({**payload, "verity": {"providers": ["dear-cloud"]}}).encode()
-            g = time_to_first_token(client, fleet.gateway.base_url + "/v1/chat/completions", gw_body,
-                                    {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+            # Each request its own prompt of the same length (no prefix cache helps either path),
+            # and the order alternates.
+            def payload(path):
+                return {"model": MODEL_ID, "messages": [{"role": "user", "content": f"{path} {i:02d}: say hi."}], "max_tokens": 2,
+                        "temperature": 0, "stream": True}
+            def go_direct():
+                body = json.dumps(payload("Direct")).encode()
+                return time_to_first_token(client, worker_url + "/v1/chat/completions", body,
+                                           job_headers(key, "/v1/chat/completions", body, f"chatcmpl-direct-{uuid.uuid4().hex}"))
+            def go_gateway():
+                body = json.dumps({**payload("Relay"), "verity": {"providers": ["dear-cloud"]}}).encode()
+                return time_to_first_token(client, fleet.gateway.base_url + "/v1/chat/completions", body,
+                                           {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+            if i % 2:
+                d, g = go_direct(), go_gateway()
+            else:
+                g, d = go_gateway(), go_direct()
             if i >= 4:  # warm-up
                 direct.append(d)
                 via.append(g)
@@ -450,7 +501,7 @@ def test_time_to_first_token_through_the_gateway_is_within_10ms_of_direct(fleet)
 
 
 def test_a_direct_job_needs_the_gateway_signature(fleet):
-    worker_url = fleet.daemons["A"].base_url
+    worker_url = fleet.daemons["B"].base_url
     body = json.dumps({"model": MODEL_ID, "messages": [{"role": "user", "content": "x"}], "max_tokens": 1}).encode()
     r = http.post(worker_url + "/v1/chat/completions", content=body, headers={"Content-Type": "application/json"}, timeout=10)
     assert r.status_code in (401, 403), r.text

@@ -30,6 +30,9 @@ public struct WorkerConfiguration: Sendable {
     public var upstream: UpstreamEngine?
     public var heartbeatInterval: Duration = .seconds(5)
     public var advertLifetime: Duration = .seconds(3600)
+    /// Serve jobs over TLS with the worker's self-signed certificate (`worker-tls.pem` in the data
+    /// directory), which its adverts carry for gateways to pin.
+    public var tls = false
     public init() {}
 }
 
@@ -55,8 +58,10 @@ public enum FleetWorker {
         let metrics = ServerMetrics()
         let inFlight = UpstreamController.InFlight()
         let port = Mutex<Int?>(nil)
-        let app = OpenAIServer.application(server, metrics: metrics, logger: logger, what: "jobs from \(configuration.gateways.joined(separator: ", "))",
-                                           bound: { bound in port.withLock { $0 = bound } }) { connections in
+        let identity = try configuration.tls ? Self.tlsIdentity(configuration, key: key, logger: logger) : nil
+        let app = try OpenAIServer.application(server, metrics: metrics, logger: logger,
+                                               what: "jobs from \(configuration.gateways.joined(separator: ", "))",
+                                               tls: try identity?.serverConfiguration(), bound: { bound in port.withLock { $0 = bound } }) { connections in
             let router = Router(context: VerityRequestContext.self)
             router.add(middleware: RequestLogMiddleware(metrics: metrics, logger: logger))
             router.add(middleware: ErrorMiddleware(logger: logger))
@@ -93,13 +98,16 @@ public enum FleetWorker {
                     return (sum.0 + load.active, sum.1 + load.queued)
                 }
             },
-            endpoint: { configuration.advertisedEndpoint ?? port.withLock { $0 }.map { "http://\(Self.urlHost(listenHost)):\($0)" } })
+            endpoint: {
+                configuration.advertisedEndpoint ?? port.withLock { $0 }.map { "\(identity == nil ? "http" : "https")://\(Self.urlHost(listenHost)):\($0)" }
+            })
         let capacity = configuration.upstream?.capacity ?? server.scheduler.maxSequences
         let advertiser = WorkerAdvertiser(
             configuration: .init(gateways: configuration.gateways, gatewayKeys: configuration.gatewayKeys, joinToken: configuration.joinToken,
                                  provider: configuration.provider, pricePerHourMicros: configuration.pricePerHourMicros,
                                  currency: configuration.currency, region: configuration.region, hardware: hardware, capacity: capacity,
-                                 heartbeatInterval: configuration.heartbeatInterval, advertLifetime: configuration.advertLifetime),
+                                 heartbeatInterval: configuration.heartbeatInterval, advertLifetime: configuration.advertLifetime,
+                                 tlsCertificate: identity.map { Data($0.certificateDER) }, tlsSPKISHA256: identity?.spkiSHA256),
             key: key, source: source, meter: meter, adverts: adverts, admitted: admitted, http: http, logger: logger)
         // Shutdown runs in reverse: adverts stop, then generations end, then the HTTP server.
         let group = ServiceGroup(services: [app, host, advertiser], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -108,6 +116,15 @@ public enum FleetWorker {
             throw error
         }
         try await http.shutdown()
+    }
+
+    /// The worker's TLS certificate and key, made on first use.
+    static func tlsIdentity(_ configuration: WorkerConfiguration, key: WorkerKey, logger: Logger) throws -> WorkerTLSIdentity {
+        let directory = configuration.server.ledger.dataDirectory
+        let hosts = [configuration.server.host] + (configuration.advertisedEndpoint.flatMap { URL(string: $0)?.host }.map { [$0] } ?? [])
+        let identity = try WorkerTLSIdentity.loadOrCreate(in: directory, workerID: key.id, hosts: hosts)
+        logger.info("TLS certificate in \(directory.path)/\(WorkerTLSIdentity.fileName), key pin sha256/\(identity.spkiSHA256.base64EncodedString())")
+        return identity
     }
 
     /// A host as it goes in a URL (an IPv6 address in brackets).
@@ -142,10 +159,12 @@ public enum FleetGateway {
         let ledger = try LedgerAppender(configuration: configuration.server.ledger, logger: logger)
         try await ledger.prepare()
         let key = try configuration.server.ledger.dataDirectory.gatewayKey()
-        let fleet = WorkerFleet(registry: ledger.registry, configuration: configuration.fleet)
+        var fleetConfiguration = configuration.fleet
+        fleetConfiguration.advertCheck = { advert throws(FleetError) in try PinnedWorkerTLS.check(advert) }
+        let fleet = WorkerFleet(registry: ledger.registry, configuration: fleetConfiguration)
         let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: FleetWorker.clientConfiguration())
         logger.info("gateway key \(key.publicKey.base64EncodedString()); routing policy \(configuration.routing.policy.rawValue)")
-        let app = application(configuration, ledger: ledger, fleet: fleet, key: key, http: http, logger: logger)
+        let app = try application(configuration, ledger: ledger, fleet: fleet, key: key, http: http, logger: logger)
         let group = ServiceGroup(services: [LedgerService(appender: ledger), app, FleetMaintenance(fleet: fleet, logger: logger)],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do { try await group.run() } catch {
@@ -156,16 +175,17 @@ public enum FleetGateway {
     }
 
     static func application(_ configuration: GatewayConfiguration, ledger: LedgerAppender, fleet: WorkerFleet, key: GatewayKey, http: HTTPClient,
-                            logger: Logger) -> some ApplicationProtocol {
+                            logger: Logger) throws -> some ApplicationProtocol {
         let server = configuration.server
         let metrics = ServerMetrics()
         let services = GatewayServices(fleet: fleet, jobs: JobClient(http: http, key: key.privateKey), ledger: ledger, metrics: metrics,
-                                       limits: server.limits, limiter: RateLimiter(), routing: configuration.routing, logger: logger)
+                                       limits: server.limits, limiter: RateLimiter(), routing: configuration.routing, tls: PinnedWorkerTLS(),
+                                       logger: logger)
         let web = WebChatController.announced(logger: logger)
         // No model loads here: /health is "ok" as soon as the ledger is.
         let host = ModelHost(specs: [], configuration: server.scheduler, logger: logger)
         try? host.load()
-        return OpenAIServer.application(server, metrics: metrics, logger: logger, what: "web chat at /, API at /v1/, workers at /v1/workers/") { connections in
+        return try OpenAIServer.application(server, metrics: metrics, logger: logger, what: "web chat at /, API at /v1/, workers at /v1/workers/") { connections in
             let loopback = OriginMiddleware.isLoopback(server.host)
             let authenticator = Authenticator(staticKeys: server.apiKeys, registry: ledger.registry, defaultLimits: server.rateLimits)
             let router = Router(context: VerityRequestContext.self)

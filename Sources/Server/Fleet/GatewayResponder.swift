@@ -19,6 +19,8 @@ struct GatewayServices: Sendable {
     let limits: RequestLimits
     let limiter: RateLimiter
     let routing: GatewayRouting
+    /// TLS pinned to each worker's advertised certificate.
+    let tls: PinnedWorkerTLS
     let logger: Logger
 }
 
@@ -153,8 +155,9 @@ struct GatewayResponder: Sendable {
             let then = attempts.tried < bound ? "trying the next" : "giving up"
             let response: HTTPClientResponse
             do {
+                let tls = try services.tls.configuration(for: candidate.advert, hash: candidate.advertHash)
                 response = try await services.jobs.send(
-                    base: candidate.advert.endpoint, path: job.path, body: job.body, requestID: id,
+                    base: candidate.advert.endpoint, path: job.path, body: job.body, requestID: id, tls: tls,
                     extraHeaders: [(JobAuthMiddleware.advertHeader, candidate.advertHash.base64EncodedString())],
                     headTimeout: job.streaming ? services.routing.headTimeout : services.routing.jobTimeout,
                     totalTimeout: services.routing.jobTimeout)

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Node
 
 /// Sends a gateway's jobs to workers, and a worker's jobs to an external engine: the request as
@@ -21,10 +22,12 @@ struct JobClient: @unchecked Sendable {
 
     /// A job sent and its response's head received.
     /// - Throws: `HTTPClientError` (refused, reset, deadline), or ``JobClientError/headTimeout``.
-    func send(base: String, path: String, method: HTTPMethod = .POST, body: Data?, requestID: String?,
+    /// `tls`: the connection's TLS configuration (a worker's pinned certificate), else the client's.
+    func send(base: String, path: String, method: HTTPMethod = .POST, body: Data?, requestID: String?, tls: TLSConfiguration? = nil,
               extraHeaders: [(String, String)] = [], headTimeout: Duration, totalTimeout: Duration) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: base.trimmingSuffix("/") + path)
         request.method = method
+        request.tlsConfiguration = tls
         if body != nil { request.headers.add(name: "Content-Type", value: "application/json") }
         for (name, value) in headers + extraHeaders { request.headers.add(name: name, value: value) }
         let payload = body ?? Data()

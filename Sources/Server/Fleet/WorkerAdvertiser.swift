@@ -26,6 +26,9 @@ final class WorkerAdvertiser: Service, Sendable {
         var heartbeatInterval: Duration = .seconds(5)
         /// How long an advert stands; it is renewed halfway.
         var advertLifetime: Duration = .seconds(3600)
+        /// The endpoint's TLS certificate (DER) and its key's SHA-256, for gateways to pin.
+        var tlsCertificate: Data?
+        var tlsSPKISHA256: Data?
     }
 
     /// What the worker serves and how loaded it is, asked at each advert and heartbeat.
@@ -86,7 +89,8 @@ final class WorkerAdvertiser: Service, Sendable {
         if let held = current.withLock({ $0 }), now < held.renewAt { return held.document }
         let lifetime = configuration.advertLifetime.milliseconds
         let models = source.models() ?? []
-        let advert = Advert(worker: key.id, endpoint: source.endpoint() ?? "", models: models, hardware: configuration.hardware,
+        let advert = Advert(worker: key.id, endpoint: source.endpoint() ?? "", tlsSPKISHA256: configuration.tlsSPKISHA256,
+                            tlsCertificate: configuration.tlsCertificate, models: models, hardware: configuration.hardware,
                             provider: configuration.provider, pricePerHourMicros: configuration.pricePerHourMicros,
                             currency: configuration.currency, region: configuration.region, capacity: configuration.capacity,
                             version: Self.version, issuedMilliseconds: now, expiresMilliseconds: now + lifetime)
