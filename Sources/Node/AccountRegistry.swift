@@ -13,7 +13,7 @@ import Ledger
 /// A gateway also keeps here the fleet's admitted worker keys and its join tokens
 /// (`AccountRegistry+Workers.swift`).
 ///
-/// Schema (migrations `v1`, `v2`, `v3`):
+/// Schema (migrations `v1` to `v4`):
 /// ```
 /// accounts(address TEXT PRIMARY KEY, encryption_key BLOB NOT NULL, created_ms INTEGER NOT NULL)
 /// api_keys(key_hash BLOB PRIMARY KEY, key_id TEXT NOT NULL UNIQUE,
@@ -23,6 +23,8 @@ import Ledger
 /// workers(worker_id TEXT PRIMARY KEY, admitted_ms INTEGER NOT NULL, revoked_ms INTEGER, note TEXT)  -- v3
 /// join_tokens(token_hash BLOB PRIMARY KEY, token_id TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL,
 ///             expires_ms INTEGER NOT NULL, used_ms INTEGER, worker_id TEXT, note TEXT)     -- v3
+/// account_routing(address TEXT PRIMARY KEY REFERENCES accounts, constraints TEXT NOT NULL,
+///                 updated_ms INTEGER NOT NULL)   -- v4: the `verity` object an account's requests default to
 /// ```
 public final class AccountRegistry: Sendable {
     /// A registered account: its address and the key its records are sealed to.
@@ -31,6 +33,14 @@ public final class AccountRegistry: Sendable {
         public var address: AccountAddress
         /// The account's X25519 public key.
         public var recipientKey: RecipientKey
+        /// Where its requests may run on a fleet when they say nothing (`verity account routing`).
+        public var routing: RoutingConstraints?
+
+        public init(address: AccountAddress, recipientKey: RecipientKey, routing: RoutingConstraints? = nil) {
+            self.address = address
+            self.recipientKey = recipientKey
+            self.routing = routing
+        }
     }
 
     /// An issued API key as listed: never the key itself.
@@ -111,7 +121,45 @@ public final class AccountRegistry: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: """
+                CREATE TABLE account_routing (
+                    address TEXT PRIMARY KEY REFERENCES accounts(address),
+                    constraints TEXT NOT NULL,
+                    updated_ms INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
+    }
+
+    /// Sets (or with nil, clears) the routing constraints an account's requests default to on a
+    /// fleet; a request's own `verity` object overrides them field by field.
+    /// - Throws: ``LedgerError/Code/notFound`` if the account is not registered.
+    public func setRouting(_ constraints: RoutingConstraints?, for address: AccountAddress) throws {
+        try wrap("set the routing of \(address)") {
+            try queue.write { db in
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE address = ?", arguments: [address.description]) != nil else {
+                    throw LedgerError(.notFound, "account \(address) is not registered")
+                }
+                if let constraints {
+                    try db.execute(sql: """
+                        INSERT INTO account_routing (address, constraints, updated_ms) VALUES (?, ?, ?)
+                        ON CONFLICT(address) DO UPDATE SET constraints = excluded.constraints, updated_ms = excluded.updated_ms
+                        """, arguments: [address.description, constraints.json.serialized(), Self.now()])
+                } else {
+                    try db.execute(sql: "DELETE FROM account_routing WHERE address = ?", arguments: [address.description])
+                }
+            }
+        }
+    }
+
+    /// An account's routing defaults (the `verity` object's JSON as stored), if set.
+    static func routing(_ text: String?, address: String) throws -> RoutingConstraints? {
+        guard let text else { return nil }
+        do { return try JSONDecoder().decode(RoutingConstraints.self, from: Data(text.utf8)) } catch {
+            throw LedgerError(.malformed, "account \(address) has malformed routing defaults in the registry", cause: error)
+        }
     }
 
     /// Registers an account's public keys; registering the same keys again is a no-op.
@@ -138,8 +186,14 @@ public final class AccountRegistry: Sendable {
     public func account(_ address: AccountAddress) throws -> RegisteredAccount? {
         try wrap("read account \(address)") {
             try queue.read { db in
-                try Data.fetchOne(db, sql: "SELECT encryption_key FROM accounts WHERE address = ?", arguments: [address.description])
-                    .map { RegisteredAccount(address: address, recipientKey: try Self.recipientKey($0, address: address)) }
+                try Row.fetchOne(db, sql: """
+                    SELECT a.encryption_key, r.constraints FROM accounts a LEFT JOIN account_routing r ON r.address = a.address
+                    WHERE a.address = ?
+                    """, arguments: [address.description])
+                    .map { row in
+                        RegisteredAccount(address: address, recipientKey: try Self.recipientKey(row["encryption_key"], address: address),
+                                          routing: try Self.routing(row["constraints"], address: address.description))
+                    }
             }
         }
     }
@@ -211,12 +265,14 @@ public final class AccountRegistry: Sendable {
         return try wrap("look up a key") {
             try queue.read { db in
                 guard let row = try Row.fetchOne(db, sql: """
-                    SELECT a.address, a.encryption_key, k.key_id, k.created_ms, k.revoked_ms, k.requests_per_minute, k.tokens_per_minute
-                    FROM api_keys k JOIN accounts a ON a.address = k.address
+                    SELECT a.address, a.encryption_key, k.key_id, k.created_ms, k.revoked_ms, k.requests_per_minute, k.tokens_per_minute,
+                           r.constraints
+                    FROM api_keys k JOIN accounts a ON a.address = k.address LEFT JOIN account_routing r ON r.address = a.address
                     WHERE k.key_hash = ? AND k.revoked_ms IS NULL
                     """, arguments: [hash]) else { return nil }
                 let address = try AccountAddress(row["address"] as String)
-                return (RegisteredAccount(address: address, recipientKey: try Self.recipientKey(row["encryption_key"], address: address)),
+                return (RegisteredAccount(address: address, recipientKey: try Self.recipientKey(row["encryption_key"], address: address),
+                                          routing: try Self.routing(row["constraints"], address: address.description)),
                         Self.keyInfo(row))
             }
         }

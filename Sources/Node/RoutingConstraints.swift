@@ -60,6 +60,20 @@ public struct RoutingConstraints: Sendable, Hashable, Decodable {
         regions = try c.decodeIfPresent([String].self, forKey: .regions)
     }
 
+    /// Whether no field constrains.
+    public var isEmpty: Bool { maxPricePerHourMicros == nil && providers == nil && gpus == nil && regions == nil }
+
+    /// The constraints as the extension object's JSON (unset fields left out); decodes back to
+    /// equal constraints.
+    public var json: JSON {
+        var pairs: [(String, JSON)] = []
+        if let maxPricePerHourMicros { pairs.append(("max_price_per_hour", .double(Double(maxPricePerHourMicros) / 1_000_000))) }
+        if let providers { pairs.append(("providers", .array(providers.map(JSON.string)))) }
+        if let gpus { pairs.append(("gpus", .array(gpus.map(JSON.string)))) }
+        if let regions { pairs.append(("regions", .array(regions.map(JSON.string)))) }
+        return .object(pairs)
+    }
+
     /// These constraints, with `defaults` (an account's) where these set none.
     public func over(_ defaults: RoutingConstraints) -> RoutingConstraints {
         RoutingConstraints(maxPricePerHourMicros: maxPricePerHourMicros ?? defaults.maxPricePerHourMicros,

@@ -16,7 +16,66 @@ struct DataDirectoryOptions: ParsableArguments {
 struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account", abstract: "Create and inspect account key bundles (the sender addresses of the ledger).",
-        subcommands: [AccountCreateCommand.self, AccountShowCommand.self])
+        subcommands: [AccountCreateCommand.self, AccountShowCommand.self, AccountRoutingCommand.self])
+}
+
+/// `verity account routing`: where an account's requests run on a fleet by default.
+struct AccountRoutingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "routing",
+        abstract: "Set, show or clear the routing constraints a registered account's requests default to on a gateway.",
+        discussion: """
+            A request's own `verity` object overrides these field by field; the gateway's --max-price-per-hour applies where \
+            neither sets a price. A running gateway sees a change at the account's next request. With no option, prints them.
+            """)
+
+    @OptionGroup var data: DataDirectoryOptions
+    @Argument(help: "The account's address (registered with `verity keys create --account-file`).") var account: String
+    @Option(name: .customLong("max-price-per-hour"), help: "The highest price per hour.") var maxPricePerHour: Double?
+    @Option(help: "Allowed providers, comma-separated.") var providers: String?
+    @Option(help: "Allowed GPUs (a worker's GPU name contains one), comma-separated.") var gpus: String?
+    @Option(help: "Allowed regions, comma-separated.") var regions: String?
+    @Flag(help: "Remove the account's defaults.") var clear = false
+
+    func validate() throws {
+        if let maxPricePerHour, !(maxPricePerHour.isFinite && (0...1_000_000).contains(maxPricePerHour)) {
+            throw ValidationError("--max-price-per-hour must be a number from 0 to 1000000")
+        }
+        if clear, maxPricePerHour != nil || providers != nil || gpus != nil || regions != nil {
+            throw ValidationError("--clear takes no other option")
+        }
+        for (name, list) in [("--providers", providers), ("--gpus", gpus), ("--regions", regions)] {
+            if let list, Self.split(list).isEmpty { throw ValidationError("\(name) needs at least one name") }
+        }
+    }
+
+    static func split(_ list: String) -> [String] {
+        list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func run() throws {
+        let registry = try ledgerCall { try data.directory.registry() }
+        let address = try ledgerCall { try AccountAddress(account) }
+        guard let registered = try ledgerCall({ try registry.account(address) }) else {
+            throw CLIError("account \(address) is not registered in \(data.directory.path); `verity keys create --account-file FILE` registers it")
+        }
+        if clear {
+            try ledgerCall { try registry.setRouting(nil, for: address) }
+            Diagnostics.print("cleared the routing defaults of \(address)")
+            return
+        }
+        guard maxPricePerHour != nil || providers != nil || gpus != nil || regions != nil else {
+            print((registered.routing ?? RoutingConstraints()).json.serialized())
+            return
+        }
+        var routing = registered.routing ?? RoutingConstraints()
+        if let maxPricePerHour { routing.maxPricePerHourMicros = Int64((maxPricePerHour * 1_000_000).rounded()) }
+        if let providers { routing.providers = Self.split(providers) }
+        if let gpus { routing.gpus = Self.split(gpus) }
+        if let regions { routing.regions = Self.split(regions) }
+        try ledgerCall { try registry.setRouting(routing, for: address) }
+        print(routing.json.serialized())
+    }
 }
 
 /// `verity account create`: a new key bundle in an owner-only file; prints the address.

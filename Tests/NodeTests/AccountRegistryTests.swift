@@ -42,6 +42,22 @@ struct AccountRegistryTests {
         }
     }
 
+    @Test func anAccountsRoutingDefaultsComeWithItsKey() throws {
+        try withRegistry { registry, _ in
+            try registry.register(address: alice.address, recipientKey: alice.recipientKey)
+            let key = try registry.issueKey(for: alice.address)
+            #expect(try registry.account(forKey: key.secret)?.routing == nil)
+            let routing = RoutingConstraints(maxPricePerHourMicros: 1_250_000, providers: ["acme"], gpus: ["H100"], regions: nil)
+            try registry.setRouting(routing, for: alice.address)
+            #expect(try registry.account(forKey: key.secret)?.routing == routing)
+            #expect(try registry.account(alice.address)?.routing == routing)
+            #expect(try JSONDecoder().decode(RoutingConstraints.self, from: Data(routing.json.serialized().utf8)) == routing)
+            try registry.setRouting(nil, for: alice.address)
+            #expect(try registry.account(forKey: key.secret)?.routing == nil)
+            #expect(throws: LedgerError.self) { try registry.setRouting(routing, for: bob.address) }
+        }
+    }
+
     @Test func onlyTheKeysHashIsStored() throws {
         try withRegistry { registry, path in
             try registry.register(address: alice.address, recipientKey: alice.recipientKey)

@@ -288,6 +288,32 @@ def test_policy_and_constraint_errors_are_clear(fleet):
     assert_openai_error(r, 404, code="model_not_found")
 
 
+def test_an_accounts_routing_defaults_apply_unless_its_request_says_otherwise(fleet, tmp_path):
+    bundle = tmp_path / "alice.json"
+    address = cli("account", "create", "--out", bundle).stdout.strip()
+    gw = fleet.root / "gw"
+    key = json.loads(cli("keys", "create", "--data-dir", gw, "--account-file", bundle, "--json").stdout)["key"]
+    shown = json.loads(cli("account", "routing", "--data-dir", gw, address, "--providers", "dear-cloud").stdout)
+    assert shown == {"providers": ["dear-cloud"]}
+    alice = OpenAI(base_url=fleet.gateway.base_url + "/v1", api_key=key, max_retries=0, timeout=120)
+    ask = lambda text, **kw: alice.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": text}],
+                                                          max_tokens=4, temperature=0, **kw)
+    c = ask("Account defaults: say hi.")
+    assert served_by(c)["worker"] == fleet.ids["A"], served_by(c)  # the account's default, though B is cheaper
+    rec = json.loads(cli("ledger", "decrypt", c.id, "--account", bundle, "--url", fleet.gateway.base_url).stdout)
+    assert rec["sender_address"] == address and rec["worker"] == fleet.ids["A"]
+    c = ask("Account override: say hi.", extra_body={"verity": {"providers": ["cheap-cloud"]}})
+    assert served_by(c)["worker"] == fleet.ids["B"]  # the request's own object wins
+    cli("account", "routing", "--data-dir", gw, address, "--max-price-per-hour", "1")
+    r = http.post(fleet.gateway.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                  json={"model": MODEL_ID, "messages": [{"role": "user", "content": "x"}], "max_tokens": 2})
+    assert_openai_error(r, 503, code="no_worker_available", param="verity.max_price_per_hour")
+    cli("account", "routing", "--data-dir", gw, address, "--clear")
+    assert served_by(ask("Account cleared: say hi."))["worker"] == fleet.ids["B"]
+    p = cli("account", "routing", "--data-dir", gw, address, "--max-price-per-hour", "-1", check=False)
+    assert p.returncode != 0 and "max-price-per-hour" in p.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # The external engine
 

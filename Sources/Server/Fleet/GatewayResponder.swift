@@ -198,7 +198,9 @@ struct GatewayResponder: Sendable {
     /// The candidates, best first; a 404 for a model no worker serves, a 503 saying which
     /// constraint or condition excluded each worker that does.
     private func route() throws(APIError) -> [Candidate] {
-        let constraints = job.constraints.over(services.routing.defaults)
+        var constraints = job.constraints
+        if case .account(let account) = interaction.caller, let routing = account.routing { constraints = constraints.over(routing) }
+        constraints = constraints.over(services.routing.defaults)
         let start = ContinuousClock.now
         let decision = fleet.candidates(model: job.model, constraints: constraints, policy: services.routing.policy,
                                         affinityKey: job.affinityKey, now: WorkerFleet.now())
