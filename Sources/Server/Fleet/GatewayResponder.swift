@@ -92,25 +92,37 @@ struct GatewayResponder: Sendable {
     func respond(context: VerityRequestContext) async throws -> Response {
         let candidates = try route()
         do { try services.limiter.admitTokens(quota, prompt: 0) } catch { throw APIError.rateLimited(error) }
+        // The write-ahead record is made while the first worker starts on the job: the worker
+        // may see the prompt before the record is durable, the client sees nothing before it is
+        // (the answer's head waits for it), so its fsync overlaps the worker's prefill instead
+        // of adding to the time to first token.
+        async let began = services.ledger.begin(interaction.record(response: "", promptTokens: 0, completionTokens: 0,
+                                                                   finishReason: Interaction.interrupted, worker: Self.info(candidates[0])),
+                                                sender: interaction.caller)
+        var attempts = Attempts(candidates: candidates)
+        let attempt = await next(&attempts)
         let entry: LedgerAppender.Entry
-        do {
-            entry = try await services.ledger.begin(interaction.record(response: "", promptTokens: 0, completionTokens: 0,
-                                                                       finishReason: Interaction.interrupted, worker: Self.info(candidates[0])),
-                                                    sender: interaction.caller)
-        } catch {
+        do { entry = try await began } catch {
+            if case .answer(let response, let candidate) = attempt {
+                BodyPump(response.body, closure: nil).cancel()
+                fleet.recordAbandoned(candidate.worker, now: WorkerFleet.now())
+            }
+            if Task.isCancelled { throw CancellationError() }
             throw APIError.ledgerUnavailable()
         }
-        var attempts = Attempts(candidates: candidates)
-        switch await next(&attempts, entry: entry) {
+        switch attempt {
         case .answer(let response, let candidate):
             return try await answer(response, candidate: candidate, entry: entry, attempts: attempts, context: context)
         case .refused(let status, let body):
+            services.ledger.discard(entry)
             var headers: HTTPFields = [.contentType: "application/json"]
             headers[CompletionResponder.recordHeader] = id
             return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: body)))
         case .cancelled:
+            services.ledger.discard(entry)
             throw CancellationError()
         case .exhausted:
+            services.ledger.discard(entry)
             throw attempts.exhausted()
         }
     }
@@ -144,8 +156,8 @@ struct GatewayResponder: Sendable {
     }
 
     /// Sends the job to the next candidates until one answers, within ``GatewayRouting/maxAttempts``.
-    /// The write-ahead record is discarded when nothing will answer.
-    private func next(_ attempts: inout Attempts, entry: LedgerAppender.Entry) async -> Attempt {
+    /// The caller discards the write-ahead record when nothing will answer.
+    private func next(_ attempts: inout Attempts) async -> Attempt {
         let bound = services.routing.maxAttempts
         while attempts.next < attempts.candidates.count && attempts.tried < bound {
             let candidate = attempts.candidates[attempts.next]
@@ -164,7 +176,6 @@ struct GatewayResponder: Sendable {
             } catch {
                 if Task.isCancelled {
                     fleet.recordAbandoned(candidate.worker, now: WorkerFleet.now())
-                    services.ledger.discard(entry)
                     return .cancelled
                 }
                 fleet.recordFailure(candidate.worker, now: WorkerFleet.now())
@@ -178,7 +189,6 @@ struct GatewayResponder: Sendable {
             if [400, 413, 422].contains(status) {
                 // The request's own fault: the worker's answer is the client's.
                 fleet.recordSuccess(candidate.worker, now: WorkerFleet.now())
-                services.ledger.discard(entry)
                 return .refused(status: status, body: body)
             }
             let message = (try? JSON.parse(body))?["error"]?["message"]?.stringValue ?? String(decoding: body.prefix(200), as: UTF8.self)
@@ -191,7 +201,6 @@ struct GatewayResponder: Sendable {
             attempts.failures.append("\(candidate.worker.short): HTTP \(status) \(message)")
             logger.warning("\(id): worker \(candidate.worker) answered HTTP \(status) (\(message)); \(then)")
         }
-        services.ledger.discard(entry)
         return .exhausted
     }
 
@@ -295,7 +304,9 @@ struct GatewayResponder: Sendable {
                 fleet.recordFailure(candidate.worker, now: WorkerFleet.now())
                 attempts.failures.append("\(candidate.worker.short): \(reason)")
                 logger.warning("\(id): worker \(candidate.worker) broke off before its first token (\(reason)); trying the next")
-                switch await next(&attempts, entry: entry) {
+                let attempt = await next(&attempts)
+                if case .answer = attempt {} else { services.ledger.discard(entry) }
+                switch attempt {
                 case .answer(let response, let replacement):
                     body = response.body
                     candidate = replacement
