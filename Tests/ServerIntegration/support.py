@@ -504,14 +504,20 @@ class VerityServer:
 
     def stop(self, timeout=20):
         """SIGTERM, then wait; returns the exit status (None if it had to be killed)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.log_file.close()
-                return None
-        self.log_file.close()
-        return self.proc.returncode
+        return stop_process(self.proc, self.log_file, timeout)
+
+
+def stop_process(proc, log_file, timeout=20):
+    """SIGTERM, then wait up to `timeout` s (then SIGKILL); closes the log file. Returns the exit
+    status, or None if the process had to be killed."""
+    killed = False
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            killed = True
+    log_file.close()
+    return None if killed else proc.returncode

@@ -122,15 +122,7 @@ class Daemon:
         return self.log_text()[-n:]
 
     def stop(self, timeout=20):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log_file.close()
-        return self.proc.returncode
+        return support.stop_process(self.proc, self.log_file, timeout)
 
 
 class Fleet:
@@ -582,18 +574,11 @@ def test_client_disconnect_cancels_the_job_on_the_worker(fleet):
 
 def test_web_chat_shows_who_served_each_answer_and_its_cost(fleet):
     pytest.importorskip("selenium", reason="run.sh installs selenium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
-    from test_07_webchat import _binary, js, open_settings, send, set_field, wait
+    from test_07_webchat import chrome, js, open_settings, send, set_field, wait
 
-    options = Options()
-    options.binary_location = _binary("chromium", "chromium-browser")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(arg)
-    d = webdriver.Chrome(options=options, service=Service(_binary("chromedriver")))
+    d = chrome()
     try:
         d.get(fleet.gateway.base_url + "/")
         wait(d, lambda d: js(d, "return document.getElementById('key-dialog').open"), 15, "the API key dialog opens")
