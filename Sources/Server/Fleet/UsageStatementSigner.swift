@@ -58,16 +58,20 @@ struct UsageStatementSigner: AnswerRecorder {
 
 /// Tokens generated recently: the rate a worker's heartbeat reports.
 final class TokenMeter: Sendable {
-    private let state = Mutex<(count: Int, since: ContinuousClock.Instant)>((0, .now))
+    private let state = Mutex<(count: Int, since: ContinuousClock.Instant, last: Double)>((0, .now, 0))
 
     func add(_ tokens: Int) { state.withLock { $0.count += tokens } }
 
-    /// Tokens per second since the last call (and starts a new interval).
+    /// Tokens per second over the interval that ended at the last call at least a second after
+    /// the one before, which starts a new interval; a call sooner (a heartbeat to another gateway
+    /// in the same round) gets the same figure rather than a sliver of an interval.
     func rate() -> Double {
         state.withLock { s in
-            let seconds = (ContinuousClock.now - s.since).seconds
-            defer { s = (0, .now) }
-            return seconds > 0 ? Double(s.count) / seconds : 0
+            let now = ContinuousClock.now
+            let seconds = (now - s.since).seconds
+            guard seconds >= 1 else { return s.last }
+            s = (0, now, Double(s.count) / seconds)
+            return s.last
         }
     }
 }
