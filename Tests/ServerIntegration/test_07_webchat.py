@@ -221,14 +221,16 @@ def test_chat_streams_records_the_settings_sent_and_verifies_the_receipt(browser
 
     conversation = stored(d)[0]
     user, answer = conversation["messages"]
-    assert user["content"] == QUESTION and answer["content"] and answer["finishReason"] == "length"
+    # The system prompt carries a random tag, so the answer differs run to run: most fill the 64
+    # tokens, a few end sooner on their own.
+    assert user["content"] == QUESTION and answer["content"] and answer["finishReason"] in ("length", "stop"), answer
     shown = d.find_element(By.CSS_SELECTOR, "#messages article.assistant .content").text
     assert shown.split()[:3] == answer["content"].split()[:3]
 
     # What the ledger recorded is what the page sent.
     record = decrypt(server, answer["record"]["id"])
     assert record["system_prompt"] == SYSTEM and record["prompt"] == QUESTION and record["model"] == MODEL_ID
-    assert record["response"] == answer["content"] and record["finish_reason"] == "length"
+    assert record["response"] == answer["content"] and record["finish_reason"] == answer["finishReason"]
     params = record["parameters"]
     # (The CLI prints the 64-bit seed as a string, to keep it exact in JSON.)
     assert (params["temperature"], params["top_p"], params["max_tokens"], int(params["seed"])) == (0, 0.9, 64, 1234), params
