@@ -382,8 +382,15 @@ def test_history_survives_a_reload_and_can_be_renamed_exported_deleted_and_impor
     assert d.find_element(By.ID, "title").text == "Greetings"
 
     d.find_element(By.ID, "export").click()
-    wait(d, lambda d: [f for f in downloads.glob("verity-chats-*.json")], 15, "the export is downloaded")
-    exported = json.loads(next(downloads.glob("verity-chats-*.json")).read_text())
+    def downloaded(_):
+        # Chromium may show the file under its final name before its bytes are all in.
+        for f in downloads.glob("verity-chats-*.json"):
+            try:
+                return json.loads(f.read_text())
+            except ValueError:
+                return None
+        return None
+    exported = wait(d, downloaded, 15, "the export is downloaded, whole")
     assert exported["format"] == "verity-chat" and len(exported["conversations"]) == 2
     assert {c["title"] for c in exported["conversations"]} >= {"Greetings"}
 
