@@ -648,8 +648,9 @@ def closed_by_server(sock):
 def test_idle_and_slowloris_flood_leaves_the_server_responsive(tmp_path, many_descriptors, server_hard):
     """Started with a soft descriptor limit of 1024 (and the hard limit this machine has, which
     the server raises to; or a hard limit of 1024 too, which it cannot), the server takes 4,000
-    idle connections and 1,000 that send half a request head, then answers /health in under
-    100 ms (median of 20, none over 1 s) and a chat; it logs the limit and the evictions, which
+    idle connections and 1,000 that send half a request head, then answers a first /health
+    within 3 s (it waits in the kernel behind the flood) and the next in under 100 ms (median of
+    20, none over 1 s), and a chat; it logs the limit and the evictions, which
     closed the oldest idle connections first, and counts them in /metrics."""
     hard = many_descriptors if server_hard == "inherited" else server_hard
     server = VerityServer(["--data-dir", tmp_path / "data"], tmp_path / "serve.log",
@@ -671,6 +672,14 @@ def test_idle_and_slowloris_flood_leaves_the_server_responsive(tmp_path, many_de
         last_opened = time.monotonic()
         opened = last_opened - started
 
+        # The first request queues in the kernel behind the 5,000 connections opened before it
+        # (accept is first come, first served): it measures how fast the server drains the flood
+        # (0.7-1.3 s on a 2-core machine, the same before and after the fleet work). The next 20
+        # measure how it answers while holding it.
+        t = time.perf_counter()
+        r = raw_request(server.port, "GET", "/health", timeout=10)
+        drained = time.perf_counter() - t
+        assert r.status_code == 200 and drained < 3.0, f"the first /health behind the flood took {drained:.2f} s: {r.text}"
         times = []
         for _ in range(20):
             t = time.perf_counter()
@@ -696,7 +705,8 @@ def test_idle_and_slowloris_flood_leaves_the_server_responsive(tmp_path, many_de
         assert metric_sum(samples, "verity_open_connections") <= cap
         assert re.search(r"connections: \d+ open \(cap %d\); closed \d+ idle ones" % cap, server.log_tail(2_000_000)), \
             f"no log line about the evictions:\n{server.log_tail()}"
-        print(f"\n{IDLE + SLOWLORIS} connections opened in {opened:.1f} s; /health median {statistics.median(times) * 1000:.1f} ms, "
+        print(f"\n{IDLE + SLOWLORIS} connections opened in {opened:.1f} s; first /health {drained * 1000:.0f} ms; "
+              f"then median {statistics.median(times) * 1000:.1f} ms, "
               f"max {max(times) * 1000:.1f} ms; cap {cap}; {sum(closed)} closed")
     finally:
         for s in socks:
