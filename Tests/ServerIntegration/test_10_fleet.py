@@ -410,6 +410,37 @@ def test_forged_expired_unadmitted_and_conflicting_adverts_are_refused_with_a_lo
     assert re.search(rf"worker {worker_id(key)}: skipped model {re.escape(MODEL_ID)}", log), log[-3000:]
 
 
+def test_the_operator_lists_the_fleet_and_a_revoked_worker_is_dropped(fleet):
+    listed = cli("workers", "list", "--url", fleet.gateway.base_url, "--api-key", API_KEY).stdout
+    for name in "ABC":
+        line = next((l for l in listed.splitlines() if l.startswith(fleet.ids[name])), None)
+        assert line and PROVIDERS[name] in line and "routable" in line, (name, listed)
+    as_json = json.loads(cli("workers", "list", "--url", fleet.gateway.base_url, "--api-key", API_KEY, "--json").stdout)
+    assert {w["worker"] for w in as_json["data"]} >= set(fleet.ids.values())
+    p = cli("workers", "list", "--url", fleet.gateway.base_url, check=False)  # no key: refused, said so
+    assert p.returncode != 0 and "401" in p.stderr, p.stderr
+    admitted = cli("workers", "list", "--admitted", "--data-dir", fleet.root / "gw").stdout
+    assert fleet.ids["A"] in admitted and fleet.ids["B"] in admitted  # B through its join token
+
+    # The crafted worker of the refusal test serves "crafted-model"; revoking it drops it at once
+    # from the running gateway (within its 5 s reconcile), and its model with it.
+    crafted = worker_id(fleet.conflict_key)
+    if crafted not in fleet.listing():  # run alone: advertise it first
+        ad = advert(fleet.conflict_key, "crafted-model", "sha256:" + "ab" * 32)
+        assert post_advert(fleet, signed(ad, fleet.conflict_key)).status_code == 200
+    cli("workers", "revoke", "--data-dir", fleet.root / "gw", crafted)
+    deadline = time.time() + 15
+    while crafted in fleet.listing():
+        assert time.time() < deadline, "the revoked worker is still in the fleet 15 s later"
+        time.sleep(0.3)
+    r = http.post(fleet.gateway.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
+                  json={"model": "crafted-model", "messages": [{"role": "user", "content": "x"}]})
+    assert_openai_error(r, 404, code="model_not_found")
+    r = post_advert(fleet, signed(advert(fleet.conflict_key, "crafted-model", "sha256:" + "ab" * 32), fleet.conflict_key))
+    assert_openai_error(r, 403, code="not_admitted")
+    assert re.search(rf"worker {crafted} was revoked", fleet.gateway.log_text())
+
+
 # ---------------------------------------------------------------------------------------------
 # Streaming
 
