@@ -5,7 +5,7 @@ import Testing
 @testable import Ledger
 
 /// Ledgers written before version 2 stay readable and verifiable: the fixture in
-/// Fixtures/envelope-v1.bin was sealed by the version-1 sealer (commit 472c643, since replaced),
+/// Fixtures/envelope-v1.vle was sealed by the version-1 sealer (commit 472c643, since replaced),
 /// to the two accounts whose key bundles lie beside it.
 @Suite("Record envelopes, version 1: still read, opened and audited")
 struct EnvelopeV1CompatibilityTests {
@@ -16,7 +16,7 @@ struct EnvelopeV1CompatibilityTests {
     let auditor: Account
 
     init() throws {
-        bytes = try Data(contentsOf: Self.directory.appendingPathComponent("envelope-v1.bin"))
+        bytes = try Data(contentsOf: Self.directory.appendingPathComponent("envelope-v1.vle"))
         sender = try Account(bundleData: try Data(contentsOf: Self.directory.appendingPathComponent("envelope-v1-sender.json")))
         auditor = try Account(bundleData: try Data(contentsOf: Self.directory.appendingPathComponent("envelope-v1-auditor.json")))
     }
