@@ -124,7 +124,7 @@ int ck_quantize_row_scalar(int type, const float *x, void *y, size_t n) {
     case CK_Q8_0: if (n % CK_QK) return -1; ck_quantize_q8_0_scalar(x, y, n); return 0;
     case CK_Q8_1: if (n % CK_QK) return -1; ck_quantize_q8_1_scalar(x, y, n); return 0;
     case CK_Q8_K: if (n % CK_QK_K) return -1; ck_quantize_q8_K_scalar(x, y, n); return 0;
-    default: return -1;
+    default: return ck_quantize_row_ref(type, x, y, n); // weight types: ggml's reference quantizers
     }
 }
 

@@ -91,9 +91,21 @@ size_t ck_row_bytes(int type, size_t n);
 int ck_dequantize_row(int type, const void *x, float *y, size_t n);
 int ck_dequantize_row_scalar(int type, const void *x, float *y, size_t n);
 /// Quantizes n floats (multiple of 32; of 256 for Q8_K) to `type` (Q8_0, Q8_1, Q8_K, F16, F32, BF16
-/// as activation types). Q8_K matches ggml's quantize_row_q8_K_ref byte for byte.
+/// as activation types). Q8_K matches ggml's quantize_row_q8_K_ref byte for byte; Q8_0 / Q8_1 follow
+/// llama.cpp's x86 activation quantizer (127/amax, round half to even), not quantize_row_q8_0_ref.
+/// Any other weight type goes to ck_quantize_row_ref. Returns 0, or -1 for an unsupported type or
+/// an n that is not a multiple of the block size.
 int ck_quantize_row(int type, const float *x, void *y, size_t n);
 int ck_quantize_row_scalar(int type, const float *x, void *y, size_t n);
+/// Quantizes n weights (a multiple of the type's block size) byte for byte as llama.cpp's
+/// llama-quantize does without an importance matrix (ggml_quantize_chunk with imatrix = NULL):
+/// quantize_row_*_ref for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; quantize_iq4_nl /
+/// quantize_iq4_xs for IQ4_NL / IQ4_XS; F32, F16 and BF16 conversions. Scalar, deterministic, the
+/// same on every CPU tier; each row (each block) is independent. Returns 0, or -1 for an
+/// unsupported type or a bad n.
+int ck_quantize_row_ref(int type, const float *x, void *y, size_t n);
+/// 1 when ck_quantize_row_ref supports `type`, else 0.
+int ck_quantize_weights_supported(int type);
 
 // ---- dot products ------------------------------------------------------------------------------
 /// Dot product of one row of `type` with one row of its vec-dot type (see ck_vec_dot_type),
