@@ -71,6 +71,9 @@ public final class GGUFFile: @unchecked Sendable {
     public let dataOffset: Int
 
     private let tensorIndex: [String: Int]
+    /// For an assembled file (``init(metadata:tensors:)``): the owner of each tensor's bytes, in
+    /// `tensors` order, each tensor's `offset` being absolute in its owner. `nil` for a parsed file.
+    private let tensorOwners: [MappedFile]?
 
     /// Memory-maps and parses the file at `path`. The file is not read into memory.
     public convenience init(path: String) throws(GGUFError) {
@@ -202,6 +205,44 @@ public final class GGUFFile: @unchecked Sendable {
         }
         self.tensors = infos
         self.tensorIndex = index
+        self.tensorOwners = nil
+    }
+
+    /// A file assembled in memory from parts of other files: the metadata as given, and each
+    /// tensor's bytes left where they are (a safetensors mapping, another GGUF's mapping, a heap
+    /// buffer of converted weights). How a Hugging Face checkpoint or a split GGUF becomes one
+    /// model without copying its weights. Every tensor's bytes must lie inside its owner.
+    public init(metadata: [(String, GGUFValue)], tensors: [(name: String, dimensions: [Int], type: GGMLType, owner: MappedFile, offset: Int)]) throws(GGUFError) {
+        var values: [String: GGUFValue] = [:]
+        var keys: [String] = []
+        for (key, value) in metadata {
+            guard values[key] == nil else { throw GGUFError(.duplicateKey, "duplicate metadata key '\(key)'") }
+            values[key] = value
+            keys.append(key)
+        }
+        var infos: [GGUFTensorInfo] = []
+        var owners: [MappedFile] = []
+        var index: [String: Int] = [:]
+        for t in tensors {
+            guard index[t.name] == nil else { throw GGUFError(.duplicateTensor, "duplicate tensor name '\(t.name)'") }
+            let info = try GGUFTensorInfo(name: t.name, dimensions: t.dimensions, type: t.type, offset: t.offset)
+            let (end, overflow) = t.offset.addingReportingOverflow(info.byteCount)
+            guard t.offset >= 0, !overflow, end <= t.owner.count else {
+                throw GGUFError(.truncated, "tensor '\(t.name)' [\(t.offset), \(end)) lies outside its \(t.owner.count)-byte source")
+            }
+            index[t.name] = infos.count
+            infos.append(info)
+            owners.append(t.owner)
+        }
+        storage = MappedFile(copying: [])
+        version = 3
+        alignment = GGUFFile.defaultAlignment
+        self.metadata = values
+        metadataKeys = keys
+        self.tensors = infos
+        tensorIndex = index
+        tensorOwners = owners
+        dataOffset = 0
     }
 
     /// Size of the file in bytes.
@@ -218,12 +259,23 @@ public final class GGUFFile: @unchecked Sendable {
     /// - Precondition: `info` describes a region inside this file's data section (any
     ///   `GGUFTensorInfo` obtained from this file does).
     public func tensorData(_ info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
+        if let tensorOwners {
+            guard let i = tensorIndex[info.name] else { preconditionFailure("tensor '\(info.name)' is not in this model") }
+            return UnsafeRawBufferPointer(rebasing: tensorOwners[i].buffer[tensors[i].offset ..< tensors[i].offset + tensors[i].byteCount])
+        }
         let bytes = storage.buffer
         let (start, o1) = dataOffset.addingReportingOverflow(info.offset)
         let (end, o2) = start.addingReportingOverflow(info.byteCount)
         precondition(!o1 && !o2 && info.offset >= 0 && info.byteCount >= 0 && end <= bytes.count,
                      "tensor '\(info.name)' does not lie inside this GGUF file")
         return UnsafeRawBufferPointer(rebasing: bytes[start ..< end])
+    }
+
+    /// Who owns a tensor's bytes and where they start in it: how another assembled model (a
+    /// quantized copy) keeps referring to them without a copy.
+    public func tensorLocation(_ info: GGUFTensorInfo) -> (owner: MappedFile, offset: Int) {
+        if let tensorOwners, let i = tensorIndex[info.name] { return (tensorOwners[i], tensors[i].offset) }
+        return (storage, dataOffset + info.offset)
     }
 
     /// The bytes of the tensor called `name`, or `nil` if there is none.

@@ -74,6 +74,17 @@ public final class MappedFile: @unchecked Sendable {
         buffer = UnsafeRawBufferPointer(heap)
     }
 
+    /// A page-aligned heap buffer of `byteCount` bytes, filled once by `fill` (converted weights:
+    /// a permuted, shifted or quantized copy of a tensor). Read-only afterwards.
+    public init(allocating byteCount: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        path = nil
+        let heap = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 4096)
+        let used = UnsafeMutableRawBufferPointer(rebasing: heap[0 ..< byteCount])
+        fill(used)
+        storage = .heap(heap)
+        buffer = UnsafeRawBufferPointer(used)
+    }
+
     deinit {
         switch storage {
         case .mapped(let base, let size):
