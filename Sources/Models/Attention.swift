@@ -33,6 +33,10 @@ struct Attention: Sendable {
     /// once for all its query heads; each head's result is what it would be alone.
     func run(kvHead g: Int, query: UnsafePointer<Float>, cache: KVCache, layer: Int, visible: Range<Int>,
              out: UnsafeMutablePointer<Float>, scratch: Scratch, maxPositions: Int) {
+        if cache.precision == .f32 {
+            runF32(kvHead: g, query: query, cache: cache, layer: layer, visible: visible, out: out, scratch: scratch, maxPositions: maxPositions)
+            return
+        }
         let first = visible.lowerBound, n = visible.count, m = group
         // The 16-cell chunk the first visible position falls in starts `lead` cells before it.
         let lead = first % 16, span = lead + n, pStride = Self.probStride(maxPositions)
@@ -55,5 +59,22 @@ struct Attention: Sendable {
         VectorOps.dotFP16Rows(cache.valueColumn(layer: layer, head: g, dim: 0) + (first - lead), stride: cache.capacity,
                               count: valueDim, scratch.probs16, vectorStride: pStride, vectorCount: m, length: span,
                               into: out + h0 * valueDim, ldOut: valueDim)
+    }
+
+    /// The single-precision path: q·k, softmax and p·v in floats, no rounding to half precision.
+    private func runF32(kvHead g: Int, query: UnsafePointer<Float>, cache: KVCache, layer: Int, visible: Range<Int>,
+                        out: UnsafeMutablePointer<Float>, scratch: Scratch, maxPositions: Int) {
+        let first = visible.lowerBound, n = visible.count
+        for i in 0..<group {
+            let h = g * group + i
+            let q = query + h * keyDim
+            let scores = scratch.scores + i * maxPositions
+            let keys = cache.keyRow32(layer: layer, head: g, position: first)
+            for j in 0..<n { scores[j] = Kernels.dot(q, keys + j * keyDim, count: keyDim) * scale }
+            VectorOps.softmaxCells(scores, count: n, lead: 0)
+            for d in 0..<valueDim {
+                out[h * valueDim + d] = Kernels.dot(scores, cache.valueColumn32(layer: layer, head: g, dim: d) + first, count: n)
+            }
+        }
     }
 }

@@ -98,6 +98,7 @@ extension DecoderModel {
             }
             switch options.feedForward {
             case .swiglu: VectorOps.swiglu(ctx.gate, ctx.up, count: n * ff)
+            case .geglu where options.attentionPrecision == .f32: GELU.mulExact(ctx.gate, ctx.up, count: n * ff)
             case .geglu: GELU.mul(ctx.gate, ctx.up, count: n * ff)
             }
             ctx.setInput(ctx.gate)

@@ -74,6 +74,14 @@ public final class DecoderModel: LanguageModel {
                               scale: options.queryScale == nil ? 1 / Float(hp.keyDim).squareRoot() : 1)
     }
 
+    /// The same weights with attention in another precision.
+    func withAttentionPrecision(_ precision: AttentionPrecision) -> DecoderModel {
+        var options = options
+        options.attentionPrecision = precision
+        return DecoderModel(file: file, hyperparameters: hyperparameters, options: options, tokenEmbedding: tokenEmbedding,
+                            layers: layers, outputNorm: outputNorm, output: output)
+    }
+
     public func makeContext(capacity: Int, threads: Int) throws(ModelError) -> any ModelContext {
         let sequence = try makeSequenceCache(capacity: capacity)
         return TransformerContext(sequence: sequence, workspace: makeWorkspaceObject(batch: Self.batchSize, maxPositions: capacity, threads: threads))
@@ -91,7 +99,8 @@ public final class DecoderModel: LanguageModel {
     private func makeSequenceCache(capacity: Int) throws(ModelError) -> SequenceCache {
         guard capacity > 0 else { throw ModelError(.invalidHyperparameter, "context capacity must be positive") }
         let hp = hyperparameters
-        return SequenceCache(cache: KVCache(layers: hp.layers, kvHeads: hp.kvHeads, keyDim: hp.keyDim, valueDim: hp.valueDim, capacity: capacity))
+        return SequenceCache(cache: KVCache(layers: hp.layers, kvHeads: hp.kvHeads, keyDim: hp.keyDim, valueDim: hp.valueDim,
+                                            capacity: capacity, precision: options.attentionPrecision))
     }
 
     private func makeWorkspaceObject(batch: Int, maxPositions: Int, threads: Int) -> Workspace {

@@ -20,6 +20,8 @@ struct DecoderOptions: Sendable {
     var slidingRopeScale: Float? = nil
     /// Gemma 2 style final logit soft-capping (cap · tanh(x / cap)).
     var finalLogitSoftcap: Float? = nil
+    /// The KV cache's and attention's precision (see ``AttentionPrecision``).
+    var attentionPrecision: AttentionPrecision = .f16
 
     init(architecture: String) { self.architecture = architecture }
 }

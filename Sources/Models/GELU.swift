@@ -39,4 +39,14 @@ enum GELU {
             }
         }
     }
+
+    /// gate[i] = gelu(gate[i]) * up[i] in single precision, without the table: transformers'
+    /// `gelu_pytorch_tanh`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). Used with `.f32` attention.
+    static func mulExact(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
+        let c: Float = 0.79788456080286535587989211986876
+        for i in 0..<n {
+            let x = gate[i]
+            gate[i] = 0.5 * x * (1 + tanhf(c * (x + 0.044715 * x * x * x))) * up[i]
+        }
+    }
 }

@@ -17,6 +17,14 @@ public enum ModelRegistry {
     public static var supportedArchitectures: [String] { loaders.keys.sorted() }
 
     /// Loads the model in `file`, or throws naming the architecture and listing the supported ones.
+    /// `attention` picks the KV cache's precision (`.f16`, llama.cpp's, by default).
+    public static func load(_ file: GGUFFile, attention: AttentionPrecision) throws(ModelError) -> any LanguageModel {
+        let model = try load(file)
+        guard attention != .f16, let decoder = model as? DecoderModel else { return model }
+        return decoder.withAttentionPrecision(attention)
+    }
+
+    /// Loads the model in `file`, or throws naming the architecture and listing the supported ones.
     public static func load(_ file: GGUFFile) throws(ModelError) -> any LanguageModel {
         let architecture: String
         do { architecture = try file.string("general.architecture") } catch { throw .format(error) }
