@@ -1,5 +1,6 @@
 import ChatTemplates
 import Foundation
+import Kernels
 import ModelFormats
 import Models
 import Tokenizers
@@ -15,20 +16,29 @@ public final class LoadedModel: Sendable {
     /// Seconds spent loading.
     public let loadSeconds: Double
 
-    /// Opens and validates a GGUF model. Errors name the file and what is wrong with it.
-    public init(path: String) throws(EngineError) {
+    /// Where the model came from: the path, or `hf:org/name@commit` (``ModelLoadOptions/sourceName``).
+    public let source: String
+    /// The type the float weights were quantized to at load time, if any.
+    public let quantizedTo: GGMLType?
+
+    /// Opens and validates a model: a GGUF file (or the first shard of a split one) or a Hugging
+    /// Face folder (config.json, safetensors, tokenizer.json). Errors name the path and what is
+    /// wrong with it.
+    public init(path: String, options: ModelLoadOptions = ModelLoadOptions(), threads: Int = ThreadPool.defaultThreadCount) throws(EngineError) {
         let start = Date()
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw EngineError(.fileNotFound, "model file not found: \(path)")
+        var opened = try ModelSource.open(path: path)
+        let folder = HFCheckpoint.isCheckpoint(directory: path)
+        let precision = options.attention ?? (folder ? .f32 : .f16)
+        if let type = options.quantize {
+            opened = try ModelSource.quantized(opened, to: type, threads: threads)
+        } else if precision == .f32 {
+            opened = try ModelSource.widened(opened, threads: threads)
         }
+        file = opened
+        source = options.sourceName ?? path
+        quantizedTo = options.quantize
         do {
-            file = try GGUFFile(path: path)
-        } catch {
-            throw EngineError(.invalidModelFile, "\(path) is not a valid GGUF model: \(error.message)", cause: error)
-        }
-        do {
-            network = try ModelRegistry.load(file)
+            network = try ModelRegistry.load(file, attention: precision)
         } catch {
             let code: EngineError.Code = [.unsupportedArchitecture, .unsupportedTensorType].contains(error.code) ? .unsupportedModel : .invalidModelFile
             throw EngineError(code, "\(path): \(error.message)", cause: error)
@@ -50,6 +60,9 @@ public final class LoadedModel: Sendable {
         self.path = path
         loadSeconds = Date().timeIntervalSince(start)
     }
+
+    /// Whether the model is a Hugging Face folder (safetensors) rather than a GGUF file.
+    public var isCheckpointFolder: Bool { HFCheckpoint.isCheckpoint(directory: path) }
 
     /// A short name for the model: `general.name`, else the file name.
     public var name: String {
