@@ -8,6 +8,7 @@ import PackageDescription
 //   Tokenizers, ChatTemplates                                                   (ModelFormats; none)
 //   Models        architectures, KV cache                                      (Kernels, ModelFormats)
 //   Engine        loading, sampling, generation, the batching scheduler       (Models, Tokenizers, ChatTemplates)
+//   Hub           the Hugging Face hub client and the shared HF cache        (async-http-client, swift-crypto)
 //   Ledger        records, envelopes, Merkle log, blocks, receipts, stores     (swift-crypto, GRDB)
 //   Node          data directory, ledger appender, accounts and keys, hardware (Ledger) — no HTTP
 //   Server        the OpenAI-compatible HTTP API and web chat on Hummingbird  (Engine, Node)
@@ -46,6 +47,15 @@ let package = Package(
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats"]),
         .target(name: "Engine", dependencies: ["Models", "Tokenizers", "ChatTemplates", "ModelFormats", "Kernels"]),
         .target(
+            name: "Hub",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "Ledger",
             dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")]
         ),
@@ -83,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "VerityCLI",
             dependencies: [
-                "Engine", "Models", "Kernels", "ChatTemplates", "Server", "Ledger", "Node",
+                "Engine", "Models", "Kernels", "ModelFormats", "ChatTemplates", "Server", "Ledger", "Node", "Hub",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -96,6 +106,7 @@ let package = Package(
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFormats", "Kernels", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "ModelFormats", "Tokenizers", "ChatTemplates", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["VerityCLI", "TestSupport"]),
         .testTarget(
             name: "NodeTests",
