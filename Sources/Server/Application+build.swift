@@ -16,7 +16,7 @@ public enum OpenAIServer {
     public static func run(_ configuration: ServerConfiguration, logger: Logger) async throws {
         let ledger = try LedgerAppender(configuration: configuration.ledger, logger: logger)
         try await ledger.prepare()
-        let host = ModelHost(specs: configuration.modelPaths.map { .init(path: $0, contextLength: configuration.contextLength) },
+        let host = ModelHost(specs: configuration.modelPaths.map { .init(path: $0, contextLength: configuration.contextLength, options: configuration.modelLoadOptions[$0] ?? ModelLoadOptions()) },
                              configuration: configuration.scheduler, logger: logger)
         let app = try buildApplication(configuration, host: host, ledger: ledger, logger: logger)
         // Graceful shutdown runs in reverse order: the model host first (ending generations, so

@@ -11,6 +11,9 @@ struct ModelIdentity: Sendable, Hashable {
     var id: String
     var digest: String
     var chatTemplateHash: String?
+    /// Where the weights came from when not a plain file (`hf:org/name@commit`, `+ quantized to
+    /// Q4_K at load`), recorded as the parameter `model_source`.
+    var source: String? = nil
 }
 
 /// What the ledger records about one request, gathered when it is accepted; the response, token
@@ -42,8 +45,10 @@ struct Interaction: Sendable {
         let rest = messages.filter { $0.role != "system" }
         let prompt = rest.count == 1 && rest[0].role == "user" ? rest[0].content
             : JSON.array(rest.map { ["role": .string($0.role), "content": .string($0.content)] }).serialized()
+        var parameters = parameters(fields, maxTokens: maxTokens)
+        if let source = model.source { parameters.extra["model_source"] = source }
         return Interaction(recordID: id, caller: caller, timestampMilliseconds: now(), modelID: model.id, modelDigest: model.digest,
-                           chatTemplateHash: model.chatTemplateHash, parameters: parameters(fields, maxTokens: maxTokens),
+                           chatTemplateHash: model.chatTemplateHash, parameters: parameters,
                            systemPrompt: system.isEmpty ? nil : system.joined(separator: "\n\n"), prompt: prompt)
     }
 
@@ -57,6 +62,7 @@ struct Interaction: Sendable {
         }
         var parameters = parameters(fields, maxTokens: maxTokens)
         if let logprobs { parameters.extra["logprobs"] = String(logprobs) }
+        if let source = model.source { parameters.extra["model_source"] = source }
         return Interaction(recordID: id, caller: caller, timestampMilliseconds: now(), modelID: model.id, modelDigest: model.digest,
                            chatTemplateHash: nil, parameters: parameters, systemPrompt: nil, prompt: text)
     }

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Logging
+import Node
 import ModelFormats
 import ServiceLifecycle
 
@@ -11,15 +12,20 @@ final class ServedModel: Sendable {
     let model: LoadedModel
     let scheduler: BatchScheduler
     let created: Int
-    /// `sha256:<hex>` of the GGUF file, recorded with every interaction.
+    /// `sha256:<hex>` of the GGUF file (of a folder's or a split GGUF's manifest: see
+    /// ``ModelHost/digest(of:)``), recorded with every interaction.
     let digest: String
+    /// Where it came from, when more than a file: `hf:org/name@commit`, a folder, a load-time quantization.
+    let source: String?
+    /// The model's recommended sampling settings, used where a request leaves them unset.
+    let samplingDefaults: SamplingDefaults
     /// `sha256:<hex>` of the chat template's source, if the model has one.
     let chatTemplateHash: String?
 
     var contextLength: Int { scheduler.configuration.contextLength }
 
     /// How the ledger names this model.
-    var identity: ModelIdentity { ModelIdentity(id: id, digest: digest, chatTemplateHash: chatTemplateHash) }
+    var identity: ModelIdentity { ModelIdentity(id: id, digest: digest, chatTemplateHash: chatTemplateHash, source: source) }
 
     init(id: String, model: LoadedModel, scheduler: BatchScheduler, created: Int, digest: String) {
         self.id = id
@@ -27,6 +33,10 @@ final class ServedModel: Sendable {
         self.scheduler = scheduler
         self.created = created
         self.digest = digest
+        var source: String? = model.source == model.path && !model.isCheckpointFolder ? nil : model.source
+        if let type = model.quantizedTo { source = (source ?? model.path) + " quantized to \(type.name) at load" }
+        self.source = source
+        samplingDefaults = SamplingDefaults(model: model)
         chatTemplateHash = (try? model.file.optionalString("tokenizer.chat_template")).flatMap { $0 }.map(Interaction.textDigest)
     }
 
@@ -47,6 +57,54 @@ final class ServedModel: Sendable {
     }
 }
 
+/// A model's own sampling defaults: `general.sampling.*` in a GGUF file, or a Hugging Face
+/// folder's generation_config.json (read into the same keys). A request's unset field takes the
+/// model's value; what the model does not say stays OpenAI's default (temperature 1, top_p 1).
+struct SamplingDefaults: Sendable {
+    var temperature: Double?
+    var topP: Double?
+    var topK: Int?
+    var minP: Double?
+    var repetitionPenalty: Double?
+    /// Where the values came from, shown in /v1/models.
+    var origin: String
+
+    init(model: LoadedModel) {
+        let file = model.file
+        func float(_ key: String) -> Double? { ((try? file.optionalFloat("general.sampling." + key)) ?? nil).map(Double.init) }
+        temperature = float("temp")
+        topP = float("top_p")
+        topK = (try? file.optionalInt("general.sampling.top_k")) ?? nil
+        minP = float("min_p")
+        repetitionPenalty = float("penalty_repeat")
+        origin = model.isCheckpointFolder ? "generation_config.json" : "GGUF metadata general.sampling.*"
+    }
+
+    var isEmpty: Bool { temperature == nil && topP == nil && topK == nil && minP == nil && repetitionPenalty == nil }
+
+    /// `fields` with its unset sampling fields filled in from the model.
+    func filling(_ fields: SamplingFields) -> SamplingFields {
+        var f = fields
+        if f.temperature == nil { f.temperature = temperature }
+        if f.topP == nil { f.topP = topP }
+        if f.topK == nil { f.topK = topK }
+        if f.minP == nil { f.minP = minP }
+        if f.repetitionPenalty == nil { f.repetitionPenalty = repetitionPenalty }
+        return f
+    }
+
+    var json: JSON {
+        var fields: [(String, JSON)] = []
+        if let temperature { fields.append(("temperature", .double(temperature))) }
+        if let topP { fields.append(("top_p", .double(topP))) }
+        if let topK { fields.append(("top_k", .int(topK))) }
+        if let minP { fields.append(("min_p", .double(minP))) }
+        if let repetitionPenalty { fields.append(("repetition_penalty", .double(repetitionPenalty))) }
+        fields.append(("source", .string(origin)))
+        return .object(fields)
+    }
+}
+
 /// Loads the served models after the socket is open (so `/health` can say "loading"), then, on
 /// graceful shutdown, ends every generation so that open streams finish cleanly before the HTTP
 /// server stops.
@@ -54,6 +112,7 @@ final class ModelHost: Service, @unchecked Sendable {
     struct Spec: Sendable {
         var path: String
         var contextLength: Int?
+        var options = ModelLoadOptions()
     }
 
     private let specs: [Spec]
@@ -85,19 +144,19 @@ final class ModelHost: Service, @unchecked Sendable {
     func load() throws {
         var served: [ServedModel] = []
         for spec in specs {
-            let model = try LoadedModel(path: spec.path)
+            let model = try LoadedModel(path: spec.path, options: spec.options, threads: configuration.threads)
             var config = configuration
             let trained = model.network.trainedContextLength
             config.contextLength = min(spec.contextLength ?? min(trained, 4096), trained)
             let scheduler = try BatchScheduler(model: model, configuration: config)
-            let id = Self.id(for: spec.path)
+            let id = Self.id(for: spec.path, source: spec.options.sourceName)
             guard !served.contains(where: { $0.id == id }) else {
-                throw EngineError(.invalidParameter, "two models would be served as '\(id)'; rename one file")
+                throw EngineError(.invalidParameter, "two models would be served as '\(id)'; rename one file or folder")
             }
             let created = (try? FileManager.default.attributesOfItem(atPath: spec.path)[.modificationDate] as? Date)
                 .map { Int($0.timeIntervalSince1970) } ?? Int(Date().timeIntervalSince1970)
             served.append(ServedModel(id: id, model: model, scheduler: scheduler, created: created,
-                                      digest: try Interaction.fileDigest(spec.path)))
+                                      digest: try Self.digest(of: spec.path)))
             logger.info("loaded \(id) (\(model.network.architecture), context \(config.contextLength) × \(config.maxSequences) sequences) in \(String(format: "%.2f", model.loadSeconds)) s")
         }
         lock.withLock { loaded = served }
@@ -122,9 +181,40 @@ final class ModelHost: Service, @unchecked Sendable {
         for model in models ?? [] { model.scheduler.shutdown() }
     }
 
-    /// A model's id: its file name without `.gguf`.
-    static func id(for path: String) -> String {
+    /// A model's id: the repo for a Hugging Face source (`org/name`, with `:TAG` for a GGUF file
+    /// picked by tag), else its file or folder name without `.gguf`.
+    static func id(for path: String, source: String? = nil) -> String {
+        if let source, source.hasPrefix("hf:") {
+            // hf:org/name[:tag]@commit
+            return String(source.dropFirst(3).split(separator: "@", maxSplits: 1)[0])
+        }
         let name = URL(fileURLWithPath: path).lastPathComponent
         return name.lowercased().hasSuffix(".gguf") ? String(name.dropLast(5)) : name
+    }
+
+    /// `sha256:<hex>` naming a model's weights: a GGUF file's own digest; for a Hugging Face
+    /// folder or a split GGUF, the digest of its manifest, one line `<sha256 hex>  <file>` per
+    /// weight file (the safetensors files, config.json, tokenizer.json; or every shard), sorted by name.
+    static func digest(of path: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        var files: [String] = []
+        if isDirectory.boolValue {
+            let names = try FileManager.default.contentsOfDirectory(atPath: path)
+            files = names.filter { $0.hasSuffix(".safetensors") || ["config.json", "tokenizer.json"].contains($0) }.sorted()
+                .map { path + "/" + $0 }
+        } else if let match = path.range(of: #"-00001-of-(\d{5})\.gguf$"#, options: .regularExpression),
+                  let count = Int(path[match].dropFirst(10).prefix(5)), count > 1 {
+            let prefix = path[..<match.lowerBound]
+            files = (1...count).map { String(format: "%@-%05d-of-%05d.gguf", String(prefix), $0, count) }
+        } else {
+            return try Interaction.fileDigest(path)
+        }
+        var manifest = ""
+        for file in files {
+            let hex = try Interaction.fileDigest(file).dropFirst("sha256:".count)
+            manifest += "\(hex)  \(URL(fileURLWithPath: file).lastPathComponent)\n"
+        }
+        return Interaction.textDigest(manifest)
     }
 }

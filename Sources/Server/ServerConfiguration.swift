@@ -6,8 +6,10 @@ import Node
 public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
-    /// GGUF files to serve; each is a model whose id is its file name without `.gguf`.
+    /// Models to serve (GGUF files, Hugging Face folders, hub snapshots); see ``ModelHost/id(for:source:)`` for their ids.
     public var modelPaths: [String] = []
+    /// How each path in ``modelPaths`` is loaded (a hub source name, load-time quantization).
+    public var modelLoadOptions: [String: ModelLoadOptions] = [:]
     /// Positions per sequence (nil: the model's trained context, at most 4096).
     public var contextLength: Int?
     /// Accepted bearer tokens on the routes that need a key; empty (and no account keys): no

@@ -116,7 +116,7 @@ struct BenchCommand: ParsableCommand {
         if json {
             let objects: [[String: Any]] = results.map {
                 ["test": $0.test, "tokens": $0.tokens, "threads": $0.threads, "median": $0.median, "stddev": $0.spread,
-                 "samples": $0.tokensPerSecond, "model": model.name]
+                 "samples": $0.tokensPerSecond, "model": model.name, "load_seconds": model.loadSeconds]
             }
             let data = try JSONSerialization.data(withJSONObject: objects, options: [.sortedKeys])
             FileHandle.standardOutput.write(data + Data("\n".utf8))

@@ -7,14 +7,29 @@ struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Print the token ids of a text as JSON.")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Text to tokenize.") var text: String
+    @Option(help: "Text to tokenize.") var text: String?
+    @Option(help: "JSON file holding an array of texts: prints one JSON array of id arrays.") var input: String?
     @Flag(help: "Do not add BOS/EOS.") var noSpecial = false
     @Flag(help: "Treat special-token text as plain text.") var noParseSpecial = false
 
+    func validate() throws {
+        guard (text == nil) != (input == nil) else { throw ValidationError("give --text or --input, not both") }
+    }
+
     func run() throws {
         let model = try modelOptions.load()
-        let ids = model.tokenizer.encode(text, addSpecial: !noSpecial, parseSpecial: !noParseSpecial)
-        print("[" + ids.map(String.init).joined(separator: ",") + "]")
+        func ids(_ text: String) -> String {
+            "[" + model.tokenizer.encode(text, addSpecial: !noSpecial, parseSpecial: !noParseSpecial).map(String.init).joined(separator: ",") + "]"
+        }
+        if let text {
+            print(ids(text))
+            return
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: input ?? ""))
+        guard let texts = try JSONSerialization.jsonObject(with: data) as? [String] else {
+            throw CLIError("\(input ?? "") must hold a JSON array of strings")
+        }
+        print("[" + texts.map(ids).joined(separator: ",\n") + "]")
     }
 }
 

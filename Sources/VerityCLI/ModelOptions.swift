@@ -5,8 +5,10 @@ import Foundation
 
 /// Options shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: "Path to a GGUF model file (default: the provisioned SmolLM2-135M-Instruct).")
+    @Option(name: .shortAndLong, help: "A GGUF file, a Hugging Face model folder, or hf:ORG/NAME[:QUANT] from the hub (default: the provisioned SmolLM2-135M-Instruct).")
     var model: String?
+
+    @OptionGroup var loading: LoadOptions
 
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
@@ -27,8 +29,8 @@ struct ModelOptions: ParsableArguments {
         if model == nil && !FileManager.default.fileExists(atPath: modelPath) {
             throw CLIError("default model not found at \(modelPath); run scripts/fetch-models or pass --model PATH")
         }
-        let loaded = try LoadedModel(path: modelPath)
-        return loaded
+        let resolved = try ModelResolver.resolve(modelPath, revision: loading.revision)
+        return try LoadedModel(path: resolved.path, options: try loading.options(source: resolved.source), threads: threadCount)
     }
 
     /// The KV cache size for a prompt of `promptTokens` and `maxTokens` more.
@@ -86,3 +88,25 @@ struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 }
+
+/// How a model is loaded, beyond which one: shared by every command that loads models.
+struct LoadOptions: ParsableArguments {
+    @Option(help: "For hf: models: the branch, tag or commit (default: main).")
+    var revision: String?
+
+    @Option(help: "Quantize float (F32/F16/BF16) weights at load time: q8_0, q6_k, q5_k, q4_k, q4_0, … (see README).")
+    var quantize: String?
+
+    @Option(help: "Numerics: f32 (transformers' float32: F32 KV cache, attention and GELU; F16/BF16 weights widened to F32 at load, twice their memory, unless --quantize) or f16 (llama.cpp's: F16 cache, bit-exact to llama.cpp on GGUF). Default: f32 for a Hugging Face folder, f16 for GGUF.")
+    var precision: AttentionPrecision?
+
+    func validate() throws {
+        _ = try ModelResolver.quantizeType(quantize)
+    }
+
+    func options(source: String?) throws -> ModelLoadOptions {
+        ModelLoadOptions(quantize: try ModelResolver.quantizeType(quantize), sourceName: source, attention: precision)
+    }
+}
+
+extension AttentionPrecision: ExpressibleByArgument {}

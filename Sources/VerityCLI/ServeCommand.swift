@@ -59,8 +59,9 @@ struct ServeCommand: AsyncParsableCommand {
 struct EngineOptions: ParsableArguments {
     static var defaults: ServerConfiguration { ServeCommand.defaults }
 
-    @Option(name: .shortAndLong, help: "A GGUF model to serve (repeatable; default: the provisioned SmolLM2-135M-Instruct). Its id is the file name without .gguf.")
+    @Option(name: .shortAndLong, help: "A model to serve (repeatable; default: the provisioned SmolLM2-135M-Instruct): a GGUF file (id: its name without .gguf), a Hugging Face folder (id: its name) or hf:ORG/NAME[:QUANT] (id: ORG/NAME[:QUANT]), pulled from the hub or its cache.")
     var model: [String] = []
+    @OptionGroup var loading: LoadOptions
     @Option(name: .customLong("max-sequences"), help: "Sequences generated at once per model (continuous batching).")
     var maxSequences = Self.defaults.scheduler.maxSequences
     @Option(name: .customLong("ctx"), help: "Context positions per sequence, prompt plus completion (default: the model's trained context, at most 4096).")
@@ -94,10 +95,16 @@ struct EngineOptions: ParsableArguments {
 
     /// The models (checked to exist) and the scheduler's settings.
     func apply(to config: inout ServerConfiguration) throws {
-        config.modelPaths = model.isEmpty ? [ModelCache.defaultModelPath] : model
-        for path in config.modelPaths where !FileManager.default.fileExists(atPath: path) {
-            throw CLIError(model.isEmpty ? "default model not found at \(path); run scripts/fetch-models or pass --model PATH"
-                                         : "model file not found: \(path)")
+        config.modelPaths = []
+        for spec in model.isEmpty ? [ModelCache.defaultModelPath] : model {
+            // hf: models are pulled (or found in the cache) now, before the socket opens.
+            let resolved = try ModelResolver.resolve(spec, revision: loading.revision)
+            guard FileManager.default.fileExists(atPath: resolved.path) else {
+                throw CLIError(model.isEmpty ? "default model not found at \(resolved.path); run scripts/fetch-models or pass --model PATH"
+                                             : "model not found: \(resolved.path)")
+            }
+            config.modelPaths.append(resolved.path)
+            config.modelLoadOptions[resolved.path] = try loading.options(source: resolved.source)
         }
         config.contextLength = contextLength
         config.scheduler.maxSequences = maxSequences

@@ -14,8 +14,9 @@ struct ChatCompletionsController {
     @Sendable func create(_ request: Request, context: VerityRequestContext) async throws -> Response {
         let arrived = ContinuousClock.now
         let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
-        let req = try RequestBody.decode(ChatCompletionRequest.self, from: body)
+        var req = try RequestBody.decode(ChatCompletionRequest.self, from: body)
         let served = try services.host.model(req.model)
+        req.sampling = served.samplingDefaults.filling(req.sampling)
         try RequestValidation.checkSupported(req)
         let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
         let prompt = try await PromptPreparation.chat(messages, served: served, limits: services.limits)

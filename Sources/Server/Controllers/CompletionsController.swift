@@ -14,8 +14,9 @@ struct CompletionsController {
     @Sendable func create(_ request: Request, context: VerityRequestContext) async throws -> Response {
         let arrived = ContinuousClock.now
         let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
-        let req = try RequestBody.decode(CompletionRequest.self, from: body)
+        var req = try RequestBody.decode(CompletionRequest.self, from: body)
         let served = try services.host.model(req.model)
+        req.sampling = served.samplingDefaults.filling(req.sampling)
         try Self.checkSupported(req)
         let tokenizer = served.model.tokenizer
         let prompt: [Int32]

@@ -20,6 +20,10 @@ struct ModelsController {
     }
 
     static func object(_ served: ServedModel) -> JSON {
-        ["id": .string(served.id), "object": "model", "created": .int(served.created), "owned_by": "verity"]
+        // Beyond OpenAI's fields: where the weights came from and their digest (what the ledger records).
+        ["id": .string(served.id), "object": "model", "created": .int(served.created), "owned_by": "verity",
+         "source": .string(served.source ?? served.model.path), "digest": .string(served.digest),
+         "max_model_len": .int(served.contextLength),
+         "sampling_defaults": served.samplingDefaults.isEmpty ? .null : served.samplingDefaults.json]
     }
 }

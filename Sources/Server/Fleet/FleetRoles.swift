@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Engine
 import Foundation
 import Hummingbird
 import Logging
@@ -47,7 +48,7 @@ public enum FleetWorker {
         var hardware = WorkerInfo.detectHardware()
         if let gpu = configuration.gpu { hardware.gpu = gpu } else if hardware.gpuCount == 0 { hardware.gpu = hardware.cpu }
         let server = configuration.server
-        let host = ModelHost(specs: configuration.upstream == nil ? server.modelPaths.map { .init(path: $0, contextLength: server.contextLength) } : [],
+        let host = ModelHost(specs: configuration.upstream == nil ? server.modelPaths.map { .init(path: $0, contextLength: server.contextLength, options: server.modelLoadOptions[$0] ?? ModelLoadOptions()) } : [],
                              configuration: server.scheduler, logger: logger)
         let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: Self.clientConfiguration())
         let meter = TokenMeter()

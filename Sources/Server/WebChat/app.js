@@ -23,6 +23,8 @@ const ui = {
 const PARAM_FIELDS = ["temperature", "top_p", "max_tokens", "seed"];
 
 let models = [];
+// The served models' own sampling defaults (GET /v1/models `sampling_defaults`), by model id.
+let modelDefaults = {};
 let current = store.get(store.settings.currentID);
 /** The answer being generated: {controller, conversation, message}. */
 let streaming = null;
@@ -47,7 +49,9 @@ function save() {
 
 async function loadModels() {
     try {
-        models = (await api.models()).map(m => m.id);
+        const listed = await api.models();
+        models = listed.map(m => m.id);
+        modelDefaults = Object.fromEntries(listed.map(m => [m.id, m.sampling_defaults || null]));
     } catch (error) {
         if (error instanceof APIError && error.status === 401) {
             openKeyDialog(store.settings.apiKey ? "The saved API key was refused. Enter a valid key." : "This server asks for an API key. It is kept in this browser only.");
@@ -75,6 +79,18 @@ function renderModelPicker() {
         ui.model.append(option);
     }
     ui.model.value = wanted;
+    showModelDefaults();
+}
+
+// An empty temperature / top_p field leaves the choice to the server, which uses the model's own
+// recommendation: say what that is, and where it comes from.
+function showModelDefaults() {
+    const defaults = modelDefaults[ui.model.value];
+    for (const key of ["temperature", "top_p"]) {
+        const value = defaults?.[key];
+        ui[key].placeholder = value === undefined ? "model default" : `model default: ${value}`;
+        ui[key].title = value === undefined ? "" : `from the model's ${defaults.source}`;
+    }
 }
 
 function openKeyDialog(reason) {
@@ -683,7 +699,7 @@ function wire() {
         ui.toggleSettings.setAttribute("aria-expanded", String(!ui.settings.hidden));
     });
     for (const input of [ui.system, ...PARAM_FIELDS.map(k => ui[k])]) input.addEventListener("change", settingsChanged);
-    ui.model.addEventListener("change", settingsChanged);
+    ui.model.addEventListener("change", () => { showModelDefaults(); settingsChanged(); });
     $("reset-settings").addEventListener("click", () => {
         controlsFrom({ system: "", params: {} });
         settingsChanged();
