@@ -31,7 +31,9 @@ public final class LoadedModel: Sendable {
         let precision = options.attention ?? (folder ? .f32 : .f16)
         if let type = options.quantize {
             opened = try ModelSource.quantized(opened, to: type, threads: threads)
-        } else if precision == .f32 {
+        }
+        if precision == .f32 {
+            // What --quantize left in half precision (or everything, without it) computes in F32.
             opened = try ModelSource.widened(opened, threads: threads)
         }
         file = opened

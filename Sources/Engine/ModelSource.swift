@@ -131,6 +131,11 @@ enum ModelSource {
         }
     }
 
+    /// llama-quantize's replacement for a K-quant (or IQ4_XS) whose rows are not a multiple of 256.
+    static let substitutes: [GGMLType: GGMLType] = [
+        .q2_K: .iq4_nl, .q3_K: .iq4_nl, .iq4_xs: .iq4_nl, .q4_K: .q5_0, .q5_K: .q5_1, .q6_K: .q8_0,
+    ]
+
     /// The model with its float matrices quantized to `type` (see ``ModelLoadOptions/quantize``).
     static func quantized(_ file: GGUFFile, to type: GGMLType, threads: Int) throws(EngineError) -> GGUFFile {
         let pool = ThreadPool(threads: max(1, threads))
@@ -144,11 +149,14 @@ enum ModelSource {
             let location = file.tensorLocation(info)
             let keep = (info.name, info.dimensions, info.type, location.owner, location.offset)
             guard info.dimensions.count == 2, [.f32, .f16, .bf16].contains(info.type) else { tensors.append(keep); continue }
+            let columns = info.dimensions[0], rows = info.dimensions[1]
             var target = type
             if info.name == outputName, !keepsOutput.contains(type) { target = .q6_K }
-            let columns = info.dimensions[0], rows = info.dimensions[1]
+            // A row that is not a whole number of 256-element super-blocks cannot be a K-quant:
+            // llama-quantize's substitutes (Gemma 3's 640-wide rows, for one).
+            if columns % Kernels.blockSize(target) != 0, let substitute = Self.substitutes[target] { target = substitute }
             guard columns % Kernels.blockSize(target) == 0, let bytes = try? Kernels.quantizedByteCount(target, rows: rows, columns: columns) else {
-                tensors.append(keep) // a row that is not a whole number of blocks stays as it is
+                tensors.append(keep) // no block type fits the row: it stays as it is
                 continue
             }
             var failure: KernelError?

@@ -20,6 +20,15 @@ if ! "$PY" -c 'import openai, httpx, jsonschema, yaml, pytest, selenium, cryptog
     pip_install $PACKAGES
 fi
 
+# The Hugging Face tests (test_11_hub.py, test_12_hf_models.py) check Verity against the reference
+# implementations: huggingface_hub's cache, transformers (torch, CPU build: the +cpu wheel from the
+# machine's wheel folder, never the CUDA one) and the tokenizers library.
+HF_PACKAGES="torch==2.13.0+cpu transformers==5.25.0 tokenizers==0.23.3 huggingface_hub==2.4.0 safetensors==0.8.0 gguf==0.19.0 accelerate==1.16.0 numpy"
+if ! "$PY" -c 'import torch, transformers, tokenizers, huggingface_hub, safetensors, gguf, accelerate, numpy' 2>/dev/null; then
+    echo "installing the Hugging Face reference packages ($HF_PACKAGES)..." >&2
+    pip_install $HF_PACKAGES
+fi
+
 # The fleet test (test_10_fleet.py) puts a worker in front of a real external engine:
 # llama-cpp-python's OpenAI server. PyPI has only its source; pip builds llama.cpp (about 10
 # minutes on 2 cores) once and keeps the wheel in its cache.
