@@ -86,8 +86,11 @@ enum HFTokenizer {
         if byteLevel {
             metadata.append(("tokenizer.ggml.model", .string("gpt2")))
             metadata.append(("tokenizer.ggml.pre", .string(try byteLevelPreTokenizer(pre, path: path))))
-            if let normalizer, normalizer["type"]?.string != "NFC" {
-                throw GGUFError(.outOfRange, "\(path): a byte-level tokenizer with normalizer \(describe(normalizer)) is not supported yet")
+            if let normalizer {
+                guard normalizer["type"]?.string == "NFC" else {
+                    throw GGUFError(.outOfRange, "\(path): a byte-level tokenizer with normalizer \(describe(normalizer)) is not supported yet (supported: none, NFC)")
+                }
+                metadata.append(("tokenizer.hf.normalizer", .string("NFC")))
             }
             metadata.append(("tokenizer.ggml.merges", .array(.strings(merges.map { String(decoding: $0.0 + [space] + $0.1, as: UTF8.self) }))))
         } else if model["byte_fallback"]?.bool ?? false || containsReplace(normalizer, "▁") {

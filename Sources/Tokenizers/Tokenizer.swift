@@ -1,3 +1,4 @@
+import Foundation
 import ModelFormats
 
 /// A text tokenizer built from a model's `tokenizer.ggml.*` metadata, producing the same token
@@ -35,6 +36,8 @@ public final class Tokenizer: Sendable {
     public let addSpacePrefix: Bool
     /// Non-fatal problems found in the metadata (e.g. an out-of-range special token id that was ignored).
     public let warnings: [String]
+    /// Text is put in Unicode NFC before tokenizing (see ``Vocabulary/normalizeNFC``).
+    public let normalizesNFC: Bool
 
     /// Every supported `tokenizer.ggml.pre` value.
     public static var supportedPreTokenizers: [String] { PreTokenizer.supportedNames }
@@ -110,6 +113,7 @@ public final class Tokenizer: Sendable {
             warnings.append("missing 'tokenizer.ggml.pre'; using the 'default' pre-tokenizer (as llama.cpp does)")
         }
         self.warnings = warnings
+        normalizesNFC = vocabulary.normalizeNFC
     }
 
     // MARK: Vocabulary facts
@@ -185,7 +189,7 @@ public final class Tokenizer: Sendable {
     ///     than `limit` tokens, but not necessarily all): for a caller that refuses a prompt longer
     ///     than its context anyway, so that an enormous text costs no more than the context.
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool, escapes: Bool = false, limit: Int = .max) -> [Int32] {
-        var utf8 = Array(text.utf8)
+        var utf8 = Array((normalizesNFC ? text.precomposedStringWithCanonicalMapping : text).utf8)
         var out: [Int32] = []
         // Not even the longest tokens could cover this much text within the limit.
         if limit >= 0, utf8.count / maxTokenBytes > limit {

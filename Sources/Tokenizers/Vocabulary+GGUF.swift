@@ -31,6 +31,8 @@ extension Vocabulary {
         public static let addEOS = "tokenizer.ggml.add_eos_token"
         public static let addSpacePrefix = "tokenizer.ggml.add_space_prefix"
         public static let generalName = "general.name"
+        /// Verity's own key: the tokenizer.json normalizer a GGUF tokenizer has no place for.
+        public static let hfNormalizer = "tokenizer.hf.normalizer"
     }
 
     /// Reads the `tokenizer.ggml.*` metadata of a GGUF file.
@@ -107,5 +109,6 @@ extension Vocabulary {
             addSpacePrefix: try flag(Key.addSpacePrefix),
             generalName: (try? gguf.optionalString(Key.generalName)) ?? nil
         )
+        normalizeNFC = (try wrap { () throws(GGUFError) in try gguf.optionalString(Key.hfNormalizer) }) == "NFC"
     }
 }

@@ -68,6 +68,9 @@ public struct Vocabulary: Sendable, Equatable {
     public var addSpacePrefix: Bool?
     /// `general.name`; llama.cpp keys a few per-token attributes on it (Phi-3).
     public var generalName: String?
+    /// Normalize text to Unicode NFC before tokenizing (`tokenizer.hf.normalizer` = "NFC": a
+    /// tokenizer.json with the NFC normalizer, as Qwen 2's; GGUF files from llama.cpp never do).
+    public var normalizeNFC = false
 
     /// Creates a vocabulary. Only `model`, `tokens` and (for BPE) `merges` are required.
     public init(

@@ -172,7 +172,7 @@ PRE_TOKENIZERS = {
 
 def tokenizer_variant(name):
     """tiny-llama with SmolLM2's vocabulary under another byte-level pre-tokenizer."""
-    out = os.path.join(cache_dir(), f"tiny-llama-pre-{name}")
+    out = os.path.join(cache_dir(), f"tiny-llama-pre-{name}-2")
     if _done(out):
         return out
     base = tiny_checkpoint("llama")
@@ -187,6 +187,8 @@ def tokenizer_variant(name):
             tj["pre_tokenizer"] = PRE_TOKENIZERS[name]
             if name == "llama3":
                 tj["model"]["ignore_merges"] = True
+            if name == "qwen2":
+                tj["normalizer"] = {"type": "NFC"}  # as Qwen 2's own tokenizer.json
             with open(os.path.join(out, f), "w") as fh:
                 json.dump(tj, fh, ensure_ascii=False)
         else:

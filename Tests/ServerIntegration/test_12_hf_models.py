@@ -76,10 +76,14 @@ def test_transformers_4_config_spelling_loads_the_same(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # tokenizer.json: the tokenizers library's ids, text by text.
 
-TOKENIZERS = ["smollm2-gpt2", "smollm", "llama3", "qwen2", "gemma3"]
+TOKENIZERS = ["smollm2-gpt2", "smollm", "llama3", "qwen2", "gemma3", "hub-trained"]
 
 
-def tokenizer_folder(name):
+def tokenizer_folder(name, hub_repos=None):
+    if name == "hub-trained":
+        # test_11's tiny checkpoint: a 320-token byte-level BPE trained by the tokenizers library.
+        from test_11_hub import ST_REPO
+        return str(hub_repos / ST_REPO)
     if name == "smollm2-gpt2":
         return hf_fixtures.tiny_checkpoint("llama")
     if name == "gemma3":
@@ -88,9 +92,9 @@ def tokenizer_folder(name):
 
 
 @pytest.mark.parametrize("name", TOKENIZERS)
-def test_tokenizer_json_ids_match_tokenizers_library(name, tmp_path):
+def test_tokenizer_json_ids_match_tokenizers_library(name, tmp_path, request):
     from tokenizers import Tokenizer
-    folder = tokenizer_folder(name)
+    folder = tokenizer_folder(name, request.getfixturevalue("hub_repos") if name == "hub-trained" else None)
     texts = corpus()
     assert len(texts) >= 200
     (tmp_path / "texts.json").write_text(json.dumps(texts))
