@@ -8,7 +8,7 @@ import Models
 /// so the figure is the engine's). With `--sequences`, batched decode: S sequences advance together,
 /// one token each per batched pass (what the server's continuous batching runs), reported as
 /// aggregate tokens/s. Each test runs `--repetitions` times; median and spread are reported.
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure prefill and decode speed (tokens/s, median of repetitions).")
 
@@ -50,8 +50,8 @@ struct BenchCommand: ParsableCommand {
         return values.compactMap { $0 }
     }
 
-    func run() throws {
-        let model = try modelOptions.load()
+    func run() async throws {
+        let model = try await modelOptions.load()
         let network = model.network
         let sizes = parsedPromptSizes ?? []
         let capacity = min(network.trainedContextLength, (sizes.max() ?? 1) + genTokens + 1)

@@ -5,7 +5,7 @@ import Foundation
 
 /// `verity chat`: an interactive terminal conversation that keeps its history (and its KV cache,
 /// so each turn evaluates only the new tokens).
-struct ChatCommand: ParsableCommand {
+struct ChatCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat",
         abstract: "Chat with a model in the terminal. Type /reset to start over, /quit or Ctrl-D to leave.")
@@ -15,8 +15,8 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "System message (prompt instructions).") var system: String?
     @Option(name: .customLong("max-tokens"), help: "Maximum tokens per reply.") var maxTokens: Int = 512
 
-    func run() throws {
-        let model = try modelOptions.load()
+    func run() async throws {
+        let model = try await modelOptions.load()
         guard model.chatTemplate != nil else { throw CLIError("\(model.name) has no chat template; use `verity run --raw`") }
         let capacity = modelOptions.contextSize ?? min(model.network.trainedContextLength, 4096)
         let generator = try Generator(model: model, capacity: capacity, threads: modelOptions.threadCount)

@@ -3,7 +3,7 @@ import Engine
 import Foundation
 
 /// `verity tokenize`: token ids of a text, as JSON (for scripts and parity checks).
-struct TokenizeCommand: ParsableCommand {
+struct TokenizeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Print the token ids of a text as JSON.")
 
     @OptionGroup var modelOptions: ModelOptions
@@ -16,8 +16,8 @@ struct TokenizeCommand: ParsableCommand {
         guard (text == nil) != (input == nil) else { throw ValidationError("give --text or --input, not both") }
     }
 
-    func run() throws {
-        let model = try modelOptions.load()
+    func run() async throws {
+        let model = try await modelOptions.load()
         func ids(_ text: String) -> String {
             "[" + model.tokenizer.encode(text, addSpecial: !noSpecial, parseSpecial: !noParseSpecial).map(String.init).joined(separator: ",") + "]"
         }
@@ -36,7 +36,7 @@ struct TokenizeCommand: ParsableCommand {
 /// `verity logits`: teacher-forced logits of token sequences, for the fidelity script
 /// (scripts/fidelity.py). Input: a JSON array of arrays of token ids. Output: raw little-endian
 /// float32, each sequence's `count × vocabulary` logits concatenated.
-struct LogitsCommand: ParsableCommand {
+struct LogitsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logits", abstract: "Dump teacher-forced logits (float32) of token sequences.", shouldDisplay: false)
 
@@ -44,8 +44,8 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "JSON file: an array of token-id arrays.") var input: String
     @Option(help: "Output file for the float32 logits.") var output: String
 
-    func run() throws {
-        let model = try modelOptions.load()
+    func run() async throws {
+        let model = try await modelOptions.load()
         let data = try Data(contentsOf: URL(fileURLWithPath: input))
         guard let sequences = try JSONSerialization.jsonObject(with: data) as? [[Int]] else {
             throw CLIError("\(input) must hold a JSON array of arrays of token ids")

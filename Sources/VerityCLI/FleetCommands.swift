@@ -87,7 +87,7 @@ struct WorkerCommand: AsyncParsableCommand {
                                              contextLength: upstreamContext, capacity: upstreamCapacity)
             config.server.limits.maxBodyBytes = engine.maxBodyBytes
         } else {
-            try engine.apply(to: &config.server)
+            try await engine.apply(to: &config.server)
         }
         config.gateways = gateways
         config.gatewayKeys = try gatewayKeys.map { text in

@@ -25,11 +25,11 @@ struct ModelOptions: ParsableArguments {
         if let contextSize, contextSize < 1 { throw ValidationError("--ctx must be positive") }
     }
 
-    func load() throws -> LoadedModel {
+    func load() async throws -> LoadedModel {
         if model == nil && !FileManager.default.fileExists(atPath: modelPath) {
             throw CLIError("default model not found at \(modelPath); run scripts/fetch-models or pass --model PATH")
         }
-        let resolved = try ModelResolver.resolve(modelPath, revision: loading.revision)
+        let resolved = try await ModelResolver.resolve(modelPath, revision: loading.revision)
         return try LoadedModel(path: resolved.path, options: try loading.options(source: resolved.source), threads: threadCount)
     }
 

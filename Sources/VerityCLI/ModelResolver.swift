@@ -1,4 +1,3 @@
-import Dispatch
 import Engine
 import Foundation
 import Hub
@@ -16,8 +15,9 @@ enum ModelResolver {
     static func isHubReference(_ spec: String) -> Bool { spec.hasPrefix("hf:") }
 
     /// Resolves a hub reference (downloading what is missing, with a progress bar on a terminal);
-    /// a path is returned as it is.
-    static func resolve(_ spec: String, revision: String? = nil) throws -> Resolved {
+    /// a path is returned as it is. Async all the way: blocking a thread of the cooperative pool
+    /// while the download awaits on it would hang a one-core machine.
+    static func resolve(_ spec: String, revision: String? = nil) async throws -> Resolved {
         guard isHubReference(spec) else { return Resolved(path: spec, source: nil) }
         let reference: HubModelReference
         do {
@@ -25,18 +25,14 @@ enum ModelResolver {
         } catch {
             throw CLIError(error.message)
         }
-        let result = Blocking.run { () async -> Result<HubSnapshot, HubError> in
-            let client = HubClient()
-            let result: Result<HubSnapshot, HubError>
-            do throws(HubError) { result = .success(try await client.pull(reference)) } catch { result = .failure(error) }
+        let client = HubClient()
+        do throws(HubError) {
+            let snapshot = try await client.pull(reference)
             await client.shutdown()
-            return result
-        }
-        switch result {
-        case .success(let snapshot):
             let tag = reference.tag.map { ":" + $0 } ?? ""
             return Resolved(path: snapshot.primaryPath, source: "hf:\(snapshot.repo)\(tag)@\(snapshot.commit)")
-        case .failure(let error):
+        } catch {
+            await client.shutdown()
             throw CLIError(error.message)
         }
     }
@@ -49,21 +45,4 @@ enum ModelResolver {
         }
         return type
     }
-}
-
-/// Runs async work to completion from synchronous code (a command's `run()`), on the cooperative
-/// pool, waiting on a semaphore.
-enum Blocking {
-    static func run<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
-        let box = Box<T>()
-        let done = DispatchSemaphore(value: 0)
-        Task.detached {
-            box.value = await body()
-            done.signal()
-        }
-        done.wait()
-        return box.value!
-    }
-
-    private final class Box<T>: @unchecked Sendable { var value: T? }
 }

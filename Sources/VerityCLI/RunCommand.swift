@@ -4,7 +4,7 @@ import Engine
 import Foundation
 
 /// `verity run`: one completion, streamed to stdout.
-struct RunCommand: ParsableCommand {
+struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Complete one prompt and stream the text to stdout (timings go to stderr).")
@@ -24,8 +24,8 @@ struct RunCommand: ParsableCommand {
         if raw && system != nil { throw ValidationError("--system needs the chat template; drop --raw") }
     }
 
-    func run() throws {
-        let model = try modelOptions.load()
+    func run() async throws {
+        let model = try await modelOptions.load()
         let promptTokens: [Int32]
         if raw {
             promptTokens = model.rawTokens(prompt, parseSpecial: true)

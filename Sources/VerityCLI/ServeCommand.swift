@@ -39,7 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
         var config = Self.defaults
         config.host = host
         config.port = port
-        try engine.apply(to: &config)
+        try await engine.apply(to: &config)
         try front.apply(to: &config)
         config.ledger.dataDirectory = data.directory
         config.ledger.worker = machine.workerInfo
@@ -94,11 +94,11 @@ struct EngineOptions: ParsableArguments {
     }
 
     /// The models (checked to exist) and the scheduler's settings.
-    func apply(to config: inout ServerConfiguration) throws {
+    func apply(to config: inout ServerConfiguration) async throws {
         config.modelPaths = []
         for spec in model.isEmpty ? [ModelCache.defaultModelPath] : model {
             // hf: models are pulled (or found in the cache) now, before the socket opens.
-            let resolved = try ModelResolver.resolve(spec, revision: loading.revision)
+            let resolved = try await ModelResolver.resolve(spec, revision: loading.revision)
             guard FileManager.default.fileExists(atPath: resolved.path) else {
                 throw CLIError(model.isEmpty ? "default model not found at \(resolved.path); run scripts/fetch-models or pass --model PATH"
                                              : "model not found: \(resolved.path)")
