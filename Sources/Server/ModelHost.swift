@@ -71,7 +71,10 @@ struct SamplingDefaults: Sendable {
 
     init(model: LoadedModel) {
         let file = model.file
-        func float(_ key: String) -> Double? { ((try? file.optionalFloat("general.sampling." + key)) ?? nil).map(Double.init) }
+        // Through the Float's shortest text, so 0.6 reads 0.6 and not 0.6000000238418579.
+        func float(_ key: String) -> Double? {
+            ((try? file.optionalFloat("general.sampling." + key)) ?? nil).map { Double("\($0)") ?? Double($0) }
+        }
         temperature = float("temp")
         topP = float("top_p")
         topK = (try? file.optionalInt("general.sampling.top_k")) ?? nil

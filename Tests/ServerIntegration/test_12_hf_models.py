@@ -407,3 +407,30 @@ def test_hub_models_load_as_one_model_split_gguf_and_sharded_safetensors(hub, ho
     want = hf_fixtures.transformers_logits(snapshot, [list(range(1, 40))])[0]
     got = np.fromfile(tmp_path / "st.f32", dtype=np.float32).reshape(want.shape)
     assert float(np.abs(got - want).max()) <= 1e-4
+
+
+def test_the_models_generation_config_sets_unset_sampling_fields(tmp_path, start_server):
+    """generation_config.json's do_sample=false / top_p / top_k are the server's defaults for this
+    model: /v1/models says so, and a request without temperature answers greedily (the same text as
+    temperature 0), while one that sets temperature keeps it."""
+    folder = tmp_path / "model"
+    shutil.copytree(hf_fixtures.real_checkpoint("smollm2", "bf16"), folder)
+    generation = json.loads((folder / "generation_config.json").read_text())
+    generation.update(do_sample=False, temperature=0.6, top_p=0.9, top_k=20)
+    (folder / "generation_config.json").write_text(json.dumps(generation))
+    server, stop = start_server("hf-sampling", ["--model", folder], api_key=None)
+    try:
+        [model] = http.get(server.base_url + "/v1/models").json()["data"]
+        assert model["sampling_defaults"] == {"temperature": 0.0, "top_p": 0.9, "top_k": 20, "source": "generation_config.json"}
+
+        def ask(**extra):
+            r = http.post(server.base_url + "/v1/completions", timeout=120,
+                          json={"model": model["id"], "prompt": "Once upon a time", "max_tokens": 12, **extra})
+            assert r.status_code == 200, r.text
+            return r.json()["choices"][0]["text"]
+        greedy = ask(temperature=0)
+        assert ask() == greedy and ask() == greedy
+        hot = {ask(temperature=1.5, top_p=1, top_k=0, seed=s) for s in range(4)}
+        assert len(hot) > 1, "a request's own temperature must win over the model's default"
+    finally:
+        stop()
