@@ -180,6 +180,41 @@ typedef struct {
 } ck_matmul_args;
 int ck_matmul(ck_pool *pool, const ck_matmul_args *args);
 
+// ---- batched LoRA (lora.c) ---------------------------------------------------------------------
+/// One adapter's low-rank pair for one projection, row-major: `a` is rank × in (PEFT's
+/// lora_A.weight), `b` is out × rank (lora_B.weight) or, with b_transposed, rank × out (a copy the
+/// loader transposed once: the kernel then skips its per-call transposes; same results, bit for bit).
+/// Both of `type` (CK_F32, CK_F16 or CK_BF16). rank 0: the adapter leaves this projection alone
+/// (its tokens are skipped; a and b unused).
+typedef struct {
+    const void *a;
+    const void *b;
+    int type;
+    int rank;
+    float scale;
+    int b_transposed;
+} ck_lora_adapter;
+/// Scratch bytes ck_lora_apply needs for n_tokens tokens whose adapters have rank <= max_rank.
+size_t ck_lora_scratch_bytes(size_t n_tokens, size_t max_rank);
+/// For every token t < n_tokens with idx[t] >= 0 (an index into adapters[0..<n_adapters]) and that
+/// adapter's rank > 0: u = A·x[t], d[o] = Σ_j B[o][j]·u[j], out[t * ld_out + o] += d[o] · scale for
+/// o < out_dim; x[t] is x + t * ld_x (in floats). Tokens with idx -1 are not touched.
+/// Every result is bit-identical across instruction sets, thread counts and batch compositions: u[j]
+/// is 16 lanes of fmaf chains (lane l: i ≡ l mod 16, the row zero-padded to a multiple of 16) summed
+/// as ck_reduce16; d[o] one fmaf chain over j from +0; then out + d·scale (see lora.c).
+/// scratch: 4-byte aligned, at least ck_lora_scratch_bytes(n_tokens, largest rank in use) bytes.
+/// Returns 0, or -1 (nothing written) for a bad argument: an index out of range, an unsupported
+/// type, a rank above 65536, a null pointer, ld_x < in, ld_out < out_dim, or too little scratch.
+/// pool may be NULL (single-threaded); small calls run on the caller's thread anyway.
+int ck_lora_apply(ck_pool *pool, const float *x, size_t ld_x, size_t in, float *out, size_t ld_out, size_t out_dim,
+                  size_t n_tokens, const int32_t *idx, const ck_lora_adapter *adapters, size_t n_adapters, void *scratch,
+                  size_t scratch_bytes);
+/// ck_lora_apply through one variant (CK_VARIANT_SCALAR: the scalar twin; CK_VARIANT_AVX2 and
+/// CK_VARIANT_AVXVNNI: the AVX2 kernels) whatever the level in force; -2 when the CPU cannot run it.
+int ck_lora_apply_variant(int variant, ck_pool *pool, const float *x, size_t ld_x, size_t in, float *out, size_t ld_out,
+                          size_t out_dim, size_t n_tokens, const int32_t *idx, const ck_lora_adapter *adapters,
+                          size_t n_adapters, void *scratch, size_t scratch_bytes);
+
 #ifdef __cplusplus
 }
 #endif
