@@ -71,20 +71,33 @@ public final class BatchScheduler: @unchecked Sendable {
         let request: Request
         let prompt: [Int32]
         let parameters: GenerationParameters
+        let adapter: ModelAdapter?
     }
 
     /// A sequence slot: a KV cache and the tokens it holds (kept after its request ends, for reuse).
     private final class Slot {
         let sequence: any ModelContext
         var cached: [Int32] = []
+        /// The adapter the cached keys and values were computed with: a prefix is shared only
+        /// between sequences of the same adapter (or both of none). Weak, so that an unloaded
+        /// adapter's memory is freed; once it is, the cache matches no one.
+        weak var cachedAdapter: ModelAdapter?
+        var cachedWithAdapter = false
         var lastUsed = 0
         var job: Job?
         init(sequence: any ModelContext) { self.sequence = sequence }
+
+        /// How many of `prompt`'s first tokens this slot's cache holds for `adapter`.
+        func reusablePrefix(of prompt: [Int32], adapter: ModelAdapter?) -> Int {
+            let same = adapter == nil ? !cachedWithAdapter : cachedAdapter === adapter
+            return same ? cached.reusablePrefix(of: prompt) : 0
+        }
     }
 
     private struct Job {
         let request: Request
         let prompt: [Int32]
+        let adapter: ModelAdapter?
         var completion: Completion
         var prefilled: Int          // prompt tokens in the cache
         let reused: Int
@@ -129,7 +142,7 @@ public final class BatchScheduler: @unchecked Sendable {
 
     /// Queues a completion of `prompt`. Throws `.overloaded` when `maxQueue` requests already wait,
     /// `.promptTooLong` when the prompt does not fit the context, `.shuttingDown` after ``shutdown()``.
-    public func submit(prompt: [Int32], parameters: GenerationParameters) throws(EngineError) -> Request {
+    public func submit(prompt: [Int32], parameters: GenerationParameters, adapter: ModelAdapter? = nil) throws(EngineError) -> Request {
         guard !prompt.isEmpty else { throw EngineError(.invalidParameter, "the prompt is empty") }
         guard prompt.count < configuration.contextLength else {
             throw EngineError(.promptTooLong, "the prompt has \(prompt.count) tokens but the context holds \(configuration.contextLength)")
@@ -142,7 +155,7 @@ public final class BatchScheduler: @unchecked Sendable {
         }
         nextID += 1
         let request = Request(id: nextID, scheduler: self)
-        queue.append(Pending(request: request, prompt: prompt, parameters: parameters))
+        queue.append(Pending(request: request, prompt: prompt, parameters: parameters, adapter: adapter))
         lock.signal()
         return request
     }
@@ -195,7 +208,7 @@ public final class BatchScheduler: @unchecked Sendable {
             }
             let cancelledNow = cancelled
             cancelled.removeAll()
-            while !stopping, !queue.isEmpty, let slot = freeSlot(for: queue[0].prompt) {
+            while !stopping, !queue.isEmpty, let slot = freeSlot(for: queue[0].prompt, adapter: queue[0].adapter) {
                 admit(queue.removeFirst(), into: slot)
             }
             let idle = slots.allSatisfy { $0.job == nil }
@@ -217,10 +230,10 @@ public final class BatchScheduler: @unchecked Sendable {
 
     /// The free slot whose cached tokens share the longest prefix with `prompt` (least recently
     /// used on ties), or nil when all are busy. Called with the lock held.
-    private func freeSlot(for prompt: [Int32]) -> Slot? {
+    private func freeSlot(for prompt: [Int32], adapter: ModelAdapter?) -> Slot? {
         var best: (slot: Slot, shared: Int)?
         for slot in slots where slot.job == nil {
-            let shared = slot.cached.reusablePrefix(of: prompt)
+            let shared = slot.reusablePrefix(of: prompt, adapter: adapter)
             if best == nil || shared > best!.shared || (shared == best!.shared && slot.lastUsed < best!.slot.lastUsed) {
                 best = (slot, shared)
             }
@@ -230,12 +243,14 @@ public final class BatchScheduler: @unchecked Sendable {
 
     /// Called with the lock held.
     private func admit(_ pending: Pending, into slot: Slot) {
-        var shared = slot.cached.reusablePrefix(of: pending.prompt)
+        var shared = slot.reusablePrefix(of: pending.prompt, adapter: pending.adapter)
         slot.sequence.truncate(to: shared)
         slot.cached.removeSubrange(shared...)
+        slot.cachedAdapter = pending.adapter
+        slot.cachedWithAdapter = pending.adapter != nil
         // Another sequence (running or not) may hold a longer prefix of this prompt, e.g. the same
         // system prompt: copying its KV entries costs a memory copy instead of a forward pass.
-        let donors = slots.lazy.filter { $0 !== slot }.map { (slot: $0, shared: $0.cached.reusablePrefix(of: pending.prompt)) }
+        let donors = slots.lazy.filter { $0 !== slot }.map { (slot: $0, shared: $0.reusablePrefix(of: pending.prompt, adapter: pending.adapter)) }
         if let (donor, longer) = donors.max(by: { $0.shared < $1.shared }) {
             if longer >= shared + Self.minimumCopy,
                (try? model.network.copyPrefix(from: donor.sequence, to: slot.sequence, count: longer)) != nil {
@@ -245,7 +260,7 @@ public final class BatchScheduler: @unchecked Sendable {
         }
         clock += 1
         slot.lastUsed = clock
-        slot.job = Job(request: pending.request, prompt: pending.prompt,
+        slot.job = Job(request: pending.request, prompt: pending.prompt, adapter: pending.adapter,
                        completion: Completion(prompt: pending.prompt, parameters: pending.parameters, tokenizer: model.tokenizer),
                        prefilled: shared, reused: shared, next: nil)
         activeCount += 1
@@ -271,7 +286,7 @@ public final class BatchScheduler: @unchecked Sendable {
         for slot in slots {
             guard let job = slot.job, let next = job.next, heavyTurn || !isHeavy(job) else { continue }
             if slot.sequence.count + 1 > slot.sequence.capacity { end(slot, reason: .length); continue }
-            entries.append(BatchEntry(sequence: slot.sequence, tokens: [next], wantsLogits: true))
+            entries.append(BatchEntry(sequence: slot.sequence, tokens: [next], wantsLogits: true, adapter: job.adapter))
             owners.append((slot, 1, true))
             budget -= 1
         }
@@ -286,7 +301,8 @@ public final class BatchScheduler: @unchecked Sendable {
             let chunk = interactive && isHeavy(job) ? min(remaining, configuration.prefillTokensWhileDecoding) : remaining
             let count = min(budget, chunk)
             let last = job.prefilled + count == job.prompt.count
-            entries.append(BatchEntry(sequence: slot.sequence, tokens: job.prompt[job.prefilled..<(job.prefilled + count)], wantsLogits: last))
+            entries.append(BatchEntry(sequence: slot.sequence, tokens: job.prompt[job.prefilled..<(job.prefilled + count)], wantsLogits: last,
+                                      adapter: job.adapter))
             owners.append((slot, count, last))
             budget -= count
         }

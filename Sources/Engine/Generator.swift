@@ -40,6 +40,16 @@ public final class Generator {
     public let context: any ModelContext
     private var cachedTokens: [Int32] = []
 
+    /// The LoRA adapter generations run with (nil: the bare base). Changing it forgets the cache,
+    /// whose keys and values belong to the previous adapter.
+    public var adapter: ModelAdapter? {
+        didSet {
+            guard adapter !== oldValue else { return }
+            cachedTokens = []
+            context.truncate(to: 0)
+        }
+    }
+
     /// - Parameters:
     ///   - capacity: positions in the KV cache (prompt + completion); at most the trained context.
     ///   - threads: compute threads.
@@ -95,7 +105,7 @@ public final class Generator {
     /// Appends `tokens` to the context; on failure forgets the cache so the next call starts clean.
     private func evaluate(_ tokens: [Int32]) throws(EngineError) -> UnsafeBufferPointer<Float> {
         do {
-            let logits = try model.network.forward(tokens, context: context, logits: .last)
+            let logits = try model.network.forward(tokens, context: context, logits: .last, adapter: adapter)
             cachedTokens.append(contentsOf: tokens)
             return logits
         } catch {
@@ -111,7 +121,7 @@ public final class Generator {
         context.truncate(to: 0)
         cachedTokens = []
         do {
-            let out = try model.network.forward(tokens, context: context, logits: .all)
+            let out = try model.network.forward(tokens, context: context, logits: .all, adapter: adapter)
             cachedTokens = tokens
             return Array(out)
         } catch {

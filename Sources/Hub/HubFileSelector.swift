@@ -14,7 +14,7 @@ import Foundation
 ///
 /// Safetensors repos (no GGUF file and no tag): `config.json`, the weights (`model.safetensors`, or
 /// `model.safetensors.index.json` and every shard it names), and those of ``safetensorsCompanions``
-/// the repo has.
+/// the repo has. PEFT adapter repos (LoRA): `adapter_config.json` and `adapter_model.safetensors`.
 public enum HubFileSelector {
     /// The quant picked when no tag is given (llama.cpp's default).
     public static let defaultQuant = "Q4_K_M"
@@ -26,6 +26,9 @@ public enum HubFileSelector {
     ]
     public static let safetensorsIndex = "model.safetensors.index.json"
     public static let safetensorsSingle = "model.safetensors"
+    /// A PEFT adapter repo's files.
+    public static let peftConfig = "adapter_config.json"
+    public static let peftWeights = "adapter_model.safetensors"
 
     /// The files to fetch.
     public enum Plan: Sendable, Equatable {
@@ -67,6 +70,9 @@ public enum HubFileSelector {
         } else if present.contains(safetensorsSingle) {
             weights = [safetensorsSingle]
             index = nil
+        } else if present.contains(peftConfig) && present.contains(peftWeights) {
+            // A PEFT LoRA adapter (what PEFT, TRL and Unsloth push): its config and weights.
+            return .safetensors(files: [peftConfig, peftWeights], index: nil)
         } else {
             throw HubError(.noMatchingFile, "\(repo) has neither GGUF files nor a safetensors checkpoint (\(safetensorsSingle) or \(safetensorsIndex)); \(listing([], or: files))")
         }

@@ -6,6 +6,7 @@ extension DecoderModel {
     struct Segment {
         let sequence: SequenceCache
         let count: Int
+        var adapter: ModelAdapter? = nil
     }
 
     /// Runs all layers over one batch of tokens (the segments' tokens, in order), appending them to
@@ -25,10 +26,12 @@ extension DecoderModel {
             }
         }
         precondition(caches.count == n, "segments do not cover the batch")
+        ctx.setAdapters(segments.map(\.adapter), counts: segments.map(\.count))
         let qDim = hp.heads * hp.keyDim, kDim = hp.kvHeads * hp.keyDim, vDim = hp.kvHeads * hp.valueDim
         let attnDim = hp.heads * hp.valueDim, ff = hp.feedForward
         for t in 0..<n {
-            tokenEmbedding.dequantizeRow(Int(tokens[t]), into: ctx.x + t * embd)
+            let embedding = ctx.adapter(ofToken: t)?.tokenEmbedding ?? tokenEmbedding
+            embedding.dequantizeRow(Int(tokens[t]), into: ctx.x + t * embd)
             if let scale = options.embeddingScale {
                 for i in 0..<embd { ctx.x[t * embd + i] *= scale }
             }
@@ -39,11 +42,11 @@ extension DecoderModel {
             ctx.setInput(ctx.h)
             switch layer.qkv {
             case .separate(let wq, let wk, let wv):
-                ctx.project(wq, tokens: n, into: ctx.q)
-                ctx.project(wk, tokens: n, into: ctx.k)
-                ctx.project(wv, tokens: n, into: ctx.v)
+                ctx.project(wq, tokens: n, into: ctx.q, lora: (l, .q))
+                ctx.project(wk, tokens: n, into: ctx.k, lora: (l, .k))
+                ctx.project(wv, tokens: n, into: ctx.v, lora: (l, .v))
             case .fused(let w):
-                ctx.project(w, tokens: n, into: ctx.fused)
+                ctx.project(w, tokens: n, into: ctx.fused, lora: (l, .qkv))
                 let width = qDim + kDim + vDim
                 for t in 0..<n {
                     let row = ctx.fused + t * width
@@ -80,17 +83,17 @@ extension DecoderModel {
                               out: attn + t * attnDim, scratch: scratch[ith], maxPositions: maxPositions)
             }
             ctx.setInput(ctx.attn)
-            ctx.project(layer.wo, tokens: n, into: ctx.h)
+            ctx.project(layer.wo, tokens: n, into: ctx.h, lora: (l, .o))
             if let post = layer.postAttnNorm { norm(ctx.h, post, into: ctx.h, rows: n, width: embd) }
             VectorOps.add(ctx.x, ctx.h, count: n * embd)
 
             norm(ctx.x, layer.ffnNorm, into: ctx.h, rows: n, width: embd)
             ctx.setInput(ctx.h)
             if let gate = layer.gate {
-                ctx.project(gate, tokens: n, into: ctx.gate)
-                ctx.project(layer.up, tokens: n, into: ctx.up)
+                ctx.project(gate, tokens: n, into: ctx.gate, lora: (l, .gate))
+                ctx.project(layer.up, tokens: n, into: ctx.up, lora: (l, .up))
             } else {
-                ctx.project(layer.up, tokens: n, into: ctx.fused)
+                ctx.project(layer.up, tokens: n, into: ctx.fused, lora: (l, .up))
                 for t in 0..<n {
                     (ctx.gate + t * ff).update(from: ctx.fused + t * 2 * ff, count: ff)
                     (ctx.up + t * ff).update(from: ctx.fused + t * 2 * ff + ff, count: ff)
@@ -102,15 +105,40 @@ extension DecoderModel {
             case .geglu: GELU.mul(ctx.gate, ctx.up, count: n * ff)
             }
             ctx.setInput(ctx.gate)
-            ctx.project(layer.down, tokens: n, into: ctx.h)
+            ctx.project(layer.down, tokens: n, into: ctx.h, lora: (l, .down))
             if let post = layer.postFFNNorm { norm(ctx.h, post, into: ctx.h, rows: n, width: embd) }
             VectorOps.add(ctx.x, ctx.h, count: n * embd)
         }
         for segment in segments { segment.sequence.advance(by: segment.count) }
     }
 
-    /// Final norm, output projection (and soft-cap) for `rows` of the last batch.
+    /// Final norm, output projection (and soft-cap) for `rows` of the last batch. Rows whose
+    /// sequence's adapter replaces or adapts the output are projected apart, per adapter.
     func outputLogits(_ ctx: Workspace, rows: some Collection<Int>, into out: UnsafeMutablePointer<Float>) {
+        let rows = Array(rows)
+        guard ctx.adaptsOutput else {
+            projectOutput(ctx, rows: rows, matrix: output, adapter: nil, into: out)
+            return
+        }
+        let vocab = vocabularySize
+        var groups: [(adapter: ModelAdapter?, indices: [Int])] = []
+        for (i, t) in rows.enumerated() {
+            let adapter = ctx.adapter(ofToken: t).flatMap { $0.touchesOutput ? $0 : nil }
+            if let g = groups.firstIndex(where: { $0.adapter === adapter }) { groups[g].indices.append(i) } else { groups.append((adapter, [i])) }
+        }
+        var scratch = [Float](repeating: 0, count: rows.count * vocab)
+        for group in groups {
+            scratch.withUnsafeMutableBufferPointer { buffer in
+                projectOutput(ctx, rows: group.indices.map { rows[$0] }, matrix: group.adapter?.outputReplacement ?? output,
+                              adapter: group.adapter, into: buffer.baseAddress!)
+                for (k, i) in group.indices.enumerated() {
+                    (out + i * vocab).update(from: buffer.baseAddress! + k * vocab, count: vocab)
+                }
+            }
+        }
+    }
+
+    private func projectOutput(_ ctx: Workspace, rows: [Int], matrix: QuantizedMatrix, adapter: ModelAdapter?, into out: UnsafeMutablePointer<Float>) {
         let embd = hyperparameters.embedding
         outputNorm.withUnsafeBufferPointer { wn in
             for (i, t) in rows.enumerated() {
@@ -119,7 +147,8 @@ extension DecoderModel {
             }
         }
         ctx.setInput(ctx.h)
-        ctx.project(output, tokens: rows.count, into: out)
+        ctx.project(matrix, tokens: rows.count, into: out)
+        if let lora = adapter?.output { ctx.addLoRA(lora, tokens: rows.count, into: out, ldOut: vocabularySize) }
         if let cap = options.finalLogitSoftcap {
             let count = rows.count * vocabularySize, inverse = 1 / cap
             for i in 0..<count { out[i] = tanhf(out[i] * inverse) * cap }

@@ -111,7 +111,7 @@ public final class DecoderModel: LanguageModel {
                          ropeDims: hp.ropeDims, fusedWidth: max(qkvWidth, 2 * hp.feedForward))
     }
 
-    public func forward(_ tokens: [Int32], context: any ModelContext, logits mode: LogitsMode) throws(ModelError)
+    public func forward(_ tokens: [Int32], context: any ModelContext, logits mode: LogitsMode, adapter: ModelAdapter?) throws(ModelError)
         -> UnsafeBufferPointer<Float> {
         guard let ctx = context as? TransformerContext else {
             throw ModelError(.invalidHyperparameter, "context was not made by this model")
@@ -124,7 +124,7 @@ public final class DecoderModel: LanguageModel {
         while start < tokens.count {
             let n = min(ws.batch, tokens.count - start)
             tokens.withUnsafeBufferPointer { buf in
-                evaluate(UnsafeBufferPointer(rebasing: buf[start..<(start + n)]), segments: [Segment(sequence: ctx.sequence, count: n)], ws)
+                evaluate(UnsafeBufferPointer(rebasing: buf[start..<(start + n)]), segments: [Segment(sequence: ctx.sequence, count: n, adapter: adapter)], ws)
             }
             if mode == .all {
                 outputLogits(ws, rows: 0..<n, into: ws.logits + start * vocab)
@@ -155,7 +155,7 @@ public final class DecoderModel: LanguageModel {
                 throw ModelError(.invalidHyperparameter, "a sequence of \(sequence.capacity) positions exceeds the workspace's \(ws.maxPositions)")
             }
             try validate(entry.tokens, for: sequence)
-            segments.append(Segment(sequence: sequence, count: entry.tokens.count))
+            segments.append(Segment(sequence: sequence, count: entry.tokens.count, adapter: entry.adapter))
             tokens.append(contentsOf: entry.tokens)
             if entry.wantsLogits { rows.append(tokens.count - 1) }
         }

@@ -25,8 +25,11 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// Evaluates `tokens` at positions `context.count ..< context.count + tokens.count`, appends
     /// them to the KV cache, and returns the logits: one row of `vocabularySize` floats for the last
     /// token, or one per token. The buffer is owned by the context and valid until its next call.
-    func forward(_ tokens: [Int32], context: any ModelContext, logits: LogitsMode) throws(ModelError)
+    func forward(_ tokens: [Int32], context: any ModelContext, logits: LogitsMode, adapter: ModelAdapter?) throws(ModelError)
         -> UnsafeBufferPointer<Float>
+
+    /// Prepares a LoRA adapter read for this model's file, with the user's `scale`.
+    func makeAdapter(_ file: LoRAFile, scale: Float) throws(ModelError) -> ModelAdapter
 
     /// Creates an empty sequence (a KV cache for `capacity` positions) for batched evaluation.
     func makeSequence(capacity: Int) throws(ModelError) -> any ModelContext
@@ -48,6 +51,13 @@ public protocol LanguageModel: AnyObject, Sendable {
     func copyPrefix(from source: any ModelContext, to destination: any ModelContext, count: Int) throws(ModelError)
 }
 
+extension LanguageModel {
+    /// ``forward(_:context:logits:adapter:)`` on the bare base model.
+    public func forward(_ tokens: [Int32], context: any ModelContext, logits: LogitsMode) throws(ModelError) -> UnsafeBufferPointer<Float> {
+        try forward(tokens, context: context, logits: logits, adapter: nil)
+    }
+}
+
 /// Scratch buffers and threads shared by batched forward passes (made by ``LanguageModel``).
 public protocol BatchWorkspace: AnyObject {
     /// Most tokens one pass may hold, over all entries.
@@ -60,11 +70,15 @@ public struct BatchEntry {
     public var tokens: ArraySlice<Int32>
     /// Whether to return logits for the entry's last token.
     public var wantsLogits: Bool
+    /// The LoRA adapter this sequence runs with (nil: the bare base). A sequence's KV cache holds
+    /// its adapter's keys and values: keep one sequence on one adapter.
+    public var adapter: ModelAdapter?
 
-    public init(sequence: any ModelContext, tokens: ArraySlice<Int32>, wantsLogits: Bool) {
+    public init(sequence: any ModelContext, tokens: ArraySlice<Int32>, wantsLogits: Bool, adapter: ModelAdapter? = nil) {
         self.sequence = sequence
         self.tokens = tokens
         self.wantsLogits = wantsLogits
+        self.adapter = adapter
     }
 }
 

@@ -37,7 +37,14 @@ final class Workspace: BatchWorkspace {
     let attnScratch: [Attention.Scratch]      // one per pool thread
     private var buffers: [UnsafeMutableRawPointer] = []
     private var activations: [ActivationKey: ActivationBuffer] = [:]
-    private var quantizedSource: UnsafePointer<Float>?
+    private(set) var quantizedSource: UnsafePointer<Float>?
+    // LoRA: the current pass's adapters, each token's index among them (-1: none), and per call
+    // the pairs of one projection, each token's index among those, and the kernel's scratch.
+    fileprivate(set) var stepAdapters: [ModelAdapter] = []
+    fileprivate(set) var adaptsOutput = false
+    fileprivate var tokenAdapter: [Int32] = []
+    fileprivate var loraSlots: [LoRAWeights?] = []
+    fileprivate var loraScratch: LoRAScratch
     private var quantizedTypes: Set<ActivationKey> = []
 
     struct ActivationKey: Hashable { let type: GGMLType; let columns: Int }
@@ -55,6 +62,7 @@ final class Workspace: BatchWorkspace {
         attn = alloc(batch * heads * valueDim)
         gate = alloc(batch * ff); up = alloc(batch * ff); fused = alloc(batch * fusedWidth)
         ropeCos = alloc(ropeDims / 2 + 1); ropeSin = alloc(ropeDims / 2 + 1)
+        loraScratch = LoRAScratch(tokens: batch, maxRank: 16)
         let group = heads / kvHeads
         attnScratch = (0..<pool.size).map { _ in
             Attention.Scratch(scores: alloc(group * maxPositions), probs16: alloc(group * Attention.probStride(maxPositions), UInt16.self),
@@ -89,6 +97,14 @@ final class Workspace: BatchWorkspace {
         quantizedTypes.removeAll(keepingCapacity: true)
     }
 
+    /// out[t] = w · input[t] for `tokens` rows of `w.columns` floats set by ``setInput(_:)``, plus
+    /// each token's adapter's low-rank term for `lora` (layer, projection), if it has one.
+    func project(_ w: QuantizedMatrix, tokens: Int, into out: UnsafeMutablePointer<Float>, lora: (layer: Int, slot: ModelAdapter.Slot)) {
+        project(w, tokens: tokens, into: out)
+        guard !stepAdapters.isEmpty else { return }
+        addLoRA(layer: lora.layer, slot: lora.slot, tokens: tokens, into: out, ldOut: w.rows)
+    }
+
     /// out[t] = w · input[t] for `tokens` rows of `w.columns` floats set by ``setInput(_:)``.
     func project(_ w: QuantizedMatrix, tokens: Int, into out: UnsafeMutablePointer<Float>) {
         guard let source = quantizedSource else { preconditionFailure("project without input") }
@@ -105,6 +121,76 @@ final class Workspace: BatchWorkspace {
             quantizedTypes.insert(key)
         }
         Kernels.matmul(w, buffer, tokens: tokens, into: out, ldOut: w.rows, pool: pool)
+    }
+}
+
+// MARK: - Adapters
+
+extension Workspace {
+    /// Sets the adapters of the next pass's tokens: `adapters[i]` for the `counts[i]` tokens of
+    /// segment i, in order.
+    func setAdapters(_ adapters: [ModelAdapter?], counts: [Int]) {
+        stepAdapters.removeAll(keepingCapacity: true)
+        tokenAdapter.removeAll(keepingCapacity: true)
+        adaptsOutput = false
+        for (adapter, count) in zip(adapters, counts) {
+            var index: Int32 = -1
+            if let adapter {
+                if let i = stepAdapters.firstIndex(where: { $0 === adapter }) {
+                    index = Int32(i)
+                } else {
+                    index = Int32(stepAdapters.count)
+                    stepAdapters.append(adapter)
+                    adaptsOutput = adaptsOutput || adapter.touchesOutput
+                    reserveLoRAScratch(rank: adapter.maxRank)
+                }
+            }
+            tokenAdapter.append(contentsOf: repeatElement(index, count: count))
+        }
+    }
+
+    /// The adapter of token `t` of the current pass.
+    func adapter(ofToken t: Int) -> ModelAdapter? {
+        let i = tokenAdapter[t]
+        return i < 0 ? nil : stepAdapters[Int(i)]
+    }
+
+    /// Adds each token's adapter's term for (layer, slot) to `out` (rows of `ldOut`), reading the
+    /// input set by ``setInput(_:)``. Tokens whose adapter leaves this projection alone are untouched.
+    func addLoRA(layer: Int, slot: ModelAdapter.Slot, tokens n: Int, into out: UnsafeMutablePointer<Float>, ldOut: Int) {
+        loraSlots.removeAll(keepingCapacity: true)
+        var any = false
+        for adapter in stepAdapters {
+            let weights = adapter.layers[layer][slot.rawValue]
+            any = any || weights != nil
+            loraSlots.append(weights)
+        }
+        guard any else { return }
+        runLoRA(tokens: n, adapterOfToken: tokenAdapter, into: out, ldOut: ldOut)
+    }
+
+    /// Adds one adapter's term to all `n` rows of `out`, reading the input set by ``setInput(_:)``.
+    func addLoRA(_ weights: LoRAWeights, tokens n: Int, into out: UnsafeMutablePointer<Float>, ldOut: Int) {
+        reserveLoRAScratch(rank: weights.rank)
+        loraSlots.removeAll(keepingCapacity: true)
+        loraSlots.append(weights)
+        runLoRA(tokens: n, adapterOfToken: [Int32](repeating: 0, count: n), into: out, ldOut: ldOut)
+    }
+
+    private func runLoRA(tokens n: Int, adapterOfToken: [Int32], into out: UnsafeMutablePointer<Float>, ldOut: Int) {
+        guard let x = quantizedSource else { preconditionFailure("LoRA without input") }
+        let width = loraSlots.lazy.compactMap { $0?.inFeatures }.first!
+        do {
+            try Kernels.loraApply(x: x, ldX: width, into: out, ldOut: ldOut, tokens: n, adapterOfToken: adapterOfToken,
+                                  adapters: loraSlots, scratch: loraScratch, pool: pool)
+        } catch {
+            preconditionFailure("LoRA kernel refused a pass: \(error.message)")
+        }
+    }
+
+    private func reserveLoRAScratch(rank: Int) {
+        guard rank > loraScratch.maxRank else { return }
+        loraScratch = LoRAScratch(tokens: batch, maxRank: rank)
     }
 }
 

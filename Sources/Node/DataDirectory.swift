@@ -16,6 +16,7 @@ import Darwin
 /// | `node.key` (0600) | the node's Ed25519 signing key (C2SP note signer key) | server, `verity ledger verify` |
 /// | `worker.key` (0600) | a worker's Ed25519 key, whose public half is its ``WorkerID`` (`WorkerKey.swift`) | `verity worker` |
 /// | `operator.json` (0600) | the operator's account bundle: records of requests without an account are sealed to it | `verity ledger decrypt` |
+/// | `admin.key` (0600) | the operator's bearer key for the admin API (`/v1/adapters`), unless `--admin-key` gives one | the operator |
 /// | `serve.lock` | held by the running server so two servers never append to one ledger | server |
 ///
 /// The default is `$VERITY_DATA_DIR`, else `$XDG_DATA_HOME/verity`, else `~/.local/share/verity`.
@@ -77,6 +78,22 @@ public struct DataDirectory: Sendable {
         let signer = try NoteSigner(name: "verity/\(host.isEmpty ? "node" : String(String.UnicodeScalarView(host)))/\(suffix)")
         try Self.writeSecret(Data((signer.signerKey + "\n").utf8), to: nodeKeyPath)
         return signer
+    }
+
+    /// The operator's admin key file: the bearer key of the admin API (adapters), created (owner-only) on first start.
+    public var adminKeyPath: String { path + "/admin.key" }
+
+    /// The operator's admin key (`vka_` and Base58 of 256 random bits), created if missing.
+    public func adminKey() throws -> String {
+        if let data = FileManager.default.contents(atPath: adminKeyPath) {
+            let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard key.count >= 16 else { throw LedgerError(.storage, "\(adminKeyPath) holds no key (at least 16 characters); delete it to make a new one") }
+            return key
+        }
+        var random = SystemRandomNumberGenerator()
+        let key = "vka_" + Base58.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) })
+        try Self.writeSecret(Data((key + "\n").utf8), to: adminKeyPath)
+        return key
     }
 
     /// The operator account, created (owner-only) if missing and `create` is true.

@@ -16,8 +16,8 @@ public enum OpenAIServer {
     public static func run(_ configuration: ServerConfiguration, logger: Logger) async throws {
         let ledger = try LedgerAppender(configuration: configuration.ledger, logger: logger)
         try await ledger.prepare()
-        let host = ModelHost(specs: configuration.modelPaths.map { .init(path: $0, contextLength: configuration.contextLength, options: configuration.modelLoadOptions[$0] ?? ModelLoadOptions()) },
-                             configuration: configuration.scheduler, logger: logger)
+        let host = ModelHost(specs: ModelHost.specs(configuration), configuration: configuration.scheduler,
+                             maxAdapters: configuration.maxResidentAdapters, logger: logger)
         let app = try buildApplication(configuration, host: host, ledger: ledger, logger: logger)
         // Graceful shutdown runs in reverse order: the model host first (ending generations, so
         // streams close), then the HTTP server (waiting for those responses, and their records,
@@ -36,7 +36,7 @@ public enum OpenAIServer {
         let web = WebChatController.announced(logger: logger)
         return try application(configuration, metrics: metrics, logger: logger, what: "web chat at /, API at /v1/") { connections in
             buildRouter(services: services, ledger: ledger, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
-                        loopback: OriginMiddleware.isLoopback(configuration.host), connections: connections)
+                        loopback: OriginMiddleware.isLoopback(configuration.host), adminKeys: configuration.adminKeys, connections: connections)
         }
     }
 
@@ -76,7 +76,7 @@ public enum OpenAIServer {
     /// `loopback`: the server listens on a loopback address (so, without keys, it answers only
     /// requests addressed to one: see ``OriginMiddleware``).
     static func buildRouter(services: APIServices, ledger: LedgerAppender, apiKeys: Set<String>, rateLimits: RateLimits = RateLimits(),
-                            web: WebChatController, loopback: Bool = true,
+                            web: WebChatController, loopback: Bool = true, adminKeys: Set<String> = [],
                             connections: @escaping @Sendable () -> Int? = { nil }) -> Router<VerityRequestContext> {
         let authenticator = Authenticator(staticKeys: apiKeys, registry: ledger.registry, defaultLimits: rateLimits)
         let router = Router(context: VerityRequestContext.self)
@@ -90,6 +90,8 @@ public enum OpenAIServer {
         CompletionsController(services: services).addRoutes(to: keyed)
         TokenizeController(services: services).addRoutes(to: keyed)
         LedgerController(ledger: ledger, maxPageBytes: services.limits.maxLedgerPageBytes).addRoutes(open: router.group("v1/ledger"), keyed: keyed)
+        let admin = router.group("v1").add(middleware: AdminAuthMiddleware(adminKeys: adminKeys, authenticator: authenticator))
+        AdaptersController(host: services.host, maxBodyBytes: services.limits.maxBodyBytes).addRoutes(to: admin)
 
         OperationsController(host: services.host, ledger: services.ledger, metrics: services.metrics, connections: connections).addRoutes(to: router)
         web.addRoutes(to: router)

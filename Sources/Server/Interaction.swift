@@ -14,6 +14,26 @@ struct ModelIdentity: Sendable, Hashable {
     /// Where the weights came from when not a plain file (`hf:org/name@commit`, `+ quantized to
     /// Q4_K at load`), recorded as the parameter `model_source`.
     var source: String? = nil
+    /// The LoRA adapter that ran on the model, if any.
+    var adapter: AdapterIdentity? = nil
+
+    /// The adapter's parameters of a record: `adapter_name`, `adapter_digest`, `adapter_scale`,
+    /// and `model_source`.
+    func record(into parameters: inout ModelParameters) {
+        if let source { parameters.extra["model_source"] = source }
+        if let adapter {
+            parameters.extra["adapter_name"] = adapter.name
+            parameters.extra["adapter_digest"] = adapter.digest
+            parameters.extra["adapter_scale"] = "\(adapter.scale)"
+        }
+    }
+}
+
+/// A LoRA adapter as the ledger names it: its name, the digest of its files, and the user's scale.
+struct AdapterIdentity: Sendable, Hashable {
+    var name: String
+    var digest: String
+    var scale: Float
 }
 
 /// What the ledger records about one request, gathered when it is accepted; the response, token
@@ -46,7 +66,7 @@ struct Interaction: Sendable {
         let prompt = rest.count == 1 && rest[0].role == "user" ? rest[0].content
             : JSON.array(rest.map { ["role": .string($0.role), "content": .string($0.content)] }).serialized()
         var parameters = parameters(fields, maxTokens: maxTokens)
-        if let source = model.source { parameters.extra["model_source"] = source }
+        model.record(into: &parameters)
         return Interaction(recordID: id, caller: caller, timestampMilliseconds: now(), modelID: model.id, modelDigest: model.digest,
                            chatTemplateHash: model.chatTemplateHash, parameters: parameters,
                            systemPrompt: system.isEmpty ? nil : system.joined(separator: "\n\n"), prompt: prompt)
@@ -62,7 +82,7 @@ struct Interaction: Sendable {
         }
         var parameters = parameters(fields, maxTokens: maxTokens)
         if let logprobs { parameters.extra["logprobs"] = String(logprobs) }
-        if let source = model.source { parameters.extra["model_source"] = source }
+        model.record(into: &parameters)
         return Interaction(recordID: id, caller: caller, timestampMilliseconds: now(), modelID: model.id, modelDigest: model.digest,
                            chatTemplateHash: nil, parameters: parameters, systemPrompt: nil, prompt: text)
     }

@@ -3,11 +3,13 @@ import Foundation
 import Logging
 import Node
 import ModelFormats
+import Models
 import ServiceLifecycle
 
 /// A model being served: its weights, tokenizer and template, and the scheduler that batches its
 /// requests.
 final class ServedModel: Sendable {
+    /// The name requests use: the base model's id, or one of its adapters' names.
     let id: String
     let model: LoadedModel
     let scheduler: BatchScheduler
@@ -21,14 +23,25 @@ final class ServedModel: Sendable {
     let samplingDefaults: SamplingDefaults
     /// `sha256:<hex>` of the chat template's source, if the model has one.
     let chatTemplateHash: String?
+    /// The base model's LoRA adapters (shared by the base and its adapters' views).
+    let adapters: AdapterRegistry
+    /// For an adapter's view: the adapter, and the id of the base it runs on.
+    let adapter: AdapterRegistry.Entry?
+    let parentID: String?
 
     var contextLength: Int { scheduler.configuration.contextLength }
 
-    /// How the ledger names this model.
-    var identity: ModelIdentity { ModelIdentity(id: id, digest: digest, chatTemplateHash: chatTemplateHash, source: source) }
+    /// How the ledger names this model: the base's id and digest, and the adapter's, if any.
+    var identity: ModelIdentity {
+        ModelIdentity(id: parentID ?? id, digest: digest, chatTemplateHash: chatTemplateHash, source: source,
+                      adapter: adapter.map { AdapterIdentity(name: $0.spec.name, digest: $0.digest, scale: $0.spec.scale) })
+    }
 
-    init(id: String, model: LoadedModel, scheduler: BatchScheduler, created: Int, digest: String) {
+    init(id: String, model: LoadedModel, scheduler: BatchScheduler, created: Int, digest: String, maxAdapters: Int? = nil) {
         self.id = id
+        adapters = AdapterRegistry(base: model, maxResident: maxAdapters)
+        adapter = nil
+        parentID = nil
         self.model = model
         self.scheduler = scheduler
         self.created = created
@@ -40,11 +53,36 @@ final class ServedModel: Sendable {
         chatTemplateHash = (try? model.file.optionalString("tokenizer.chat_template")).flatMap { $0 }.map(Interaction.textDigest)
     }
 
+    /// The view of `base` that runs with adapter `entry`.
+    init(base: ServedModel, adapter entry: AdapterRegistry.Entry) {
+        id = entry.spec.name
+        model = base.model
+        scheduler = base.scheduler
+        created = entry.created
+        digest = base.digest
+        source = base.source
+        samplingDefaults = base.samplingDefaults
+        chatTemplateHash = base.chatTemplateHash
+        adapters = base.adapters
+        adapter = entry
+        parentID = base.id
+    }
+
     /// Queues a completion in the model's scheduler; its refusals as API errors (a full queue is
     /// 429 with Retry-After, shutdown 503, a prompt that does not fit 400 on `promptParam`).
     func submit(_ prompt: [Int32], _ parameters: GenerationParameters, promptParam: String) throws(APIError) -> BatchScheduler.Request {
+        var weights: ModelAdapter?
+        if let adapter {
+            do {
+                weights = try adapters.weights(adapter.spec.name)
+            } catch {
+                throw APIError.server("The adapter \(id) cannot be read again from \(adapter.spec.path): \(error)")
+            }
+            // Unloaded since the request named it.
+            guard weights != nil else { throw APIError.modelNotFound(id) }
+        }
         do {
-            return try scheduler.submit(prompt: prompt, parameters: parameters)
+            return try scheduler.submit(prompt: prompt, parameters: parameters, adapter: weights)
         } catch {
             switch error.code {
             case .overloaded: throw APIError.overloaded(error.message, retryAfter: 1)
@@ -116,16 +154,22 @@ final class ModelHost: Service, @unchecked Sendable {
         var path: String
         var contextLength: Int?
         var options = ModelLoadOptions()
+        /// LoRA adapters to load on this model at start (paths resolved).
+        var adapters: [AdapterSpec] = []
     }
 
     private let specs: [Spec]
     private let configuration: BatchScheduler.Configuration
-    private let logger: Logger
+    let logger: Logger
     private let lock = NSLock()
     private var loaded: [ServedModel]?
 
-    init(specs: [Spec], configuration: BatchScheduler.Configuration, logger: Logger) {
+    /// Adapters resident in memory per base model (nil: no cap).
+    let maxAdapters: Int?
+
+    init(specs: [Spec], configuration: BatchScheduler.Configuration, maxAdapters: Int? = nil, logger: Logger) {
         self.specs = specs
+        self.maxAdapters = maxAdapters
         self.configuration = configuration
         self.logger = logger
     }
@@ -135,11 +179,20 @@ final class ModelHost: Service, @unchecked Sendable {
         lock.withLock { loaded }
     }
 
-    /// The model with this id; 503 while loading, 404 when unknown.
+    /// The model with this id, or the view of a base model with the adapter of that name; 503
+    /// while loading, 404 when unknown.
     func model(_ id: String) throws(APIError) -> ServedModel {
         guard let models else { throw APIError.unavailable("Models are still loading; retry shortly.") }
-        guard let served = models.first(where: { $0.id == id }) else { throw APIError.modelNotFound(id) }
-        return served
+        if let served = models.first(where: { $0.id == id }) { return served }
+        for base in models {
+            if let entry = base.adapters.entry(id) { return ServedModel(base: base, adapter: entry) }
+        }
+        throw APIError.modelNotFound(id)
+    }
+
+    /// Every base model and, after each, its adapters' views.
+    var modelsAndAdapters: [ServedModel]? {
+        models.map { bases in bases.flatMap { base in [base] + base.adapters.all.map { ServedModel(base: base, adapter: $0) } } }
     }
 
     /// Loads every model and makes it available; ``run()`` does this once the socket is open.
@@ -158,8 +211,16 @@ final class ModelHost: Service, @unchecked Sendable {
             }
             let created = (try? FileManager.default.attributesOfItem(atPath: spec.path)[.modificationDate] as? Date)
                 .map { Int($0.timeIntervalSince1970) } ?? Int(Date().timeIntervalSince1970)
-            served.append(ServedModel(id: id, model: model, scheduler: scheduler, created: created,
-                                      digest: try Self.digest(of: spec.path)))
+            let base = ServedModel(id: id, model: model, scheduler: scheduler, created: created,
+                                   digest: try Self.digest(of: spec.path), maxAdapters: maxAdapters)
+            for adapter in spec.adapters {
+                guard !served.contains(where: { $0.id == adapter.name || $0.adapters.entry(adapter.name) != nil }), adapter.name != id else {
+                    throw EngineError(.invalidParameter, "the adapter name '\(adapter.name)' is already a model's or adapter's id")
+                }
+                let entry = try base.adapters.add(adapter)
+                logger.info("loaded adapter \(adapter.name) on \(id) (\(entry.bytes / 1024) KiB, scale \(adapter.scale)) from \(adapter.path)")
+            }
+            served.append(base)
             logger.info("loaded \(id) (\(model.network.architecture), context \(config.contextLength) × \(config.maxSequences) sequences) in \(String(format: "%.2f", model.loadSeconds)) s")
         }
         lock.withLock { loaded = served }
@@ -184,6 +245,14 @@ final class ModelHost: Service, @unchecked Sendable {
         for model in models ?? [] { model.scheduler.shutdown() }
     }
 
+    /// The models of a configuration, the start-up adapters on the first.
+    static func specs(_ configuration: ServerConfiguration) -> [Spec] {
+        configuration.modelPaths.enumerated().map { i, path in
+            Spec(path: path, contextLength: configuration.contextLength, options: configuration.modelLoadOptions[path] ?? ModelLoadOptions(),
+                 adapters: i == 0 ? configuration.adapters : [])
+        }
+    }
+
     /// A model's id: the repo for a Hugging Face source (`org/name`, with `:TAG` for a GGUF file
     /// picked by tag), else its file or folder name without `.gguf`.
     static func id(for path: String, source: String? = nil) -> String {
@@ -197,14 +266,15 @@ final class ModelHost: Service, @unchecked Sendable {
 
     /// `sha256:<hex>` naming a model's weights: a GGUF file's own digest; for a Hugging Face
     /// folder or a split GGUF, the digest of its manifest, one line `<sha256 hex>  <file>` per
-    /// weight file (the safetensors files, config.json, tokenizer.json; or every shard), sorted by name.
+    /// weight file (the safetensors files, config.json, tokenizer.json, a PEFT adapter's
+    /// adapter_config.json; or every shard), sorted by name.
     static func digest(of path: String) throws -> String {
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         var files: [String] = []
         if isDirectory.boolValue {
             let names = try FileManager.default.contentsOfDirectory(atPath: path)
-            files = names.filter { $0.hasSuffix(".safetensors") || ["config.json", "tokenizer.json"].contains($0) }.sorted()
+            files = names.filter { $0.hasSuffix(".safetensors") || ["config.json", "tokenizer.json", "adapter_config.json"].contains($0) }.sorted()
                 .map { path + "/" + $0 }
         } else if let match = path.range(of: #"-00001-of-(\d{5})\.gguf$"#, options: .regularExpression),
                   let count = Int(path[match].dropFirst(10).prefix(5)), count > 1 {

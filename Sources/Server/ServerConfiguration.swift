@@ -10,6 +10,14 @@ public struct ServerConfiguration: Sendable {
     public var modelPaths: [String] = []
     /// How each path in ``modelPaths`` is loaded (a hub source name, load-time quantization).
     public var modelLoadOptions: [String: ModelLoadOptions] = [:]
+    /// LoRA adapters loaded at start on the first model (paths resolved).
+    public var adapters: [AdapterSpec] = []
+    /// Adapters held in memory per base model; beyond, the least recently used is dropped and
+    /// read again when next used (nil: no cap).
+    public var maxResidentAdapters: Int?
+    /// Bearer keys of the admin API (`/v1/adapters`): the operator's, never an account's.
+    /// Empty: the admin API refuses everyone.
+    public var adminKeys: Set<String> = []
     /// Positions per sequence (nil: the model's trained context, at most 4096).
     public var contextLength: Int?
     /// Accepted bearer tokens on the routes that need a key; empty (and no account keys): no

@@ -19,7 +19,7 @@ struct ChatCommand: AsyncParsableCommand {
         let model = try await modelOptions.load()
         guard model.chatTemplate != nil else { throw CLIError("\(model.name) has no chat template; use `verity run --raw`") }
         let capacity = modelOptions.contextSize ?? min(model.network.trainedContextLength, 4096)
-        let generator = try Generator(model: model, capacity: capacity, threads: modelOptions.threadCount)
+        let generator = try await modelOptions.generator(for: model, capacity: capacity)
         Diagnostics.print("\(model.name) ready (context \(capacity) tokens). /reset starts over, /quit leaves.")
         var history: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         let baseHistory = history

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Kernels
+import Models
 import Foundation
 
 /// Options shared by every command that loads a model.
@@ -9,6 +10,11 @@ struct ModelOptions: ParsableArguments {
     var model: String?
 
     @OptionGroup var loading: LoadOptions
+
+    @OptionGroup var adapters: AdapterOptions
+
+    @Option(help: "The LoRA adapter (a --lora NAME) that answers; 'none': the bare base (default: the only --lora, if just one).")
+    var adapter: String?
 
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
@@ -31,6 +37,34 @@ struct ModelOptions: ParsableArguments {
         }
         let resolved = try await ModelResolver.resolve(modelPath, revision: loading.revision)
         return try LoadedModel(path: resolved.path, options: try loading.options(source: resolved.source), threads: threadCount)
+    }
+
+    /// The adapter `--adapter` picks among the `--lora` ones (loaded for `model`), or nil for the base.
+    func selectedAdapter(for model: LoadedModel) async throws -> ModelAdapter? {
+        let specs = try adapters.specs()
+        let name: String
+        if let adapter {
+            if adapter == "none" { return nil }
+            name = adapter
+        } else if specs.count == 1 {
+            name = specs[0].name
+        } else if specs.isEmpty {
+            return nil
+        } else {
+            throw CLIError("several --lora adapters are loaded (\(specs.map(\.name).joined(separator: ", "))): pick one with --adapter NAME (or --adapter none)")
+        }
+        guard let spec = specs.first(where: { $0.name == name }) else {
+            throw CLIError("--adapter \(name) names no --lora adapter (loaded: \(specs.isEmpty ? "none" : specs.map(\.name).joined(separator: ", ")))")
+        }
+        let resolved = try await ModelResolver.resolve(spec.path)
+        return try model.loadAdapter(path: resolved.path, scale: spec.scale)
+    }
+
+    /// A generator on `model` with the selected adapter.
+    func generator(for model: LoadedModel, capacity: Int) async throws -> Generator {
+        let generator = try Generator(model: model, capacity: capacity, threads: threadCount)
+        generator.adapter = try await selectedAdapter(for: model)
+        return generator
     }
 
     /// The KV cache size for a prompt of `promptTokens` and `maxTokens` more.
@@ -110,3 +144,39 @@ struct LoadOptions: ParsableArguments {
 }
 
 extension AttentionPrecision: ExpressibleByArgument {}
+
+/// `--lora NAME=PATH` and `--lora-scale NAME=SCALE`, shared by the commands that load adapters.
+struct AdapterOptions: ParsableArguments {
+    @Option(name: .customLong("lora"), help: "A LoRA adapter NAME=PATH: a PEFT folder (adapter_config.json + adapter_model.safetensors), a GGUF LoRA file or hf:ORG/NAME (repeatable).")
+    var lora: [String] = []
+
+    @Option(name: .customLong("lora-scale"), help: "NAME=SCALE: multiplies adapter NAME's low-rank term (default 1; repeatable).")
+    var loraScale: [String] = []
+
+    func validate() throws { _ = try specs() }
+
+    /// The adapters named, in order, with their scales.
+    func specs() throws -> [AdapterSpec] {
+        var specs: [AdapterSpec] = []
+        for entry in lora {
+            guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex, entry.index(after: eq) != entry.endIndex else {
+                throw ValidationError("--lora \(entry): expected NAME=PATH")
+            }
+            let name = String(entry[..<eq]), path = String(entry[entry.index(after: eq)...])
+            if let problem = AdapterSpec.nameProblem(name) { throw ValidationError("--lora: \(problem)") }
+            guard !specs.contains(where: { $0.name == name }) else { throw ValidationError("--lora \(name) is given twice") }
+            specs.append(AdapterSpec(name: name, path: path))
+        }
+        for entry in loraScale {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let scale = Float(parts[1]), scale.isFinite else {
+                throw ValidationError("--lora-scale \(entry): expected NAME=SCALE (a number)")
+            }
+            guard let i = specs.firstIndex(where: { $0.name == parts[0] }) else {
+                throw ValidationError("--lora-scale \(parts[0]) names no --lora adapter")
+            }
+            specs[i].scale = scale
+        }
+        return specs
+    }
+}

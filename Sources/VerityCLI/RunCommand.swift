@@ -39,7 +39,7 @@ struct RunCommand: AsyncParsableCommand {
         if promptTokens.count >= capacity {
             throw CLIError("the prompt has \(promptTokens.count) tokens but the context holds \(capacity) (model trained for \(model.network.trainedContextLength))")
         }
-        let generator = try Generator(model: model, capacity: capacity, threads: modelOptions.threadCount)
+        let generator = try await modelOptions.generator(for: model, capacity: capacity)
         Diagnostics.print(String(format: "loaded %@ (%@, %d threads) in %.2f s", model.name, model.network.architecture,
                                  modelOptions.threadCount, model.loadSeconds))
         var parameters = GenerationParameters()

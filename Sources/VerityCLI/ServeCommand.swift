@@ -42,6 +42,12 @@ struct ServeCommand: AsyncParsableCommand {
         try await engine.apply(to: &config)
         try front.apply(to: &config)
         config.ledger.dataDirectory = data.directory
+        if let key = front.adminKey {
+            config.adminKeys = [key]
+        } else {
+            try data.directory.create()
+            config.adminKeys = [try data.directory.adminKey()]
+        }
         config.ledger.worker = machine.workerInfo
         let logger = CLILogging.logger()
         do {
@@ -62,6 +68,9 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: "A model to serve (repeatable; default: the provisioned SmolLM2-135M-Instruct): a GGUF file (id: its name without .gguf), a Hugging Face folder (id: its name) or hf:ORG/NAME[:QUANT] (id: ORG/NAME[:QUANT]), pulled from the hub or its cache.")
     var model: [String] = []
     @OptionGroup var loading: LoadOptions
+    @OptionGroup var adapters: AdapterOptions
+    @Option(name: .customLong("max-adapters"), help: "LoRA adapters held in memory per model; beyond, the least recently used is dropped and read again when next used (default: no cap).")
+    var maxAdapters: Int?
     @Option(name: .customLong("max-sequences"), help: "Sequences generated at once per model (continuous batching).")
     var maxSequences = Self.defaults.scheduler.maxSequences
     @Option(name: .customLong("ctx"), help: "Context positions per sequence, prompt plus completion (default: the model's trained context, at most 4096).")
@@ -91,6 +100,7 @@ struct EngineOptions: ParsableArguments {
         guard prefillWhileDecoding >= 1 else { throw ValidationError("--prefill-while-decoding must be positive") }
         guard heavyPromptTokens >= 1, heavyStepShare >= 1 else { throw ValidationError("--heavy-prompt-tokens and --heavy-step-share must be positive") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be at least 1024") }
+        if let maxAdapters, maxAdapters < 1 { throw ValidationError("--max-adapters must be at least 1") }
     }
 
     /// The models (checked to exist) and the scheduler's settings.
@@ -106,6 +116,15 @@ struct EngineOptions: ParsableArguments {
             config.modelPaths.append(resolved.path)
             config.modelLoadOptions[resolved.path] = try loading.options(source: resolved.source)
         }
+        config.adapters = []
+        for var spec in try adapters.specs() {
+            // hf: adapters are pulled (or found in the cache) now, like models.
+            let resolved = try await ModelResolver.resolve(spec.path)
+            guard FileManager.default.fileExists(atPath: resolved.path) else { throw CLIError("adapter not found: \(resolved.path)") }
+            spec.path = resolved.path
+            config.adapters.append(spec)
+        }
+        config.maxResidentAdapters = maxAdapters
         config.contextLength = contextLength
         config.scheduler.maxSequences = maxSequences
         if let threads { config.scheduler.threads = threads }
@@ -124,6 +143,8 @@ struct FrontOptions: ParsableArguments {
     static var defaults: ServerConfiguration { ServeCommand.defaults }
 
     @Option(name: .customLong("api-key"), help: "Require this bearer key on /v1/* requests.") var apiKey: String?
+    @Option(name: .customLong("admin-key"), help: "The operator's bearer key for the admin API (/v1/adapters) (default: the data directory's admin.key, made on first start).")
+    var adminKey: String?
     @Option(name: .customLong("api-keys-file"), help: "Require one of the keys in this file (one per line; # comments) on /v1/* requests.")
     var apiKeysFile: String?
     @Option(name: .customLong("rate-limit-rpm"),
@@ -143,6 +164,7 @@ struct FrontOptions: ParsableArguments {
     @Option(name: .customLong("seal-records"), help: "Also seal a block as soon as this many records are unsealed.") var sealRecords: Int?
 
     func validate() throws {
+        if let adminKey, adminKey.count < 16 { throw ValidationError("--admin-key must be at least 16 characters") }
         if apiKey != nil && apiKeysFile != nil { throw ValidationError("use --api-key or --api-keys-file, not both") }
         guard sealInterval.isFinite, sealInterval >= 0.01, sealInterval <= 86400 else {
             throw ValidationError("--seal-interval must be between 0.01 and 86400 seconds")

@@ -22,9 +22,10 @@ fi
 
 # The Hugging Face tests (test_11_hub.py, test_12_hf_models.py) check Verity against the reference
 # implementations: huggingface_hub's cache, transformers (torch, CPU build: the +cpu wheel from the
-# machine's wheel folder, never the CUDA one) and the tokenizers library.
-HF_PACKAGES="torch==2.13.0+cpu transformers==5.25.0 tokenizers==0.23.3 huggingface_hub==2.4.0 safetensors==0.8.0 gguf==0.19.0 accelerate==1.16.0 numpy"
-if ! "$PY" -c 'import torch, transformers, tokenizers, huggingface_hub, safetensors, gguf, accelerate, numpy' 2>/dev/null; then
+# machine's wheel folder, never the CUDA one) and the tokenizers library; the fine-tune tests
+# (test_13_lora.py, test_14_bnb.py) against peft and bitsandbytes (its CPU backend).
+HF_PACKAGES="torch==2.13.0+cpu transformers==5.25.0 tokenizers==0.23.3 huggingface_hub==2.4.0 safetensors==0.8.0 gguf==0.19.0 accelerate==1.16.0 peft==0.21.2 bitsandbytes==0.50.2 numpy"
+if ! "$PY" -c 'import torch, transformers, tokenizers, huggingface_hub, safetensors, gguf, accelerate, peft, bitsandbytes, numpy' 2>/dev/null; then
     echo "installing the Hugging Face reference packages ($HF_PACKAGES)..." >&2
     pip_install $HF_PACKAGES
 fi

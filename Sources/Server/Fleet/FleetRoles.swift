@@ -48,8 +48,8 @@ public enum FleetWorker {
         var hardware = WorkerInfo.detectHardware()
         if let gpu = configuration.gpu { hardware.gpu = gpu } else if hardware.gpuCount == 0 { hardware.gpu = hardware.cpu }
         let server = configuration.server
-        let host = ModelHost(specs: configuration.upstream == nil ? server.modelPaths.map { .init(path: $0, contextLength: server.contextLength, options: server.modelLoadOptions[$0] ?? ModelLoadOptions()) } : [],
-                             configuration: server.scheduler, logger: logger)
+        let host = ModelHost(specs: configuration.upstream == nil ? ModelHost.specs(server) : [], configuration: server.scheduler,
+                             maxAdapters: server.maxResidentAdapters, logger: logger)
         let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: Self.clientConfiguration())
         let meter = TokenMeter()
         let adverts = AdvertBook()
