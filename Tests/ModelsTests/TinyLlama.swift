@@ -14,6 +14,8 @@ struct TinyLlama {
     var eps: Float = 1e-5
     var tiedOutput = true
     var seed: UInt64 = 1
+    /// Changes the weights after they are drawn (a merged LoRA delta, say).
+    var adjust: (@Sendable (inout Weights) -> Void)? = nil
 
     var headDim: Int { embd / heads }
 
@@ -38,7 +40,7 @@ struct TinyLlama {
         func norm(_ n: Int) -> [Float] { (0..<n).map { _ in 1 + 0.2 * rnd() } }
         let s = 1 / Float(embd).squareRoot()
         let embedding = matrix(vocab, embd, scale: 1)
-        return Weights(
+        var w = Weights(
             embedding: embedding,
             attnNorm: (0..<layers).map { _ in norm(embd) }, ffnNorm: (0..<layers).map { _ in norm(embd) },
             wq: (0..<layers).map { _ in matrix(heads * headDim, embd, scale: s) },
@@ -50,6 +52,8 @@ struct TinyLlama {
             down: (0..<layers).map { _ in matrix(embd, ff, scale: 1 / Float(ff).squareRoot()) },
             outputNorm: norm(embd),
             output: tiedOutput ? embedding : matrix(vocab, embd, scale: s))
+        adjust?(&w)
+        return w
     }
 
     static func bytes(_ rows: [[Float]]) -> [UInt8] { bytes(rows.flatMap { $0 }) }

@@ -23,6 +23,8 @@ const ui = {
 const PARAM_FIELDS = ["temperature", "top_p", "max_tokens", "seed"];
 
 let models = [];
+// Each LoRA adapter's base model (GET /v1/models `parent`), by adapter id.
+let parents = {};
 // The served models' own sampling defaults (GET /v1/models `sampling_defaults`), by model id.
 let modelDefaults = {};
 let current = store.get(store.settings.currentID);
@@ -51,6 +53,7 @@ async function loadModels() {
     try {
         const listed = await api.models();
         models = listed.map(m => m.id);
+        parents = Object.fromEntries(listed.filter(m => m.parent).map(m => [m.id, m.parent]));
         modelDefaults = Object.fromEntries(listed.map(m => [m.id, m.sampling_defaults || null]));
     } catch (error) {
         if (error instanceof APIError && error.status === 401) {
@@ -58,6 +61,7 @@ async function loadModels() {
         }
         say(describeError(error), { sticky: true });
         models = [];
+        parents = {};
     }
     renderModelPicker();
 }
@@ -66,11 +70,21 @@ function renderModelPicker() {
     const wanted = current?.model || store.settings.model || models[0] || "";
     ui.model.replaceChildren();
     const ids = models.includes(wanted) || !wanted ? models : [...models, wanted];
-    for (const id of ids) {
-        const option = document.createElement("option");
-        option.value = id;
-        option.textContent = models.includes(id) ? id : `${id} (not served now)`;
-        ui.model.append(option);
+    const option = (id, text) => {
+        const element = document.createElement("option");
+        element.value = id;
+        element.textContent = text;
+        return element;
+    };
+    // Base models in order; a base with LoRA adapters becomes a group: the base, then its adapters.
+    for (const id of ids.filter(id => !parents[id])) {
+        const adapters = ids.filter(a => parents[a] === id);
+        const text = models.includes(id) ? id : `${id} (not served now)`;
+        if (!adapters.length) { ui.model.append(option(id, text)); continue; }
+        const group = document.createElement("optgroup");
+        group.label = `${id} and its adapters`;
+        group.append(option(id, `${text} (base)`), ...adapters.map(a => option(a, `${a} (LoRA on ${id})`)));
+        ui.model.append(group);
     }
     if (!ids.length) {
         const option = document.createElement("option");
