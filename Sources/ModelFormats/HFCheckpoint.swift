@@ -7,7 +7,8 @@ import Foundation
 /// tensor names and conventions (Llama's Q/K rows permuted to adjacent-pair RoPE, Gemma's norm
 /// weights stored as 1 + w), with the F32/F16/BF16 weights left in the memory-mapped safetensors
 /// files. So every architecture, the tokenizer and the chat template load through the same code
-/// as a GGUF file does.
+/// as a GGUF file does. A bitsandbytes 4-bit checkpoint's weights are dequantized at load
+/// (``BitsAndBytes``), bit for bit as bitsandbytes does, to the 16- or 32-bit type they had.
 public enum HFCheckpoint {
     /// Whether `directory` looks like a Hugging Face model folder (it has a `config.json`).
     public static func isCheckpoint(directory: String) -> Bool {
@@ -25,7 +26,7 @@ public enum HFCheckpoint {
     ]
 
     /// Opens the folder and assembles the model. Errors name the folder and what is wrong: an
-    /// unknown architecture, dtype or tensor, a missing tensor or file.
+    /// unknown architecture, dtype, quantization or tensor, a missing tensor or file.
     public static func load(directory: String) throws(GGUFError) -> GGUFFile {
         let dir = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         let root = try readJSONObject(dir + "/config.json")
@@ -38,10 +39,11 @@ public enum HFCheckpoint {
         // Gemma 3's multimodal class keeps the language model's settings in text_config.
         let config = JSONObject(hfArchitecture == "Gemma3ForConditionalGeneration" ? (root["text_config"] as? [String: Any] ?? [:]) : root,
                                 file: "\(dir)/config.json")
+        let quantization = try BitsAndBytes.config(root, file: "\(dir)/config.json")
         let weights = try SafetensorsSet(directory: dir)
         var builder = Builder(directory: dir, hfArchitecture: hfArchitecture, arch: arch, config: config, weights: weights)
         try builder.addHyperparameters()
-        try builder.addTensors()
+        try builder.addTensors(bitsAndBytes: quantization)
         try HFTokenizer.addMetadata(directory: dir, config: root, to: &builder.metadata)
         return try GGUFFile(metadata: builder.metadata, tensors: builder.tensors)
     }
@@ -141,5 +143,11 @@ struct SafetensorsSet {
         }
         self.files = files
         self.tensors = tensors
+    }
+
+    /// The bytes of tensor `name`, which must exist.
+    func bytes(_ name: String) -> UnsafeRawBufferPointer {
+        let (file, tensor) = tensors[name]!
+        return files[file].data(tensor)
     }
 }
