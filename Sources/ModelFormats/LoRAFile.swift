@@ -160,7 +160,7 @@ public struct LoRAFile: @unchecked Sendable {
             var bMatrix = try matrix(b, in: weights, name: module + ".lora_B.weight")
             if case .permuteRows(let heads) = transform {
                 guard b.shape[0] % heads == 0, (b.shape[0] / heads) % 2 == 0 else {
-                    throw GGUFError(.invalidTensor, "\(weightsPath): '\(module).lora_B' has \(b.shape[0]) rows, not \(heads) heads of an even size: is this adapter for this base model?")
+                    throw GGUFError(.invalidTensor, "\(weightsPath): the shape of '\(module).lora_B' (\(b.shape[0]) rows) is not \(heads) heads of an even size: this adapter was trained on another base model")
                 }
                 let source = bMatrix
                 let owner = MappedFile(allocating: source.byteCount) { dst in
@@ -287,20 +287,48 @@ public struct LoRAFile: @unchecked Sendable {
         }
     }
 
-    /// Whether `baseModelName` (the adapter's) names another model than every one of `candidates`
-    /// (the base's names: its hub repo, `general.name`, its folder or file name). Names compare by
-    /// their last path component, lowercased, letters and digits only, without a quantization
-    /// suffix (`-bnb-4bit`, `-unsloth-bnb-4bit`, `-GGUF`, `.Q4_K_M`, `-f16`): so an adapter trained
-    /// on `unsloth/Llama-3.2-1B-Instruct-bnb-4bit` fits `meta-llama/Llama-3.2-1B-Instruct`. An
-    /// unknown name on either side fits anything (the shapes are still checked).
+    /// Whether `baseModelName` (the adapter's `base_model_name_or_path`) names another model than
+    /// the base, known by `candidates` (its hub repo, `general.name`, its folder or file name).
+    /// A name is read for its model family (the first word that starts with a known family:
+    /// `llama`, `smollm2`, `qwen3`, …) and its sizes (`135m`, `8b`): another family, or sizes that
+    /// share nothing, is another model. Names without a known family (a folder called `my-run`, a
+    /// snapshot's commit) say nothing, and the shapes decide. So an adapter trained on
+    /// `unsloth/Llama-3.2-1B-Instruct-bnb-4bit` fits `meta-llama/Llama-3.2-1B-Instruct`, and one
+    /// trained on `meta-llama/Llama-3.1-70B` does not fit SmolLM2-135M.
     public func namesOtherBase(than candidates: [String]) -> Bool {
-        guard let adapterBase = baseModelName.map(Self.normalizedModelName), !adapterBase.isEmpty else { return false }
-        let known = candidates.map(Self.normalizedModelName).filter { !$0.isEmpty }
+        guard let adapterBase = baseModelName.map(Self.modelTraits), let family = adapterBase.family else { return false }
+        let known = candidates.map(Self.modelTraits).filter { $0.family != nil }
         guard !known.isEmpty else { return false }
-        return !known.contains(adapterBase)
+        return !known.contains { base in
+            base.family == family && (base.sizes.isEmpty || adapterBase.sizes.isEmpty || !base.sizes.isDisjoint(with: adapterBase.sizes))
+        }
+    }
+
+    /// Family stems of model names (lowercased word prefixes).
+    static let familyStems = ["llama", "tinyllama", "mistral", "mixtral", "ministral", "smollm", "qwen", "gemma", "phi",
+                              "deepseek", "olmo", "granite", "falcon", "gpt", "yi", "internlm", "baichuan", "stablelm"]
+
+    /// A model name's family word and size words.
+    static func modelTraits(_ name: String) -> (family: String?, sizes: Set<String>) {
+        let words = normalizedWords(name)
+        let family = words.first { word in familyStems.contains { word.hasPrefix($0) } }
+        let sizes = Set(words.filter { $0.range(of: #"^[0-9]+(p[0-9]+)?[mb]$"#, options: .regularExpression) != nil })
+        return (family, sizes)
+    }
+
+    /// The name's words: its last path component, lowercased, without a quantization suffix,
+    /// split at anything but letters and digits (a decimal point in a size becomes `p`).
+    static func normalizedWords(_ name: String) -> [String] {
+        var text = normalizedName(name)
+        text = text.replacingOccurrences(of: #"([0-9])\.([0-9])"#, with: "$1p$2", options: .regularExpression)
+        return text.split { !($0.isLetter || $0.isNumber) }.map(String.init)
     }
 
     static func normalizedModelName(_ name: String) -> String {
+        normalizedName(name).filter { $0.isLetter || $0.isNumber }
+    }
+
+    static func normalizedName(_ name: String) -> String {
         var last = name.split(separator: "/").last.map(String.init) ?? name
         if last.lowercased().hasSuffix(".gguf") { last = String(last.dropLast(5)) }
         var lowered = last.lowercased()
@@ -311,6 +339,6 @@ public struct LoRAFile: @unchecked Sendable {
         if let match = lowered.range(of: #"[.\-_](q[0-9][a-z0-9_]*|iq[0-9][a-z0-9_]*|f16|bf16|f32)$"#, options: .regularExpression) {
             lowered = String(lowered[..<match.lowerBound])
         }
-        return lowered.filter { $0.isLetter || $0.isNumber }
+        return lowered
     }
 }

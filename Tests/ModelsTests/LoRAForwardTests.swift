@@ -180,11 +180,22 @@ struct LoRAForwardTests {
         }
     }
 
-    @Test("base model names compare without org, case, punctuation and quantization suffixes")
+    @Test("an adapter's base model name is compared by model family and size")
     func baseNames() throws {
-        #expect(LoRAFile.normalizedModelName("unsloth/Llama-3.2-1B-Instruct-bnb-4bit") == LoRAFile.normalizedModelName("meta-llama/Llama-3.2-1B-Instruct"))
-        #expect(LoRAFile.normalizedModelName("SmolLM2-135M-Instruct.Q4_1.gguf") == LoRAFile.normalizedModelName("HuggingFaceTB/SmolLM2-135M-Instruct"))
-        #expect(LoRAFile.normalizedModelName("SmolLM2 135M Instruct") == LoRAFile.normalizedModelName("smollm2-135m-instruct"))
-        #expect(LoRAFile.normalizedModelName("meta-llama/Llama-3.1-70B") != LoRAFile.normalizedModelName("SmolLM2-135M-Instruct"))
+        func file(base: String?) -> LoRAFile {
+            LoRAFile(path: "x", format: .peft, pairs: [:], replacements: [:], baseModelName: base, files: [])
+        }
+        let smol = ["SmolLM2 135M Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"]
+        #expect(!file(base: "HuggingFaceTB/SmolLM2-135M-Instruct").namesOtherBase(than: smol))
+        #expect(!file(base: "HuggingFaceTB/SmolLM2-135M-Instruct").namesOtherBase(than: ["smollm2-f32", "Smollm2 135M 8k Lc100K Mix1 Ep2"]))
+        #expect(file(base: "meta-llama/Llama-3.1-70B").namesOtherBase(than: smol))
+        #expect(!file(base: "unsloth/Llama-3.2-1B-Instruct-bnb-4bit").namesOtherBase(than: ["meta-llama/Llama-3.2-1B-Instruct"]))
+        #expect(file(base: "unsloth/Llama-3.2-3B-Instruct-bnb-4bit").namesOtherBase(than: ["meta-llama/Llama-3.2-1B-Instruct"]))
+        #expect(!file(base: "Qwen/Qwen2.5-0.5B").namesOtherBase(than: ["qwen2.5-0.5b-instruct-q8_0.gguf"]))
+        #expect(file(base: "Qwen/Qwen3-0.6B").namesOtherBase(than: ["Qwen2.5 0.5B Instruct"]))
+        // Names that say nothing leave it to the shapes.
+        #expect(!file(base: "/home/me/runs/checkpoint-500").namesOtherBase(than: smol))
+        #expect(!file(base: "meta-llama/Llama-3.1-8B").namesOtherBase(than: ["my-run", "0f3a9c1e"]))
+        #expect(!file(base: nil).namesOtherBase(than: smol))
     }
 }
