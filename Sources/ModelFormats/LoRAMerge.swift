@@ -127,19 +127,12 @@ public enum LoRAMerge {
                 switch dtype {
                 case .f32: out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
                 case .f16: out.storeBytes(of: Float16(v).bitPattern.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
-                default: out.storeBytes(of: bf16(v).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+                // Round to nearest even; NaN as torch writes it.
+                default: out.storeBytes(of: (v.isNaN ? 0x7FC0 : BitsAndBytes.bfloat16Bits(v)).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
                 }
             }
         }
         return data
-    }
-
-    /// BF16 bits of `v`, rounded to nearest even (NaN stays NaN), as torch converts.
-    static func bf16(_ v: Float) -> UInt16 {
-        let bits = v.bitPattern
-        if v.isNaN { return UInt16(bits >> 16) | 0x40 }
-        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
-        return UInt16(rounded >> 16)
     }
 }
 

@@ -521,3 +521,16 @@ def stop_process(proc, log_file, timeout=20):
             killed = True
     log_file.close()
     return None if killed else proc.returncode
+
+
+# Short chat prompts of different lengths, for tests that compare answers alone and batched.
+CHAT_PROMPTS = [
+    "Name three fruits.",
+    "What is the capital of Italy?",
+    "Explain what a CPU does in one sentence.",
+    "Write a haiku about snow.",
+    "Give me a tip for learning to cook.",
+    "Why is the sky blue?",
+    "List the days of the week.",
+    "Describe a cat to someone who has never seen one.",
+]

@@ -2,18 +2,9 @@
 import json, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
-from support import API_KEY, EOS_BIAS, metric_sum, parse_prometheus
+from support import API_KEY, CHAT_PROMPTS, EOS_BIAS, metric_sum, parse_prometheus
 
-PROMPTS = [
-    "Name three fruits.",
-    "What is the capital of Italy?",
-    "Explain what a CPU does in one sentence.",
-    "Write a haiku about snow.",
-    "Give me a tip for learning to cook.",
-    "Why is the sky blue?",
-    "List the days of the week.",
-    "Describe a cat to someone who has never seen one.",
-]
+PROMPTS = CHAT_PROMPTS
 
 
 def test_concurrent_equals_sequential(client, model_id):

@@ -33,7 +33,7 @@ import pytest
 import hf_fixtures
 import lora_fixtures as lf
 import support
-from support import API_KEY, EOS_BIAS, MODEL_ID, VerityServer, assert_openai_error, cli, http
+from support import API_KEY, CHAT_PROMPTS, EOS_BIAS, MODEL_ID, VerityServer, assert_openai_error, cli, http
 from test_12_hf_models import kl_and_top1, reference_text, verity_logits
 
 # The references (run.sh installs them): a missing one fails the module here, not as a skip.
@@ -289,16 +289,7 @@ def test_serve_refuses_a_dora_adapter_at_startup(tmp_path):
 # c (GGUF LoRA of an MLP adapter), on the default model (SmolLM2 Q4_1 GGUF).
 
 B_SCALE = 1.5
-PROMPTS = [
-    "Name three fruits.",
-    "What is the capital of Italy?",
-    "Explain what a CPU does in one sentence.",
-    "Write a haiku about snow.",
-    "Give me a tip for learning to cook.",
-    "Why is the sky blue?",
-    "List the days of the week.",
-    "Describe a cat to someone who has never seen one.",
-]
+PROMPTS = CHAT_PROMPTS
 SERVED = ["a", "b", "c", MODEL_ID]
 
 
