@@ -191,3 +191,13 @@ enum ModelSource {
         }
     }
 }
+
+/// Model files as the engine reads them, for tools that work on a model without running it
+/// (`verity export`).
+public enum ModelFiles {
+    /// Opens a GGUF file, the first shard of a split GGUF, or a Hugging Face folder (bitsandbytes
+    /// 4-bit weights dequantized) as one GGUF model, exactly as loading it to serve does.
+    public static func open(_ path: String) throws(EngineError) -> GGUFFile {
+        try ModelSource.open(path: path)
+    }
+}

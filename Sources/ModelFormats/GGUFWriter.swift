@@ -24,8 +24,8 @@ public struct GGUFWriter: Sendable {
     /// The format version written: 3 (default) or 2 (same layout).
     public var version: UInt32 = 3
 
-    private var entries: [(key: String, value: GGUFValue)] = []
-    private var keyIndex: [String: Int] = [:]
+    var entries: [(key: String, value: GGUFValue)] = []
+    var keyIndex: [String: Int] = [:]
     private var tensorEntries: [(info: GGUFTensorInfo, data: [UInt8])] = []
     private var tensorNames: Set<String> = []
 
@@ -88,14 +88,7 @@ public struct GGUFWriter: Sendable {
         guard version == 2 || version == 3 else {
             throw GGUFError(.unsupportedVersion, "GGUFWriter writes versions 2 and 3, not \(version)")
         }
-        var kv = entries
-        if let i = keyIndex[GGUFFile.alignmentKey] {
-            guard kv[i].value.intValue == alignment else {
-                throw GGUFError(.invalidAlignment, "'\(GGUFFile.alignmentKey)' is \(kv[i].value) but the writer's alignment is \(alignment)")
-            }
-        } else if alignment != GGUFFile.defaultAlignment {
-            kv.append((GGUFFile.alignmentKey, .uint32(alignment32)))
-        }
+        let kv = try resolvedEntries(alignment32)
 
         // Lay out the data section.
         var offsets: [Int] = []
@@ -108,25 +101,8 @@ public struct GGUFWriter: Sendable {
             dataSize = end
         }
 
-        var out: [UInt8] = []
-        out.append(contentsOf: [0x47, 0x47, 0x55, 0x46])
-        GGUFWriter.put(version, &out)
-        GGUFWriter.put(UInt64(tensorEntries.count), &out)
-        GGUFWriter.put(UInt64(kv.count), &out)
-        for (key, value) in kv {
-            guard !key.isEmpty else { throw GGUFError(.invalidString, "metadata key is empty") }
-            GGUFWriter.putString(key, &out)
-            GGUFWriter.put(value.type.rawValue, &out)
-            GGUFWriter.putValue(value, &out)
-        }
-        for (t, offset) in zip(tensorEntries, offsets) {
-            GGUFWriter.putString(t.info.name, &out)
-            GGUFWriter.put(UInt32(t.info.dimensions.count), &out)
-            for d in t.info.dimensions { GGUFWriter.put(Int64(d), &out) }
-            GGUFWriter.put(t.info.type.rawValue, &out)
-            GGUFWriter.put(UInt64(offset), &out)
-        }
-        out.append(contentsOf: repeatElement(0, count: GGUFWriter.padded(out.count, alignment) - out.count))
+        var out = try GGUFWriter.header(version: version, kv: kv, alignment: alignment,
+                                        tensors: zip(tensorEntries, offsets).map { ($0.info.name, $0.info.dimensions, $0.info.type, $1) })
         out.reserveCapacity(out.count + dataSize)
         for t in tensorEntries {
             out.append(contentsOf: t.data)
@@ -161,9 +137,23 @@ public struct GGUFWriter: Sendable {
         if let failure { throw failure }
     }
 
+    /// The metadata as written: ``entries`` plus `general.alignment` when it is not the default.
+    func resolvedEntries(_ alignment32: UInt32) throws(GGUFError) -> [(key: String, value: GGUFValue)] {
+        var kv = entries
+        if let i = keyIndex[GGUFFile.alignmentKey] {
+            guard kv[i].value.intValue == alignment else {
+                throw GGUFError(.invalidAlignment, "'\(GGUFFile.alignmentKey)' is \(kv[i].value) but the writer's alignment is \(alignment)")
+            }
+        } else if alignment != GGUFFile.defaultAlignment {
+            kv.append((GGUFFile.alignmentKey, .uint32(alignment32)))
+        }
+        return kv
+    }
+
     // MARK: Encoding
 
-    static func padded(_ n: Int, _ alignment: Int) -> Int {
+    /// `n` rounded up to a multiple of `alignment` (a power of two).
+    public static func padded(_ n: Int, _ alignment: Int) -> Int {
         (n + alignment - 1) & ~(alignment - 1)
     }
 
@@ -223,3 +213,32 @@ private func Glibc_write(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int) -> Int 
 #else
 private func Glibc_write(_ fd: Int32, _ buf: UnsafeRawPointer, _ n: Int) -> Int { Glibc.write(fd, buf, n) }
 #endif
+
+extension GGUFWriter {
+    /// A GGUF header: magic, version, counts, the key-value pairs, the tensor infos (name,
+    /// dimensions, type, data offset), padded to `alignment`. The one encoding both
+    /// ``serialize()`` and ``Stream`` write.
+    static func header(version: UInt32, kv: [(String, GGUFValue)], alignment: Int,
+                       tensors: [(name: String, dimensions: [Int], type: GGMLType, offset: Int)]) throws(GGUFError) -> [UInt8] {
+        var out: [UInt8] = []
+        out.append(contentsOf: [0x47, 0x47, 0x55, 0x46])
+        put(version, &out)
+        put(UInt64(tensors.count), &out)
+        put(UInt64(kv.count), &out)
+        for (key, value) in kv {
+            guard !key.isEmpty else { throw GGUFError(.invalidString, "metadata key is empty") }
+            putString(key, &out)
+            put(value.type.rawValue, &out)
+            putValue(value, &out)
+        }
+        for t in tensors {
+            putString(t.name, &out)
+            put(UInt32(t.dimensions.count), &out)
+            for d in t.dimensions { put(Int64(d), &out) }
+            put(t.type.rawValue, &out)
+            put(UInt64(t.offset), &out)
+        }
+        out.append(contentsOf: repeatElement(0, count: padded(out.count, alignment) - out.count))
+        return out
+    }
+}

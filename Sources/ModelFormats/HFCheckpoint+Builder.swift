@@ -47,6 +47,7 @@ extension HFCheckpoint {
         mutating func addHyperparameters() throws(GGUFError) {
             let name = config.string("_name_or_path").flatMap { $0.isEmpty ? nil : $0 } ?? URL(fileURLWithPath: directory).lastPathComponent
             put("general.architecture", .string(arch))
+            put("general.type", .string("model"))
             put("general.name", .string(name))
             put("general.file_type", .uint32(0))
             layers = try config.int("num_hidden_layers")
@@ -67,9 +68,10 @@ extension HFCheckpoint {
             put(arch: "attention.key_length", int: headDim)
             put(arch: "attention.value_length", int: headDim)
             put(arch: "attention.layer_norm_rms_epsilon", float: config.optionalDouble("rms_norm_eps") ?? 1e-6)
-            if let factor = config.optionalDouble("partial_rotary_factor"), factor != 1 {
-                put(arch: "rope.dimension_count", int: Int(Double(headDim) * factor))
-            }
+            if let vocabulary = config.optionalInt("vocab_size") { put(arch: "vocab_size", int: vocabulary) }
+            // As llama.cpp's converter writes it: the rotated part of each head.
+            let factor = config.optionalDouble("partial_rotary_factor") ?? 1
+            put(arch: "rope.dimension_count", int: Int(Double(headDim) * factor))
 
             let global = rope(layerType: arch == "gemma3" ? "full_attention" : nil)
             ropeTheta = global.theta ?? 10_000

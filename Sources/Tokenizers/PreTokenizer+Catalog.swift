@@ -88,8 +88,8 @@ extension PreTokenizer {
                     .pattern(.run(.number)), .pattern(.asciiDigitTriple)]
         case .deepseekLLM:
             return [.pattern(.single(lineBreak)),
-                    .pattern(.optionalSpaceThenRun(.ranges(deepseekLetters))),
-                    .pattern(.optionalSpaceThenRun(.ranges(deepseekPunctuation))),
+                    .pattern(.optionalSpaceThenRun(.ranges(PreTokenizerCharacterClasses.deepseekLetters))),
+                    .pattern(.optionalSpaceThenRun(.ranges(PreTokenizerCharacterClasses.deepseekPunctuation))),
                     .pattern(.trailingWhitespace),
                     .pattern(.run(cjk)),
                     .pattern(.run(.number))]
@@ -101,14 +101,18 @@ extension PreTokenizer {
                     .pattern(.single(.number))]
         }
     }
+}
 
+/// Character classes of pre-tokenizer regexes that are written out range by range: the DeepSeek
+/// pre-tokenizers here, and the Export module, which writes them back into a tokenizer.json.
+public enum PreTokenizerCharacterClasses {
     /// `[!-/:-~！-／：-～‘-‟　-。]` from deepseek-llm's third regex.
-    private static let deepseekPunctuation: [ClosedRange<UInt32>] = [
+    public static let deepseekPunctuation: [ClosedRange<UInt32>] = [
         0x21...0x2F, 0x3A...0x7E, 0xFF01...0xFF0F, 0xFF1A...0xFF5E, 0x2018...0x201F, 0x3000...0x3002,
     ]
 
     /// The letter class of deepseek-llm's second regex (`[A-Za-zµÀ-ÖØ-ö…𞤀-𞥃]`), range by range.
-    private static let deepseekLetters: [ClosedRange<UInt32>] = [
+    public static let deepseekLetters: [ClosedRange<UInt32>] = [
         0x41...0x5A, 0x61...0x7A, 0xB5...0xB5, 0xC0...0xD6, 0xD8...0xF6, 0xF8...0x1BA, 0x1BC...0x1BF,
         0x1C4...0x293, 0x295...0x2AF, 0x370...0x373, 0x376...0x377, 0x37B...0x37D, 0x37F...0x37F,
         0x386...0x386, 0x388...0x38A, 0x38C...0x38C, 0x38E...0x3A1, 0x3A3...0x3F5, 0x3F7...0x481,
