@@ -8,6 +8,7 @@ import PackageDescription
 //   Tokenizers, ChatTemplates                                                   (ModelFormats; none)
 //   Models        architectures, KV cache                                      (Kernels, ModelFormats)
 //   Engine        loading, sampling, generation, the batching scheduler       (Models, Tokenizers, ChatTemplates)
+//   Export        model export: GGUF (llama.cpp's quantizers and type rules), HF folders, LoRA (Kernels, ModelFormats)
 //   Hub           the Hugging Face hub client and the shared HF cache        (async-http-client, swift-crypto)
 //   Ledger        records, envelopes, Merkle log, blocks, receipts, stores     (swift-crypto, GRDB)
 //   Node          data directory, ledger appender, accounts and keys, hardware (Ledger) — no HTTP
@@ -47,6 +48,10 @@ let package = Package(
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats"]),
         .target(name: "Engine", dependencies: ["Models", "Tokenizers", "ChatTemplates", "ModelFormats", "Kernels"]),
         .target(
+            name: "Export",
+            dependencies: ["Kernels", "ModelFormats", "Tokenizers", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
             name: "Hub",
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -71,7 +76,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "ChatTemplates", "Tokenizers", "ModelFormats", "Ledger", "Node",
+                "Engine", "Export", "ChatTemplates", "Tokenizers", "ModelFormats", "Ledger", "Node",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -93,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "VerityCLI",
             dependencies: [
-                "Engine", "Models", "Kernels", "ModelFormats", "ChatTemplates", "Server", "Ledger", "Node", "Hub",
+                "Engine", "Export", "Models", "Kernels", "ModelFormats", "ChatTemplates", "Server", "Ledger", "Node", "Hub",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -106,6 +111,7 @@ let package = Package(
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFormats", "Kernels", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "ModelFormats", "Tokenizers", "ChatTemplates", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "ExportTests", dependencies: ["Export", "Kernels", "ModelFormats", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HubTests", dependencies: ["Hub", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["VerityCLI", "TestSupport"]),
         .testTarget(
