@@ -11,7 +11,8 @@ struct LedgerCommand: AsyncParsableCommand {
             What verification proves: that each record existed, unaltered, in the node's append-only log when the \
             block covering it was signed. It does not prove that the model computed the response correctly.
             """,
-        subcommands: [LedgerVerifyCommand.self, LedgerVerifyReceiptCommand.self, LedgerDecryptCommand.self, LedgerNodeKeyCommand.self])
+        subcommands: [LedgerVerifyCommand.self, LedgerVerifyReceiptCommand.self, LedgerDecryptCommand.self, LedgerNodeKeyCommand.self,
+                      LedgerProvenanceCommand.self])
 }
 
 /// Where a ledger is read from: the data directory, or a server's public API.

@@ -30,9 +30,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (0: any free port).") var port = Self.defaults.port
     @OptionGroup var front: FrontOptions
     @OptionGroup var machine: MachineOptions
+    @Option(name: .customLong("exportable"),
+            help: "A model id or adapter name that account keys may export through POST /v1/exports (repeatable; 'all': every served model and adapter). The admin key may export anything served.")
+    var exportable: [String] = []
+    @Option(name: .customLong("max-queued-exports"), help: "Exports that may wait while one runs; beyond, POST /v1/exports answers 429.")
+    var maxQueuedExports = Self.defaults.exports.maxQueued
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard maxQueuedExports >= 0 else { throw ValidationError("--max-queued-exports must not be negative") }
+        if let empty = exportable.first(where: { $0.isEmpty }) { throw ValidationError("--exportable takes a model id or adapter name, not '\(empty)'") }
     }
 
     func run() async throws {
@@ -49,6 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
             config.adminKeys = [try data.directory.adminKey()]
         }
         config.ledger.worker = machine.workerInfo
+        config.exports.exportable = Set(exportable)
+        config.exports.maxQueued = maxQueuedExports
         let logger = CLILogging.logger()
         do {
             try await OpenAIServer.run(config, logger: logger)

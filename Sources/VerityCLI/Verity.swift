@@ -8,7 +8,7 @@ struct Verity: AsyncParsableCommand {
         abstract: "Verity: a self-hostable LLM inference engine.",
         subcommands: [ServeCommand.self, RunCommand.self, ChatCommand.self, BenchCommand.self, AccountCommand.self, KeysCommand.self,
                       LedgerCommand.self, WorkerCommand.self, GatewayCommand.self, WorkersCommand.self, TokenizeCommand.self,
-                      LogitsCommand.self, PullCommand.self, LoRACommand.self])
+                      LogitsCommand.self, PullCommand.self, LoRACommand.self, ExportCommand.self])
 }
 
 /// Where the provisioning script (scripts/fetch-models) puts models.
