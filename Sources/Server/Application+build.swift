@@ -18,17 +18,20 @@ public enum OpenAIServer {
         try await ledger.prepare()
         let host = ModelHost(specs: ModelHost.specs(configuration), configuration: configuration.scheduler,
                              maxAdapters: configuration.maxResidentAdapters, logger: logger)
-        let app = try buildApplication(configuration, host: host, ledger: ledger, logger: logger)
-        // Graceful shutdown runs in reverse order: the model host first (ending generations, so
-        // streams close), then the HTTP server (waiting for those responses, and their records,
-        // to finish), then the ledger (sealing the last block).
-        let group = ServiceGroup(services: [LedgerService(appender: ledger), app, host],
+        let exports = try ExportJobs(configuration: configuration.exports, threads: configuration.exports.threads ?? configuration.scheduler.threads,
+                                     ledger: ledger, logger: logger)
+        let app = try buildApplication(configuration, host: host, ledger: ledger, exports: exports, logger: logger)
+        // Graceful shutdown runs in reverse order: exports first (the running one cancelled, the
+        // queued ones failed), the model host (ending generations, so streams close), then the
+        // HTTP server (waiting for those responses, and their records, to finish), then the
+        // ledger (sealing the last block).
+        let group = ServiceGroup(services: [LedgerService(appender: ledger), app, host, exports],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 
     /// The HTTP application over `host` and `ledger`.
-    static func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, ledger: LedgerAppender,
+    static func buildApplication(_ configuration: ServerConfiguration, host: ModelHost, ledger: LedgerAppender, exports: ExportJobs? = nil,
                                  logger: Logger) throws -> some ApplicationProtocol {
         let metrics = ServerMetrics()
         let services = APIServices(host: host, metrics: metrics, limits: configuration.limits, ledger: ledger, limiter: RateLimiter(),
@@ -36,7 +39,8 @@ public enum OpenAIServer {
         let web = WebChatController.announced(logger: logger)
         return try application(configuration, metrics: metrics, logger: logger, what: "web chat at /, API at /v1/") { connections in
             buildRouter(services: services, ledger: ledger, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
-                        loopback: OriginMiddleware.isLoopback(configuration.host), adminKeys: configuration.adminKeys, connections: connections)
+                        loopback: OriginMiddleware.isLoopback(configuration.host), adminKeys: configuration.adminKeys, exports: exports,
+                        connections: connections)
         }
     }
 
@@ -71,12 +75,13 @@ public enum OpenAIServer {
     }
 
     /// Every route, each declaring whether it needs a key: the `/v1` group behind
-    /// ``AuthMiddleware`` (models, completions, tokenizing, one's own records), and the public
+    /// ``AuthMiddleware`` (models, completions, tokenizing, one's own records), the admin API, the
+    /// exports (`exports`: admin or account keys, see ``ExportsController``), and the public
     /// rest (health, metrics, the transparency log's reads, the web chat's files).
     /// `loopback`: the server listens on a loopback address (so, without keys, it answers only
     /// requests addressed to one: see ``OriginMiddleware``).
     static func buildRouter(services: APIServices, ledger: LedgerAppender, apiKeys: Set<String>, rateLimits: RateLimits = RateLimits(),
-                            web: WebChatController, loopback: Bool = true, adminKeys: Set<String> = [],
+                            web: WebChatController, loopback: Bool = true, adminKeys: Set<String> = [], exports: ExportJobs? = nil,
                             connections: @escaping @Sendable () -> Int? = { nil }) -> Router<VerityRequestContext> {
         let authenticator = Authenticator(staticKeys: apiKeys, registry: ledger.registry, defaultLimits: rateLimits)
         let router = Router(context: VerityRequestContext.self)
@@ -92,6 +97,11 @@ public enum OpenAIServer {
         LedgerController(ledger: ledger, maxPageBytes: services.limits.maxLedgerPageBytes).addRoutes(open: router.group("v1/ledger"), keyed: keyed)
         let admin = router.group("v1").add(middleware: AdminAuthMiddleware(adminKeys: adminKeys, authenticator: authenticator))
         AdaptersController(host: services.host, maxBodyBytes: services.limits.maxBodyBytes).addRoutes(to: admin)
+        if let exports {
+            // The admin key or any key the keyed routes take: the controller tells them apart.
+            ExportsController(jobs: exports, host: services.host, adminKeys: adminKeys, authenticator: authenticator, limiter: services.limiter)
+                .addRoutes(to: router.group("v1"))
+        }
 
         OperationsController(host: services.host, ledger: services.ledger, metrics: services.metrics, connections: connections).addRoutes(to: router)
         web.addRoutes(to: router)

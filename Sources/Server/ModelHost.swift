@@ -1,4 +1,5 @@
 import Engine
+import Export
 import Foundation
 import Logging
 import Node
@@ -264,30 +265,10 @@ final class ModelHost: Service, @unchecked Sendable {
         return name.lowercased().hasSuffix(".gguf") ? String(name.dropLast(5)) : name
     }
 
-    /// `sha256:<hex>` naming a model's weights: a GGUF file's own digest; for a Hugging Face
-    /// folder or a split GGUF, the digest of its manifest, one line `<sha256 hex>  <file>` per
-    /// weight file (the safetensors files, config.json, tokenizer.json, a PEFT adapter's
-    /// adapter_config.json; or every shard), sorted by name.
+    /// `sha256:<hex>` naming a model's weights (see ``FileDigest/modelDigest(_:)``).
     static func digest(of path: String) throws -> String {
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        var files: [String] = []
-        if isDirectory.boolValue {
-            let names = try FileManager.default.contentsOfDirectory(atPath: path)
-            files = names.filter { $0.hasSuffix(".safetensors") || ["config.json", "tokenizer.json", "adapter_config.json"].contains($0) }.sorted()
-                .map { path + "/" + $0 }
-        } else if let match = path.range(of: #"-00001-of-(\d{5})\.gguf$"#, options: .regularExpression),
-                  let count = Int(path[match].dropFirst(10).prefix(5)), count > 1 {
-            let prefix = path[..<match.lowerBound]
-            files = (1...count).map { String(format: "%@-%05d-of-%05d.gguf", String(prefix), $0, count) }
-        } else {
-            return try Interaction.fileDigest(path)
+        do { return try FileDigest.modelDigest(path) } catch {
+            throw EngineError(error.code == .invalidSource ? .fileNotFound : .invalidModelFile, error.message)
         }
-        var manifest = ""
-        for file in files {
-            let hex = try Interaction.fileDigest(file).dropFirst("sha256:".count)
-            manifest += "\(hex)  \(URL(fileURLWithPath: file).lastPathComponent)\n"
-        }
-        return Interaction.textDigest(manifest)
     }
 }

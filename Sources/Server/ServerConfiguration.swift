@@ -31,7 +31,24 @@ public struct ServerConfiguration: Sendable {
     public var connections = ConnectionLimits()
     /// Where and how every interaction is recorded.
     public var ledger = LedgerConfiguration()
+    /// Model exports through the API (`/v1/exports`).
+    public var exports = ExportConfiguration()
     public init() {}
+}
+
+/// Who may export what through `POST /v1/exports`, and how many exports wait.
+public struct ExportConfiguration: Sendable {
+    /// Model ids and adapter names that account keys (and `--api-key` keys) may export; `all`:
+    /// every served model and adapter. The admin key may export anything served.
+    public var exportable: Set<String> = []
+    /// Exports that may wait while one runs; beyond, 429 with Retry-After.
+    public var maxQueued = 4
+    /// Threads an export quantizes with (nil: the scheduler's, ``BatchScheduler/Configuration/threads``).
+    public var threads: Int?
+    public init() {}
+
+    /// Whether an account may export `id` (a model id or an adapter name).
+    public func isExportable(_ id: String) -> Bool { exportable.contains("all") || exportable.contains(id) }
 }
 
 /// What one request may ask for. Each limit is checked before any expensive work, and a request

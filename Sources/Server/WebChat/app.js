@@ -4,6 +4,7 @@
 // only): the page never turns content into HTML.
 
 import { API, APIError, describeError } from "./api.js";
+import { setUpModelExport } from "./export.js";
 import { render as renderMarkdown } from "./markdown.js";
 import { verifyReceipt } from "./receipt.js";
 import { Store, newID } from "./store.js";
@@ -693,7 +694,9 @@ function wire() {
     });
     ui.prompt.addEventListener("input", autosize);
     ui.stop.addEventListener("click", stopGenerating);
-    document.addEventListener("keydown", event => { if (event.key === "Escape" && streaming && !ui.keyDialog.open && !ui.receiptDialog.open) stopGenerating(); });
+    document.addEventListener("keydown", event => {
+        if (event.key === "Escape" && streaming && !document.querySelector("dialog[open]")) stopGenerating();
+    });
 
     $("new-chat").addEventListener("click", () => { openConversation(null); ui.prompt.focus(); });
     $("open-sidebar").addEventListener("click", openSidebar);
@@ -780,6 +783,7 @@ function wire() {
 }
 
 wire();
+setUpModelExport(api, { selected: () => ({ id: ui.model.value, parent: parents[ui.model.value] }), say });
 autosize();
 controlsFrom(current || store.settings);
 renderSidebar();
