@@ -2,19 +2,39 @@ import Foundation
 import Synchronization
 
 /// A ``LedgerStore`` in process memory, for tests and ephemeral nodes. Durable only as long as
-/// the process lives. Owners are kept in the leaves; listing one owner's leaves scans them.
+/// the process lives. Owners are kept in the leaves; listing one owner's leaves scans them. Hash
+/// tiles are written as leaves are appended, as in every store; a snapshot of a remote log
+/// (``init(leaves:blocks:tiles:)``) holds the tiles it was served instead, for an audit to check.
 public final class InMemoryLedgerStore: LedgerStore {
     struct State {
         var leaves: [StoredLeaf] = []
         var blocks: [StoredBlock] = []
         var indexByRecordID: [String: Int] = [:]
         var pending: [PendingRecord] = []
+        var tiles: [TileKey: Data] = [:]
+        var edge = TreeEdge()
     }
 
     private let state = Mutex(State())
 
     /// Creates an empty store.
     public init() {}
+
+    /// A store holding given rows as they are, tiles included: a copy of a log read from
+    /// elsewhere, whose tiles an audit compares with its leaves. Appending to it extends the tiles
+    /// from their right edge (or, if the given tiles have none, from the leaves').
+    public init(leaves: [StoredLeaf], blocks: [StoredBlock], tiles: [TileKey: Data]) {
+        var derived = TreeEdge()
+        let edge = (try? TreeEdge(size: UInt64(leaves.count)) { tiles[$0] })
+            ?? { derived.append(leafHashes: leaves.map(\.leafHash)); return derived }()
+        state.withLock { s in
+            s.leaves = leaves
+            s.blocks = blocks
+            s.tiles = tiles
+            s.edge = edge
+            s.indexByRecordID = Dictionary(leaves.enumerated().map { ($1.recordID, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
 
     public func append(_ leaf: StoredLeaf) throws {
         try append(contentsOf: [leaf])
@@ -45,7 +65,23 @@ public final class InMemoryLedgerStore: LedgerStore {
                 s.indexByRecordID[leaf.recordID] = s.leaves.count
                 s.leaves.append(leaf)
             }
+            s.tiles.merge(s.edge.append(leafHashes: leaves.map(\.leafHash))) { _, new in new }
         }
+    }
+
+    public func leafCount() throws -> UInt64 { state.withLock { UInt64($0.leaves.count) } }
+
+    /// Read from the stored tiles, as a database store reads it at start.
+    public func treeEdge() throws -> TreeEdge {
+        try state.withLock { s in try TreeEdge(size: UInt64(s.leaves.count)) { s.tiles[$0] } }
+    }
+
+    public func tile(_ key: TileKey) throws -> Data? { state.withLock { $0.tiles[key] } }
+
+    public func blockCount() throws -> UInt64 { state.withLock { UInt64($0.blocks.count) } }
+
+    public func block(height: UInt64) throws -> StoredBlock? {
+        state.withLock { height < UInt64($0.blocks.count) ? $0.blocks[Int(height)] : nil }
     }
 
     public func pendingRecords() throws -> [PendingRecord] { state.withLock { $0.pending } }
@@ -73,6 +109,13 @@ public final class InMemoryLedgerStore: LedgerStore {
         state.withLock { s in
             body(&s.leaves, &s.blocks)
             s.indexByRecordID = Dictionary(s.leaves.enumerated().map { ($1.recordID, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    /// Edits the stored tiles behind the log's back; for tamper tests only.
+    func tamperTiles(_ body: (inout [TileKey: Data]) -> Void) {
+        state.withLock { s in
+            body(&s.tiles)
         }
     }
 }

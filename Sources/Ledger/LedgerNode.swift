@@ -10,6 +10,12 @@ import Foundation
 ///
 /// The node runs on a thread of its own (``SerialThreadExecutor``): its store calls block on
 /// disk syncs, which must not hold up Swift's cooperative threads.
+///
+/// Memory and start-up do not grow with the log: the node holds the tree's right edge
+/// (``TreeEdge``, at most 255 hashes per tile level), the latest block and a bounded cache of full
+/// tiles. Proofs are computed from the stored tiles (``TiledHashes``). Opening a ledger checks what
+/// a restart can check in O(log n): the latest block's signature and that its root is the stored
+/// tiles' root at its size; the full re-derivation is ``verifyAll()`` (`verity ledger verify`).
 public actor LedgerNode {
     /// Where a record landed.
     public struct Appended: Sendable, Hashable {
@@ -22,9 +28,10 @@ public actor LedgerNode {
     }
 
     private let store: any LedgerStore
-    private var tree: MerkleTree
+    private var edge: TreeEdge
+    private let tiles: TileReader
     private var blockSigner: BlockSigner
-    private var blocks: [Block]
+    private var latest: Block?
 
     /// The node key's verifier, to publish.
     public nonisolated let verifier: NoteVerifier
@@ -35,29 +42,62 @@ public actor LedgerNode {
 
     deinit { executor.shutdown() }
 
-    /// Opens the ledger in `store`, re-deriving and auditing it first.
+    /// Opens the ledger in `store`, checking its right edge against its latest block.
     /// - Parameters:
     ///   - store: The storage; empty for a new ledger.
     ///   - signer: The node key; its name is the log's origin.
-    /// - Throws: ``LedgerError/Code/tampered`` naming the first problem if the stored ledger does
-    ///   not verify under this key: the node will not extend a log it cannot vouch for.
-    public init(store: any LedgerStore, signer: NoteSigner) throws {
-        let audit = try LedgerAudit.run(store: store, verifier: signer.verifier)
-        if let first = audit.problems.first {
-            throw LedgerError(.tampered, "the stored ledger does not verify: \(first) (\(audit.problems.count) problems)")
-        }
+    ///   - tileCache: Full tiles kept in memory for proofs (8 KiB each).
+    /// - Throws: ``LedgerError/Code/tampered`` naming the problem if the latest block does not
+    ///   verify under this key or does not match the stored tree: the node will not extend a log
+    ///   it cannot vouch for.
+    public init(store: any LedgerStore, signer: NoteSigner, tileCache: Int = 2048) throws {
         self.store = store
         self.verifier = signer.verifier
-        self.tree = MerkleTree(leafHashes: try store.leaves().map(\.leafHash))
-        self.blocks = try store.blocks().map { try Block(text: $0.note, verifier: signer.verifier) }
-        self.blockSigner = BlockSigner(signer: signer, lastBlock: blocks.last)
+        let edge = try store.treeEdge()
+        let tiles = TileReader(store: store, capacity: tileCache)
+        let leafCount = try store.leafCount()
+        guard leafCount == edge.size else {
+            throw LedgerError(.tampered, "the stored ledger does not verify: its tiles cover \(edge.size) leaves but \(leafCount) are stored")
+        }
+        var latest: Block?
+        let count = try store.blockCount()
+        if count > 0 {
+            guard let stored = try store.block(height: count - 1) else {
+                throw LedgerError(.tampered, "the stored ledger does not verify: block \(count - 1) is missing")
+            }
+            let block: Block
+            do { block = try Block(text: stored.note, verifier: signer.verifier) } catch {
+                throw LedgerError(.tampered, "the stored ledger does not verify: block \(count - 1): \(error)")
+            }
+            guard block.height == count - 1 else {
+                throw LedgerError(.tampered, "the stored ledger does not verify: block \(count - 1) is signed as height \(block.height)")
+            }
+            guard block.treeSize <= edge.size else {
+                throw LedgerError(.tampered, "the stored ledger does not verify: block \(block.height) seals \(block.treeSize) leaves but only \(edge.size) are stored")
+            }
+            let root: Data
+            do { root = try tiles.tree(size: block.treeSize, edge: edge).rootHash() } catch {
+                throw LedgerError(.tampered, "the stored ledger does not verify: cannot read its tree at block \(block.height)", cause: error)
+            }
+            guard root == block.rootHash else {
+                throw LedgerError(.tampered, "the stored ledger does not verify: block \(block.height)'s signed root is not the stored tree's")
+            }
+            latest = block
+        }
+        self.edge = edge
+        self.tiles = tiles
+        self.latest = latest
+        self.blockSigner = BlockSigner(signer: signer, lastBlock: latest)
     }
 
     /// The number of leaves.
-    public var size: UInt64 { tree.size }
+    public var size: UInt64 { edge.size }
 
     /// The latest block, if any.
-    public var latestBlock: Block? { blocks.last }
+    public var latestBlock: Block? { latest }
+
+    /// The number of blocks.
+    public var blockCount: UInt64 { latest.map { $0.height + 1 } ?? 0 }
 
     /// Appends a sealed record. Returns once the store holds it durably.
     /// - Parameters:
@@ -119,7 +159,7 @@ public actor LedgerNode {
                         continue
                     }
                     ids.insert(envelope.recordID)
-                    let leaf = StoredLeaf(index: tree.size + UInt64(leaves.count), recordID: envelope.recordID, envelope: bytes,
+                    let leaf = StoredLeaf(index: edge.size + UInt64(leaves.count), recordID: envelope.recordID, envelope: bytes,
                                           leafHash: RFC6962.leafHash(bytes), owner: owner)
                     leaves.append(leaf)
                     results.append(.success(Appended(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash)))
@@ -143,7 +183,12 @@ public actor LedgerNode {
         } catch {
             return writes.map { _ in .failure(error) }
         }
-        for leaf in leaves { tree.append(leafHash: leaf.leafHash) }
+        if !leaves.isEmpty {
+            do { edge = try store.treeEdge() } catch {
+                // Committed, so the edge extends by exactly these leaves.
+                edge.append(leafHashes: leaves.map(\.leafHash))
+            }
+        }
         return results
     }
 
@@ -163,24 +208,47 @@ public actor LedgerNode {
     ///   last signed block (nothing is signed); ``LedgerError/Code/storage`` if storing fails.
     @discardableResult
     public func seal() throws -> Block? {
-        let lastSize = blocks.last?.treeSize ?? 0
-        guard tree.size > lastSize else { return nil }
+        let lastSize = latest?.treeSize ?? 0
+        guard edge.size > lastSize else { return nil }
+        let tree = tiles.tree(size: edge.size, edge: edge)
         var candidate = blockSigner
         let block = try candidate.signNext(
-            size: tree.size, rootHash: try tree.rootHash(),
-            consistencyProof: try tree.consistencyProof(from: lastSize, to: tree.size)
+            size: edge.size, rootHash: try edge.rootHash(),
+            consistencyProof: try tree.consistencyProof(from: lastSize, to: edge.size)
         )
         try store.appendBlock(StoredBlock(height: block.height, note: block.note.formatted))
         blockSigner = candidate
-        blocks.append(block)
+        latest = block
         return block
     }
 
     /// The block at `height`.
     /// - Throws: ``LedgerError/Code/notFound``.
     public func block(height: UInt64) throws -> Block {
-        guard height < UInt64(blocks.count) else { throw LedgerError(.notFound, "no block \(height)") }
-        return blocks[Int(height)]
+        if let latest, latest.height == height { return latest }
+        guard height < blockCount, let stored = try store.block(height: height) else { throw LedgerError(.notFound, "no block \(height)") }
+        return try Block(text: stored.note, verifier: verifier)
+    }
+
+    /// The first `address.width` hashes of a hash tile of the current tree (C2SP tlog-tiles).
+    /// - Throws: ``LedgerError/Code/notFound`` if the tree has fewer hashes there.
+    public func tileHashes(_ address: TileAddress) throws -> [Data] {
+        try tiles.hashes(address, edge: edge)
+    }
+
+    /// The leaves of an entry bundle of the current tree (C2SP tlog-tiles): `address.width` leaves
+    /// from `address.index · 256`.
+    /// - Throws: ``LedgerError/Code/notFound`` if the tree has fewer leaves there.
+    public func bundle(_ address: TileAddress) throws -> [StoredLeaf] {
+        let start = address.index * UInt64(TileAddress.width)
+        guard address.level == nil, start + UInt64(address.width) <= edge.size else {
+            throw LedgerError(.notFound, "\(address) is beyond the log's \(edge.size) leaves")
+        }
+        let leaves = try store.leaves(from: start, limit: address.width)
+        guard leaves.count == address.width, leaves.first?.index == start else {
+            throw LedgerError(.storage, "the store returned \(leaves.count) leaves for \(address)")
+        }
+        return leaves
     }
 
     /// Up to `limit` stored leaves from index `start`, for serving the log to auditors.
@@ -214,12 +282,12 @@ public actor LedgerNode {
     ///   ``LedgerError/Code/notYetSealed`` if no block covers it yet.
     public func receipt(recordID: String) throws -> Receipt {
         guard let leaf = try store.leaf(recordID: recordID) else { throw LedgerError(.notFound, "no record \(recordID)") }
-        guard let block = blocks.last, leaf.index < block.treeSize else {
+        guard let block = latest, leaf.index < block.treeSize else {
             throw LedgerError(.notYetSealed, "record \(recordID) (leaf \(leaf.index)) is not in a sealed block yet")
         }
         return Receipt(
             recordID: recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
-            inclusionProof: try tree.inclusionProof(index: leaf.index, size: block.treeSize),
+            inclusionProof: try tiles.tree(size: block.treeSize, edge: edge).inclusionProof(index: leaf.index, size: block.treeSize),
             block: block.note.formatted, envelope: leaf.envelope
         )
     }
@@ -227,10 +295,10 @@ public actor LedgerNode {
     /// The consistency proof between two tree sizes (for `/v1/ledger/consistency`).
     /// - Throws: ``LedgerError/Code/notFound`` unless `from <= to <= size`.
     public func consistencyProof(from: UInt64, to: UInt64) throws -> [Data] {
-        try tree.consistencyProof(from: from, to: to)
+        try tiles.tree(size: edge.size, edge: edge).consistencyProof(from: from, to: to)
     }
 
-    /// Re-derives the whole ledger from storage and checks every signature and link.
+    /// Re-derives the whole ledger from storage and checks every signature, link and tile.
     public func verifyAll() throws -> LedgerAudit {
         try LedgerAudit.run(store: store, verifier: verifier)
     }

@@ -65,19 +65,23 @@ public struct PendingRecord: Sendable, Hashable {
     }
 }
 
-/// Append-only storage for the ledger's leaves and blocks, plus the records written ahead of
-/// their answers.
+/// Append-only storage for the ledger's leaves, hash tiles and blocks, plus the records written
+/// ahead of their answers.
 ///
 /// Contract for implementations:
-/// - `append` and `appendBlock` return only once the row is durable (for a database: committed
+/// - `commit` and `appendBlock` return only once the rows are durable (for a database: committed
 ///   and synced), so nothing acknowledged is lost;
 /// - a leaf's ``StoredLeaf/owner``, if any, is stored in the same transaction as the leaf and
 ///   returned with it by every reader;
+/// - the hash tiles (C2SP tlog-tiles: ``TileKey``, ``TreeEdge``) cover exactly the stored leaves:
+///   a commit that appends leaves writes the tiles they change in the same transaction, so the
+///   tree never has to be rebuilt from the leaves;
 /// - they reject a leaf whose index is not the current leaf count, a duplicate record id, and a
 ///   block whose height is not the current block count (``LedgerError/Code/storage`` or
 ///   ``LedgerError/Code/duplicateRecord``);
-/// - leaves and blocks are never updated or deleted; pending records are replaced and deleted,
-///   and appending a leaf deletes the pending record of the same id in the same transaction;
+/// - leaves and blocks are never updated or deleted; a tile only grows, from partial to full;
+///   pending records are replaced and deleted, and appending a leaf deletes the pending record of
+///   the same id in the same transaction;
 /// - readers return rows in storage order, which ``LedgerAudit`` checks against the indices.
 public protocol LedgerStore: Sendable {
     /// Appends a leaf durably.
@@ -86,14 +90,30 @@ public protocol LedgerStore: Sendable {
     func append(contentsOf leaves: [StoredLeaf]) throws
     /// In one durable transaction: writes (or replaces) the pending records, deletes those
     /// named in `discarding`, then appends the leaves as ``append(contentsOf:)`` does, deleting
-    /// each leaf's pending record. All of it or none.
+    /// each leaf's pending record, and writes the tiles they change. All of it or none.
     func commit(pending: [PendingRecord], discarding: [String], leaves: [StoredLeaf]) throws
     /// The pending records, oldest write first.
     func pendingRecords() throws -> [PendingRecord]
     /// Appends a block durably.
     func appendBlock(_ block: StoredBlock) throws
+    /// The number of leaves, without reading them.
+    func leafCount() throws -> UInt64
+    /// The right edge of the stored tree (its size is ``leafCount()``), without reading the leaves.
+    func treeEdge() throws -> TreeEdge
+    /// The stored bytes of a hash tile: full, or the rightmost partial tile as it now is; nil if
+    /// there is none.
+    func tile(_ key: TileKey) throws -> Data?
+    /// Whether the store keeps hash tiles (a ledger opened read-only before its first start with
+    /// a tiling version has none).
+    func hasTiles() throws -> Bool
+    /// The number of blocks.
+    func blockCount() throws -> UInt64
+    /// The block at `height`, if any.
+    func block(height: UInt64) throws -> StoredBlock?
     /// All leaves, in storage order.
     func leaves() throws -> [StoredLeaf]
+    /// Calls `body` with every leaf in storage order, holding only one page in memory.
+    func forEachLeaf(_ body: (StoredLeaf) throws -> Void) throws
     /// All blocks, in storage order.
     func blocks() throws -> [StoredBlock]
     /// The leaf with this record id, if any.
@@ -114,4 +134,11 @@ extension LedgerStore {
     public func leaves(owner: Data) throws -> [StoredLeaf] {
         try leaves().filter { $0.owner == owner }
     }
+
+    /// Every leaf through ``leaves()``; stores that can page override it.
+    public func forEachLeaf(_ body: (StoredLeaf) throws -> Void) throws {
+        for leaf in try leaves() { try body(leaf) }
+    }
+
+    public func hasTiles() throws -> Bool { true }
 }

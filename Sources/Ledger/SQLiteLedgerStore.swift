@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// A ``LedgerStore`` in an SQLite database file, through GRDB.
 ///
@@ -7,22 +8,36 @@ import GRDB
 /// fsynced to the WAL before `append` returns: nothing acknowledged is lost on a crash or power
 /// failure. Writes go through one serial `DatabaseQueue`.
 ///
-/// Schema (migration `v1`, then `v2`):
+/// Schema (migrations `v1` to `v4`):
 /// ```
 /// leaves(idx INTEGER PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, envelope BLOB NOT NULL,
 ///        leaf_hash BLOB NOT NULL)
 /// blocks(height INTEGER PRIMARY KEY, note TEXT NOT NULL)
 /// record_owners(record_id TEXT PRIMARY KEY, owner BLOB NOT NULL)   -- v2, indexed by owner
+/// pending_records(record_id TEXT PRIMARY KEY, envelope, owner, written)   -- v3
+/// tiles(level INTEGER, idx INTEGER, hashes BLOB, PRIMARY KEY (level, idx))   -- v4
 /// ```
 /// `record_owners` holds ``StoredLeaf/owner``, written in the leaf's transaction; a leaf without
 /// an owner has no row. It is outside the Merkle leaf, so ``LedgerAudit`` does not read it.
-/// Triggers refuse `UPDATE` and `DELETE` on every table. They stop mistakes, not an attacker
-/// with the file; ``LedgerAudit`` is what finds tampering.
+/// `tiles` holds the tree as C2SP hash tiles (``TreeEdge``), written in the leaves' transaction:
+/// a full tile once, the rightmost tile of each level replaced as it grows. Migration `v4` builds
+/// them for a ledger written before, and gives its version-1 leaves without an owner row the
+/// owner their envelope names (its first recipient, the sender), so listings need no scan.
+/// Triggers refuse `UPDATE` and `DELETE` on the log's tables, and any tile update that does not
+/// extend the tile. They stop mistakes, not an attacker with the file; ``LedgerAudit`` is what
+/// finds tampering.
 public final class SQLiteLedgerStore: LedgerStore {
     private let queue: DatabaseQueue
     /// Whether the database has `record_owners`: a read-only store on a ledger last written
     /// before migration `v2` has not, and reads no owners.
     private let hasOwners: Bool
+    /// The stored tree's right edge, extended with every commit; nil for a read-only store, which
+    /// reads it afresh (a server may be writing). Held across each write transaction, so it always
+    /// matches what is committed.
+    private let edge: Mutex<TreeEdge?>
+    /// Whether the database has `tiles`: a read-only store on a ledger last written before
+    /// migration `v4` has not.
+    private let hasTilesTable: Bool
 
     /// Opens (creating if needed) the ledger database at `path` and migrates it.
     /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
@@ -31,6 +46,10 @@ public final class SQLiteLedgerStore: LedgerStore {
             queue = try Self.openDurable(path: path, busyTimeout: nil)
             try Self.migrator.migrate(queue)
             hasOwners = true
+            hasTilesTable = true
+            edge = Mutex(try queue.read { try Self.readEdge($0) })
+        } catch let error as LedgerError {
+            throw error
         } catch {
             throw LedgerError(.storage, "cannot open the ledger database at \(path)", cause: error)
         }
@@ -68,6 +87,8 @@ public final class SQLiteLedgerStore: LedgerStore {
                 throw LedgerError(.storage, "\(path) is not a ledger database (no leaves and blocks tables)")
             }
             hasOwners = tables.contains("record_owners")
+            hasTilesTable = tables.contains("tiles")
+            edge = Mutex(nil)
         } catch let error as LedgerError {
             throw error
         } catch {
@@ -117,7 +138,66 @@ public final class SQLiteLedgerStore: LedgerStore {
                 );
                 """)
         }
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: """
+                CREATE TABLE tiles (
+                    level INTEGER NOT NULL,
+                    idx INTEGER NOT NULL,
+                    hashes BLOB NOT NULL,
+                    PRIMARY KEY (level, idx)
+                );
+                CREATE TRIGGER tiles_only_grow BEFORE UPDATE ON tiles
+                WHEN NOT (NEW.level = OLD.level AND NEW.idx = OLD.idx AND length(NEW.hashes) > length(OLD.hashes)
+                          AND substr(NEW.hashes, 1, length(OLD.hashes)) = OLD.hashes)
+                BEGIN SELECT RAISE(ABORT, 'a tile only grows'); END;
+                CREATE TRIGGER tiles_no_delete BEFORE DELETE ON tiles BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+                """)
+            // The tiles of the leaves already stored, a page at a time.
+            var edge = TreeEdge()
+            var changed: [TileKey: Data] = [:]
+            let leaves = try Row.fetchCursor(db, sql: "SELECT idx, record_id, envelope, leaf_hash FROM leaves ORDER BY idx")
+            var expected: Int64 = 0
+            while let row = try leaves.next() {
+                let index: Int64 = row["idx"]
+                guard index == expected else {
+                    throw LedgerError(.tampered, "cannot build tiles: leaf \(expected) is missing (found \(index)); run verity ledger verify")
+                }
+                expected += 1
+                changed.merge(edge.append(leafHashes: [row["leaf_hash"] as Data])) { _, new in new }
+                if changed.count >= 1024 {
+                    try Self.write(tiles: changed, db)
+                    changed = [:]
+                }
+                // Version-1 leaves from before owners were stored: their envelope names the sender.
+                let recordID: String = row["record_id"]
+                if try Bool.fetchOne(db, sql: "SELECT 1 FROM record_owners WHERE record_id = ?", arguments: [recordID]) == nil,
+                   let envelope = try? RecordEnvelope(canonicalBytes: row["envelope"] as Data), envelope.version == 1,
+                   let owner = envelope.recipients.first?.keyID {
+                    try db.execute(sql: "INSERT INTO record_owners (record_id, owner) VALUES (?, ?)", arguments: [recordID, owner])
+                }
+            }
+            try Self.write(tiles: changed, db)
+        }
         return migrator
+    }
+
+    /// Inserts tiles, or extends stored ones.
+    private static func write(tiles: [TileKey: Data], _ db: Database) throws {
+        for (key, hashes) in tiles.sorted(by: { $0.key < $1.key }) {
+            try db.execute(sql: """
+                INSERT INTO tiles (level, idx, hashes) VALUES (?, ?, ?)
+                ON CONFLICT(level, idx) DO UPDATE SET hashes = excluded.hashes
+                """, arguments: [key.level, Int64(bitPattern: key.index), hashes])
+        }
+    }
+
+    /// The right edge of the stored tree: the leaf count and one tile per level.
+    private static func readEdge(_ db: Database) throws -> TreeEdge {
+        let size = UInt64(bitPattern: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves") ?? 0)
+        return try TreeEdge(size: size) { key in
+            try Data.fetchOne(db, sql: "SELECT hashes FROM tiles WHERE level = ? AND idx = ?",
+                              arguments: [key.level, Int64(bitPattern: key.index)])
+        }
     }
 
     /// The journal mode in effect (`wal` once opened).
@@ -140,36 +220,44 @@ public final class SQLiteLedgerStore: LedgerStore {
         guard !pending.isEmpty || !discarding.isEmpty || !leaves.isEmpty else { return }
         let what = leaves.first.map { "append leaves \($0.index)..<\($0.index + UInt64(leaves.count))" } ?? "write \(pending.count) pending records"
         try wrap(what) {
-            try queue.write { db in
-                for record in pending {
-                    try db.execute(sql: """
-                        INSERT INTO pending_records (record_id, envelope, owner, written)
-                        VALUES (?, ?, ?, (SELECT COALESCE(MAX(written) + 1, 0) FROM pending_records))
-                        ON CONFLICT(record_id) DO UPDATE SET envelope = excluded.envelope
-                        """, arguments: [record.recordID, record.envelope, record.owner])
-                }
-                for id in discarding {
-                    try db.execute(sql: "DELETE FROM pending_records WHERE record_id = ?", arguments: [id])
-                }
-                // MAX on the rowid is a b-tree lookup; COUNT(*) would scan the table on every append.
-                var next = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves") ?? 0
-                for leaf in leaves {
-                    guard Int64(bitPattern: leaf.index) == next else {
-                        throw LedgerError(.storage, "leaf index \(leaf.index) is not the next index \(next)")
+            try edge.withLock { edge in
+                guard var next = edge else { throw LedgerError(.storage, "this ledger is open read-only") }
+                try queue.write { db in
+                    for record in pending {
+                        try db.execute(sql: """
+                            INSERT INTO pending_records (record_id, envelope, owner, written)
+                            VALUES (?, ?, ?, (SELECT COALESCE(MAX(written) + 1, 0) FROM pending_records))
+                            ON CONFLICT(record_id) DO UPDATE SET envelope = excluded.envelope
+                            """, arguments: [record.recordID, record.envelope, record.owner])
                     }
-                    if try Bool.fetchOne(db, sql: "SELECT 1 FROM leaves WHERE record_id = ?", arguments: [leaf.recordID]) != nil {
-                        throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
+                    for id in discarding {
+                        try db.execute(sql: "DELETE FROM pending_records WHERE record_id = ?", arguments: [id])
                     }
-                    try db.execute(
-                        sql: "INSERT INTO leaves (idx, record_id, envelope, leaf_hash) VALUES (?, ?, ?, ?)",
-                        arguments: [Int64(bitPattern: leaf.index), leaf.recordID, leaf.envelope, leaf.leafHash]
-                    )
-                    if let owner = leaf.owner {
-                        try db.execute(sql: "INSERT INTO record_owners (record_id, owner) VALUES (?, ?)", arguments: [leaf.recordID, owner])
+                    // MAX on the rowid is a b-tree lookup; COUNT(*) would scan the table on every append.
+                    var index = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves") ?? 0
+                    guard UInt64(bitPattern: index) == next.size else {
+                        throw LedgerError(.storage, "the tiles cover \(next.size) leaves but \(index) are stored")
                     }
-                    try db.execute(sql: "DELETE FROM pending_records WHERE record_id = ?", arguments: [leaf.recordID])
-                    next += 1
+                    for leaf in leaves {
+                        guard Int64(bitPattern: leaf.index) == index else {
+                            throw LedgerError(.storage, "leaf index \(leaf.index) is not the next index \(index)")
+                        }
+                        if try Bool.fetchOne(db, sql: "SELECT 1 FROM leaves WHERE record_id = ?", arguments: [leaf.recordID]) != nil {
+                            throw LedgerError(.duplicateRecord, "record \(leaf.recordID) is already in the log")
+                        }
+                        try db.execute(
+                            sql: "INSERT INTO leaves (idx, record_id, envelope, leaf_hash) VALUES (?, ?, ?, ?)",
+                            arguments: [Int64(bitPattern: leaf.index), leaf.recordID, leaf.envelope, leaf.leafHash]
+                        )
+                        if let owner = leaf.owner {
+                            try db.execute(sql: "INSERT INTO record_owners (record_id, owner) VALUES (?, ?)", arguments: [leaf.recordID, owner])
+                        }
+                        try db.execute(sql: "DELETE FROM pending_records WHERE record_id = ?", arguments: [leaf.recordID])
+                        index += 1
+                    }
+                    if !leaves.isEmpty { try Self.write(tiles: next.append(leafHashes: leaves.map(\.leafHash)), db) }
                 }
+                edge = next
             }
         }
     }
@@ -183,6 +271,66 @@ public final class SQLiteLedgerStore: LedgerStore {
                 }
                 try db.execute(sql: "INSERT INTO blocks (height, note) VALUES (?, ?)", arguments: [Int64(bitPattern: block.height), block.note])
             }
+        }
+    }
+
+    public func leafCount() throws -> UInt64 {
+        try wrap("count leaves") {
+            UInt64(bitPattern: try queue.read { try Int64.fetchOne($0, sql: "SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves") ?? 0 })
+        }
+    }
+
+    public func treeEdge() throws -> TreeEdge {
+        if let edge = edge.withLock({ $0 }) { return edge }
+        guard hasTilesTable else {
+            throw LedgerError(.storage, "this ledger has no tiles yet: it was last written by an older Verity; start the server once to migrate it")
+        }
+        return try wrap("read the tree's right edge") { try queue.read { try Self.readEdge($0) } }
+    }
+
+    public func hasTiles() throws -> Bool { hasTilesTable }
+
+    public func tile(_ key: TileKey) throws -> Data? {
+        guard try hasTiles() else { return nil }
+        return try wrap("read \(key)") {
+            try queue.read {
+                try Data.fetchOne($0, sql: "SELECT hashes FROM tiles WHERE level = ? AND idx = ?", arguments: [key.level, Int64(bitPattern: key.index)])
+            }
+        }
+    }
+
+    public func blockCount() throws -> UInt64 {
+        try wrap("count blocks") {
+            UInt64(bitPattern: try queue.read { try Int64.fetchOne($0, sql: "SELECT COALESCE(MAX(height) + 1, 0) FROM blocks") ?? 0 })
+        }
+    }
+
+    public func block(height: UInt64) throws -> StoredBlock? {
+        try wrap("read block \(height)") {
+            try queue.read { db in
+                try Row.fetchOne(db, sql: "SELECT height, note FROM blocks WHERE height = ?", arguments: [Int64(clamping: height)]).map {
+                    StoredBlock(height: UInt64(bitPattern: $0["height"]), note: $0["note"])
+                }
+            }
+        }
+    }
+
+    /// Every leaf in storage order, a page of 512 at a time (no read is held while `body` runs,
+    /// so it may read the store itself).
+    public func forEachLeaf(_ body: (StoredLeaf) throws -> Void) throws {
+        var after = Int64.min
+        var first = true
+        while true {
+            let page = try wrap("read leaves") {
+                try queue.read { db in
+                    try Row.fetchAll(db, sql: "\(selectLeaves) WHERE l.idx > ? OR ? ORDER BY l.idx LIMIT 512", arguments: [after, first])
+                        .map { row -> (Int64, StoredLeaf) in (row["idx"], Self.leaf(row)) }
+                }
+            }
+            guard let last = page.last else { return }
+            for (_, leaf) in page { try body(leaf) }
+            after = last.0
+            first = false
         }
     }
 

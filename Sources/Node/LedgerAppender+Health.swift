@@ -87,7 +87,7 @@ extension LedgerAppender {
         var failed: [(envelope: RecordEnvelope, owner: Data, timestamp: Int64)] = []
         for (item, result) in zip(batch, results) {
             switch result {
-            case .success(let appended?): _ = indexed(appended, owner: item.owner, timestamp: item.timestamp)
+            case .success(.some): break
             case .failure(let error as LedgerError) where error.code == .duplicateRecord: break
             default: failed.append(item)
             }

@@ -66,9 +66,6 @@ public final class LedgerAppender: Sendable {
     }
 
     struct State {
-        /// Records by their sender's key id (the account's, or the operator's): a version-1
-        /// envelope's first recipient, else the owner stored beside the leaf.
-        var bySender: [Data: [Listed]] = [:]
         var sealedSize: UInt64 = 0
         var waiters: [(index: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
         /// Writes waiting for the next group commit, and whether a commit loop is running.
@@ -116,8 +113,8 @@ public final class LedgerAppender: Sendable {
     }
 
     /// Appends the write-ahead records a previous process left (answers it never finished) as
-    /// interrupted records, then loads the account index and the sealed size; called once
-    /// before serving.
+    /// interrupted records, then reads the sealed size; called once before serving. Nothing here
+    /// reads the whole log: start-up takes the same time at any size.
     public func prepare() async throws {
         let orphans = try await node.pendingRecords()
         if !orphans.isEmpty {
@@ -125,25 +122,9 @@ public final class LedgerAppender: Sendable {
             for result in await node.append(contentsOf: envelopes) { _ = try result.get() }
             logger.warning("ledger: recovered \(orphans.count) interrupted records (answers a previous process did not finish)")
         }
-        var bySender: [Data: [Listed]] = [:]
-        var start: UInt64 = 0
-        while true {
-            let page = try await node.leaves(from: start, limit: 4096)
-            for leaf in page {
-                let envelope = try RecordEnvelope(canonicalBytes: leaf.envelope)
-                guard let sender = envelope.recipients.first?.keyID ?? leaf.owner else { continue }
-                bySender[sender, default: []].append(Listed(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
-                                                            timestampMilliseconds: envelope.timestampMilliseconds))
-            }
-            guard let last = page.last else { break }
-            start = last.index + 1
-        }
         let sealed = await node.latestBlock?.treeSize ?? 0
         let size = await node.size
-        state.withLock {
-            $0.bySender = bySender
-            $0.sealedSize = sealed
-        }
+        state.withLock { $0.sealedSize = sealed }
         logger.info("ledger: \(size) records, \(sealed) sealed, node key \(node.verifier.verifierKey)")
     }
 
@@ -220,18 +201,14 @@ public final class LedgerAppender: Sendable {
             noteFailure(error, what: "could not record \(entry.recordID); spooled, to retry")
             throw error
         }
-        let unsealed = indexed(appended, owner: entry.owner, timestamp: record.timestampMilliseconds)
+        let unsealed = unsealedCount(after: appended)
         if let limit = configuration.sealRecords, unsealed >= UInt64(limit) { _ = await seal() }
         return appended
     }
 
-    /// Adds an appended record to its owner's listing; returns how many records are unsealed.
-    func indexed(_ appended: LedgerNode.Appended, owner: Data, timestamp: Int64) -> UInt64 {
-        state.withLock { s in
-            s.bySender[owner, default: []].append(Listed(recordID: appended.recordID, leafIndex: appended.leafIndex,
-                                                         leafHash: appended.leafHash, timestampMilliseconds: timestamp))
-            return appended.leafIndex < s.sealedSize ? 0 : appended.leafIndex + 1 - s.sealedSize
-        }
+    /// How many records are unsealed, now that `appended` is in the log.
+    func unsealedCount(after appended: LedgerNode.Appended) -> UInt64 {
+        state.withLock { s in appended.leafIndex < s.sealedSize ? 0 : appended.leafIndex + 1 - s.sealedSize }
     }
 
     // MARK: Group commit
@@ -269,8 +246,13 @@ public final class LedgerAppender: Sendable {
         }
     }
 
-    /// The records sealed to an account as their sender, oldest first.
-    public func records(of account: AccountRegistry.RegisteredAccount) -> [Listed] {
-        state.withLock { $0.bySender[account.recipientKey.keyID] ?? [] }
+    /// The records sealed to an account as their sender, oldest first: the leaves whose stored
+    /// owner is its recipient key id (through the store's owner index, not a scan).
+    /// - Throws: ``LedgerError`` if storage cannot be read.
+    public func records(of account: AccountRegistry.RegisteredAccount) async throws -> [Listed] {
+        try await node.leaves(owner: account.recipientKey.keyID).map { leaf in
+            Listed(recordID: leaf.recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
+                   timestampMilliseconds: try RecordEnvelope(canonicalBytes: leaf.envelope).timestampMilliseconds)
+        }
     }
 }

@@ -97,7 +97,7 @@ struct EnvelopeV1CompatibilityTests {
     }
 
     /// An SQLite ledger written before migration `v2` (no owners table) is read as it is, and
-    /// opening it for writing adds the owners table and goes on with version-2 records.
+    /// opening it for writing adds the owners table and the tiles and goes on with version-2 records.
     @Test func anOldSQLiteLedgerMigratesAndGoesOn() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("v1-ledger-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -129,9 +129,11 @@ struct EnvelopeV1CompatibilityTests {
         _ = try await node.append(try RecordEnvelope.seal(newer, to: [sender.recipientKey], nodeID: "n"), owner: sender.recipientKey.keyID)
         try await node.seal()
         #expect(try await node.verifyAll().isValid)
-        #expect(try await node.leaves(owner: sender.recipientKey.keyID).map(\.recordID) == ["v2-record"])
+        // Migration v4 gave the version-1 leaf the owner its envelope names (its sender), and built
+        // the tiles the node's root came from.
+        #expect(try await node.leaves(owner: sender.recipientKey.keyID).map(\.recordID) == [Fixtures.fullRecord.recordID, "v2-record"])
         let reread = try SQLiteLedgerStore(readingAt: path)
-        #expect(try reread.leaves().map(\.owner) == [nil, sender.recipientKey.keyID])
+        #expect(try reread.leaves().map(\.owner) == [sender.recipientKey.keyID, sender.recipientKey.keyID])
         #expect(try sender.open(try RecordEnvelope(canonicalBytes: try #require(try reread.leaf(recordID: Fixtures.fullRecord.recordID)).envelope))
                 == Fixtures.fullRecord)
     }

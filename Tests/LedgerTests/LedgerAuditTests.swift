@@ -41,8 +41,10 @@ struct LedgerAuditTests {
             store.tamper { leaves, _ in leaves[2].envelope = original.flipping(i) }
             let report = try audit(store, signer)
             #expect(report.problems.contains { $0.subject == .record(index: 2, recordID: "rec-2") }, "byte \(i)")
-            #expect(throws: LedgerError.self) { try LedgerNode(store: store, signer: signer) }
         }
+        // A restart checks only the right edge against the latest block (it must not read the
+        // whole log); a record inside the tree is the audit's to find, as above.
+        _ = try LedgerNode(store: store, signer: signer)
     }
 
     @Test func alteringARecordAndItsLeafHashNamesTheBlockRange() async throws {

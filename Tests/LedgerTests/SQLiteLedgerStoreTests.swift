@@ -76,6 +76,10 @@ struct SQLiteLedgerStoreTests {
             try tamper(path, "UPDATE leaves SET envelope = ? WHERE idx = 2", [envelope])
             let report = try LedgerAudit.run(store: try SQLiteLedgerStore(path: path), verifier: signer.verifier)
             #expect(report.problems.contains { $0.subject == .record(index: 2, recordID: "rec-2") })
+            // A restart reads only the right edge, so it does not see a record altered inside the
+            // tree (the audit does, above); it does see leaves that no longer match the tiles.
+            _ = try LedgerNode(store: try SQLiteLedgerStore(path: path), signer: signer)
+            try tamper(path, "DELETE FROM leaves WHERE idx = 3")
             #expect(throws: LedgerError.self) { try LedgerNode(store: try SQLiteLedgerStore(path: path), signer: signer) }
         }
     }

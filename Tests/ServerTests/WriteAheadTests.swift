@@ -33,6 +33,11 @@ final class FaultyStore: LedgerStore {
     func blocks() throws -> [StoredBlock] { try inner.blocks() }
     func leaf(recordID: String) throws -> StoredLeaf? { try inner.leaf(recordID: recordID) }
     func pendingRecords() throws -> [PendingRecord] { try inner.pendingRecords() }
+    func leafCount() throws -> UInt64 { try inner.leafCount() }
+    func treeEdge() throws -> TreeEdge { try inner.treeEdge() }
+    func tile(_ key: TileKey) throws -> Data? { try inner.tile(key) }
+    func blockCount() throws -> UInt64 { try inner.blockCount() }
+    func block(height: UInt64) throws -> StoredBlock? { try inner.block(height: height) }
 }
 
 @Suite("Write-ahead records and storage failures, in process")
