@@ -11,8 +11,8 @@ struct LedgerCommand: AsyncParsableCommand {
             What verification proves: that each record existed, unaltered, in the node's append-only log when the \
             block covering it was signed. It does not prove that the model computed the response correctly.
             """,
-        subcommands: [LedgerVerifyCommand.self, LedgerVerifyReceiptCommand.self, LedgerDecryptCommand.self, LedgerNodeKeyCommand.self,
-                      LedgerProvenanceCommand.self])
+        subcommands: [LedgerVerifyCommand.self, LedgerFsckCommand.self, LedgerVerifyReceiptCommand.self, LedgerDecryptCommand.self, LedgerNodeKeyCommand.self,
+                      LedgerProvenanceCommand.self, LedgerHammerCommand.self])
 }
 
 /// Where a ledger is read from: the data directory, or a server's public API.
@@ -36,8 +36,12 @@ struct LedgerSourceOptions: ParsableArguments {
 struct LedgerVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Re-derive the whole tree from storage; check every record hash, block signature, chain link and consistency proof.",
-        discussion: "Exits 1 and names the first bad record or block if anything is wrong.")
+        abstract: "Re-derive the whole tree from storage; check every record, hash tile, block signature, chain link and consistency proof.",
+        discussion: """
+            With --url, reads the log as any auditor can, with HTTP GETs of its C2SP tlog-tiles (the checkpoint, every \
+            entry bundle and hash tile) and its blocks, and checks the served tiles against the entries too. \
+            Exits 1 and names the first bad record, tile or block if anything is wrong.
+            """)
 
     @OptionGroup var source: LedgerSourceOptions
     @Option(name: .customLong("node-key"),
@@ -46,24 +50,54 @@ struct LedgerVerifyCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
+        try await LedgerAuditRun(source: source, nodeKey: nodeKey, json: json, envelopes: true).run()
+    }
+}
+
+/// `verity ledger fsck`.
+struct LedgerFsckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fsck",
+        abstract: "A fast integrity check: every entry against its leaf hash and the hash tiles, every tile against the tree, every block against its root.",
+        discussion: "Like verify, without parsing each record's envelope. Exits 1 and names the first bad record, tile or block.")
+
+    @OptionGroup var source: LedgerSourceOptions
+    @Option(name: .customLong("node-key"), help: "The node's verifier key (text, or a file holding it); as for verify.")
+    var nodeKey: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        try await LedgerAuditRun(source: source, nodeKey: nodeKey, json: json, envelopes: false).run()
+    }
+}
+
+/// The audit behind `verify` and `fsck`.
+struct LedgerAuditRun {
+    var source: LedgerSourceOptions
+    var nodeKey: String?
+    var json: Bool
+    var envelopes: Bool
+
+    func run() async throws {
         let store: any LedgerStore
         let verifier: NoteVerifier
         if let server = source.server {
             if let nodeKey { verifier = try readVerifier(nodeKey) } else { verifier = try await server.nodeKey() }
-            store = try await server.snapshot()
+            store = try await server.snapshot(verifier: verifier).store
         } else {
             let directory = source.directory
             verifier = try nodeKey.map(readVerifier) ?? (try ledgerCall { try directory.nodeSigner(create: false).verifier })
             store = try ledgerCall { try SQLiteLedgerStore(readingAt: directory.ledgerPath) }
         }
-        let audit = try ledgerCall { try LedgerAudit.run(store: store, verifier: verifier) }
+        let audit = try ledgerCall { try LedgerAudit.run(store: store, verifier: verifier, envelopes: envelopes) }
         if json {
             print(JSON.object([
                 ("valid", .bool(audit.isValid)), ("records", .int(Int(audit.leafCount))), ("blocks", .int(Int(audit.blockCount))),
-                ("unsealed", .int(Int(audit.unsealedLeafCount))), ("pending", .int(audit.pendingRecordCount)), ("problems", .array(audit.problems.map { .string($0.description) })),
+                ("tiles", .int(audit.tileCount)), ("unsealed", .int(Int(audit.unsealedLeafCount))), ("pending", .int(audit.pendingRecordCount)),
+                ("problems", .array(audit.problems.map { .string($0.description) })),
             ]).serialized())
         } else if audit.isValid {
-            print("ok: \(audit.leafCount) records, \(audit.blockCount) blocks, \(audit.unsealedLeafCount) records not yet sealed; signed by \(verifier.name)"
+            print("ok: \(audit.leafCount) records, \(audit.blockCount) blocks, \(audit.tileCount) hash tiles, \(audit.unsealedLeafCount) records not yet sealed; signed by \(verifier.name)"
                   + (audit.pendingRecordCount > 0 ? "; \(audit.pendingRecordCount) written ahead of answers not yet recorded (a server recovers them as interrupted)" : ""))
         } else {
             print("FAILED: \(audit.problems[0])")

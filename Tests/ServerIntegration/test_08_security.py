@@ -395,7 +395,8 @@ def test_public_routes_need_no_key(sec):
               ("GET", "/v1/ledger/blocks/0", None), ("GET", f"/v1/ledger/records/{record_id}", None),
               ("GET", f"/v1/ledger/records/{record_id}/receipt", None),
               ("GET", f"/v1/ledger/consistency?from=1&to={size}", None), ("GET", "/v1/ledger/entries", None),
-              ("POST", "/v1/ledger/verify-receipt", receipt.content)]
+              ("POST", "/v1/ledger/verify-receipt", receipt.content), ("GET", "/v1/ledger/log/checkpoint", None),
+              ("GET", "/v1/ledger/log/tile/0/000.p/1", None), ("GET", "/v1/ledger/log/tile/entries/000.p/1", None)]
     wrong = []
     for method, path, body in public:
         r = sec.request(method, path, body)

@@ -5,7 +5,8 @@ import Ledger
 import NIOCore
 import Node
 
-/// The ledger's HTTP API under `/v1/ledger/`.
+/// The ledger's HTTP API under `/v1/ledger/`, and the log itself as C2SP tlog-tiles under the
+/// prefix `/v1/ledger/log/` (`checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`).
 ///
 /// The log is a transparency log, so reading it needs no key: anyone may fetch blocks, proofs,
 /// receipts and the (encrypted) envelopes, and audit the whole chain. Only listing "my records"
@@ -27,7 +28,7 @@ struct LedgerController: Sendable {
     /// The public routes go on `open` (a `/v1/ledger` group without authentication); listing
     /// one's own records goes on `keyed` (the `/v1` group that needs a key).
     func addRoutes(open: RouterGroup<VerityRequestContext>, keyed: RouterGroup<VerityRequestContext>) {
-        keyed.get("ledger/records") { _, context in try records(context.caller) }
+        keyed.get("ledger/records") { _, context in try await records(context.caller) }
         open.get("head") { _, _ in try await head() }
         open.get("node-key") { _, _ in
             Response.json(["verifier_key": .string(ledger.node.verifier.verifierKey), "origin": .string(ledger.node.verifier.name)])
@@ -66,6 +67,41 @@ struct LedgerController: Sendable {
             return Response.json(["from": .int(Int(from)), "to": .int(Int(to)), "proof": .array(proof.map { .string($0.base64EncodedString()) })])
         }
         open.post("verify-receipt") { request, _ in try await verifyReceipt(request) }
+        // The log as C2SP tlog-tiles under the prefix /v1/ledger/log/.
+        open.get("log/checkpoint") { _, _ in
+            guard let block = await ledger.node.latestBlock else {
+                throw APIError(status: .notFound, message: "The log has no checkpoint yet: no block is sealed.", type: "invalid_request_error",
+                               param: nil, code: "not_found")
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "public, max-age=2"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: block.note.formatted)))
+        }
+        open.get("log/tile/**") { _, context in
+            let path = "tile/" + context.parameters.getCatchAll().joined(separator: "/")
+            let address: TileAddress
+            do { address = try TileAddress(path: path) } catch let error as LedgerError {
+                throw APIError(status: .notFound, message: error.message + ".", type: "invalid_request_error", param: nil, code: "not_found")
+            }
+            var bytes: Data
+            if address.level != nil {
+                bytes = TileCodec.bytes(try await mapped { try await ledger.node.tileHashes(address) })
+            } else {
+                let leaves = try await mapped { try await ledger.node.bundle(address) }
+                bytes = Data()
+                for leaf in leaves {
+                    guard leaf.envelope.count <= Int(UInt16.max) else {
+                        throw APIError(status: .notFound, message: "Entry bundle \(address.path) cannot be written: leaf \(leaf.index) is \(leaf.envelope.count) bytes, "
+                                       + "over the 65535 an entry bundle's length prefix holds. Read these entries from /v1/ledger/entries?start=\(address.index * 256)&limit=\(address.width).",
+                                       type: "invalid_request_error", param: nil, code: "entry_too_large")
+                    }
+                    bytes.append(UInt8(leaf.envelope.count >> 8))
+                    bytes.append(UInt8(leaf.envelope.count & 0xFF))
+                    bytes.append(leaf.envelope)
+                }
+            }
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream", .cacheControl: "public, max-age=31536000, immutable"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
         open.get("entries") { request, _ in
             let start = request.uri.queryParameters.get("start") == nil ? 0 : try Self.number(request, "start")
             let limit = request.uri.queryParameters.get("limit") == nil ? UInt64(Self.pageLimit) : try Self.number(request, "limit")
@@ -108,11 +144,12 @@ struct LedgerController: Sendable {
                      "sealed_size": .int(Int(block?.treeSize ?? 0)), "block": block.map(blockObject) ?? .null])
     }
 
-    private func records(_ caller: Caller) throws(APIError) -> Response {
+    private func records(_ caller: Caller) async throws -> Response {
         guard case .account(let account) = caller else {
             throw APIError.unauthorized("Listing records needs an API key bound to an account (verity keys create --account …).")
         }
-        return Response.json(["object": "list", "address": .string(account.address.description), "data": .array(ledger.records(of: account).map {
+        let records = try await mapped { try await ledger.records(of: account) }
+        return Response.json(["object": "list", "address": .string(account.address.description), "data": .array(records.map {
             ["record_id": .string($0.recordID), "leaf_index": .int(Int($0.leafIndex)), "leaf_hash": .string($0.leafHash.base64EncodedString()),
              "timestamp_ms": .int(Int($0.timestampMilliseconds))]
         })])
