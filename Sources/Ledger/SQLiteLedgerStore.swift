@@ -318,19 +318,20 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// Every leaf in storage order, a page of 512 at a time (no read is held while `body` runs,
     /// so it may read the store itself).
     public func forEachLeaf(_ body: (StoredLeaf) throws -> Void) throws {
-        var after = Int64.min
-        var first = true
+        // Keyset pagination on the rowid: each page is a range seek (an OR in the condition
+        // would make SQLite scan from the start for every page).
+        var from = Int64.min, inclusive = true
         while true {
             let page = try wrap("read leaves") {
                 try queue.read { db in
-                    try Row.fetchAll(db, sql: "\(selectLeaves) WHERE l.idx > ? OR ? ORDER BY l.idx LIMIT 512", arguments: [after, first])
+                    try Row.fetchAll(db, sql: "\(selectLeaves) WHERE l.idx \(inclusive ? ">=" : ">") ? ORDER BY l.idx LIMIT 512", arguments: [from])
                         .map { row -> (Int64, StoredLeaf) in (row["idx"], Self.leaf(row)) }
                 }
             }
             guard let last = page.last else { return }
             for (_, leaf) in page { try body(leaf) }
-            after = last.0
-            first = false
+            from = last.0
+            inclusive = false
         }
     }
 
