@@ -13,6 +13,8 @@ public final class InMemoryLedgerStore: LedgerStore {
         var pending: [PendingRecord] = []
         var tiles: [TileKey: Data] = [:]
         var edge = TreeEdge()
+        /// Cosignature lines by block height, then witness.
+        var cosignatures: [UInt64: [String: String]] = [:]
     }
 
     private let state = Mutex(State())
@@ -77,6 +79,30 @@ public final class InMemoryLedgerStore: LedgerStore {
     }
 
     public func tile(_ key: TileKey) throws -> Data? { state.withLock { $0.tiles[key] } }
+
+    public func addCosignature(height: UInt64, witness: String, line: String) throws {
+        try state.withLock { s in
+            guard height < UInt64(s.blocks.count) else { throw LedgerError(.storage, "no block \(height) to cosign") }
+            s.cosignatures[height, default: [:]][witness] = line
+        }
+    }
+
+    public func cosignatures(height: UInt64) throws -> [String: String] { state.withLock { $0.cosignatures[height] ?? [:] } }
+
+    public func lastCosignedHeights() throws -> [String: UInt64] {
+        state.withLock { s in
+            var last: [String: UInt64] = [:]
+            for (height, lines) in s.cosignatures { for witness in lines.keys { last[witness] = max(last[witness] ?? 0, height) } }
+            return last
+        }
+    }
+
+    public func latestHeight(cosignedBy witnesses: [String], threshold: Int) throws -> UInt64? {
+        let trusted = Set(witnesses)
+        return state.withLock { s in
+            s.cosignatures.filter { $0.value.keys.filter(trusted.contains).count >= threshold }.keys.max()
+        }
+    }
 
     public func blockCount() throws -> UInt64 { state.withLock { UInt64($0.blocks.count) } }
 

@@ -32,6 +32,13 @@ public actor LedgerNode {
     private let tiles: TileReader
     private var blockSigner: BlockSigner
     private var latest: Block?
+    /// The witnesses whose cosignatures publish a block, and how many are needed (nil: every
+    /// block is published as it is signed).
+    public nonisolated let witnessPolicy: WitnessPolicy?
+    /// The latest published block, and its note with the cosignatures that published it.
+    private var published: (block: Block, note: SignedNote)?
+    /// The size of the last block each witness cosigned, by verifier key text.
+    private var cosignedSizes: [String: UInt64] = [:]
 
     /// The node key's verifier, to publish.
     public nonisolated let verifier: NoteVerifier
@@ -47,10 +54,12 @@ public actor LedgerNode {
     ///   - store: The storage; empty for a new ledger.
     ///   - signer: The node key; its name is the log's origin.
     ///   - tileCache: Full tiles kept in memory for proofs (8 KiB each).
+    ///   - witnessPolicy: With witnesses, a block is published (served as the checkpoint, used by
+    ///     receipts) only once that many of them cosigned it (``addCosignature(_:by:height:)``).
     /// - Throws: ``LedgerError/Code/tampered`` naming the problem if the latest block does not
     ///   verify under this key or does not match the stored tree: the node will not extend a log
     ///   it cannot vouch for.
-    public init(store: any LedgerStore, signer: NoteSigner, tileCache: Int = 2048) throws {
+    public init(store: any LedgerStore, signer: NoteSigner, tileCache: Int = 2048, witnessPolicy: WitnessPolicy? = nil) throws {
         self.store = store
         self.verifier = signer.verifier
         let edge = try store.treeEdge()
@@ -88,6 +97,71 @@ public actor LedgerNode {
         self.tiles = tiles
         self.latest = latest
         self.blockSigner = BlockSigner(signer: signer, lastBlock: latest)
+        self.witnessPolicy = witnessPolicy
+        if let witnessPolicy {
+            let keys = witnessPolicy.witnesses.map(\.verifierKey)
+            for (witness, height) in try store.lastCosignedHeights() where keys.contains(witness) {
+                guard let stored = try store.block(height: height) else { continue }
+                cosignedSizes[witness] = try Block(text: stored.note, verifier: signer.verifier).treeSize
+            }
+            if let height = try store.latestHeight(cosignedBy: keys, threshold: witnessPolicy.threshold),
+               let stored = try store.block(height: height) {
+                let block = try Block(text: stored.note, verifier: signer.verifier)
+                published = (block, try Self.note(of: block, cosignatures: try store.cosignatures(height: height), policy: witnessPolicy))
+            }
+        } else if let latest {
+            published = (latest, latest.note)
+        }
+    }
+
+    /// A block's note with the valid cosignatures of the policy's witnesses appended.
+    private static func note(of block: Block, cosignatures: [String: String], policy: WitnessPolicy) throws -> SignedNote {
+        var note = block.note
+        for witness in policy.witnesses {
+            guard let line = cosignatures[witness.verifierKey],
+                  let signature = try? SignedNote(parsing: "x\n\n" + line + "\n").signatures.first else { continue }
+            var candidate = block.note
+            candidate.signatures = [signature]
+            if (try? witness.cosignatureTime(on: candidate)) != nil { note.signatures.append(signature) }
+        }
+        return note
+    }
+
+    /// The latest published block: the latest signed one, or with witnesses the latest that
+    /// enough of them cosigned.
+    public var publishedBlock: Block? { published?.block }
+
+    /// The latest published block's note, with its cosignatures: the log's checkpoint.
+    public var checkpoint: SignedNote? { published?.note }
+
+    /// The size of the last block `witness` cosigned (0 if none): the old size of the next
+    /// add-checkpoint request to it.
+    public func cosignedSize(by witness: CosignatureVerifier) -> UInt64 { cosignedSizes[witness.verifierKey] ?? 0 }
+
+    /// Records a witness's cosignature of the block at `height`, after checking it; publishes
+    /// the block if that meets the policy.
+    /// - Returns: Whether the block is now published.
+    /// - Throws: ``LedgerError/Code/signatureInvalid`` if the line is not a valid cosignature of
+    ///   that block by `witness`; ``LedgerError/Code/invalidValue`` for a witness outside the
+    ///   policy; ``LedgerError/Code/storage``.
+    @discardableResult
+    public func addCosignature(_ signature: SignedNote.Signature, by witness: CosignatureVerifier, height: UInt64) throws -> Bool {
+        guard let policy = witnessPolicy, policy.witnesses.contains(witness) else {
+            throw LedgerError(.invalidValue, "\(witness.name) is not one of the node's witnesses")
+        }
+        let block = try block(height: height)
+        var candidate = block.note
+        candidate.signatures = [signature]
+        guard try witness.cosignatureTime(on: candidate) != nil else {
+            throw LedgerError(.signatureInvalid, "the answer of \(witness.name) holds no cosignature by its key")
+        }
+        let line = String(SignedNote(text: "", signatures: [signature]).formatted.dropFirst().dropLast())
+        try store.addCosignature(height: height, witness: witness.verifierKey, line: line)
+        cosignedSizes[witness.verifierKey] = max(cosignedSizes[witness.verifierKey] ?? 0, block.treeSize)
+        let note = try Self.note(of: block, cosignatures: try store.cosignatures(height: height), policy: policy)
+        guard policy.cosigners(of: note).count >= policy.threshold else { return false }
+        if (published?.block.height ?? 0) <= height || published == nil { published = (block, note) }
+        return true
     }
 
     /// The number of leaves.
@@ -219,6 +293,7 @@ public actor LedgerNode {
         try store.appendBlock(StoredBlock(height: block.height, note: block.note.formatted))
         blockSigner = candidate
         latest = block
+        if witnessPolicy == nil { published = (block, block.note) }
         return block
     }
 
@@ -282,13 +357,14 @@ public actor LedgerNode {
     ///   ``LedgerError/Code/notYetSealed`` if no block covers it yet.
     public func receipt(recordID: String) throws -> Receipt {
         guard let leaf = try store.leaf(recordID: recordID) else { throw LedgerError(.notFound, "no record \(recordID)") }
-        guard let block = latest, leaf.index < block.treeSize else {
-            throw LedgerError(.notYetSealed, "record \(recordID) (leaf \(leaf.index)) is not in a sealed block yet")
+        guard let (block, note) = published, leaf.index < block.treeSize else {
+            throw LedgerError(.notYetSealed, "record \(recordID) (leaf \(leaf.index)) is not in a "
+                              + (witnessPolicy == nil ? "sealed" : "sealed and witnessed") + " block yet")
         }
         return Receipt(
             recordID: recordID, leafIndex: leaf.index, leafHash: leaf.leafHash,
             inclusionProof: try tiles.tree(size: block.treeSize, edge: edge).inclusionProof(index: leaf.index, size: block.treeSize),
-            block: block.note.formatted, envelope: leaf.envelope
+            block: note.formatted, envelope: leaf.envelope
         )
     }
 

@@ -122,6 +122,16 @@ public protocol LedgerStore: Sendable {
     func leaves(from start: UInt64, limit: Int) throws -> [StoredLeaf]
     /// The leaves whose ``StoredLeaf/owner`` is `owner`, in index order.
     func leaves(owner: Data) throws -> [StoredLeaf]
+    /// Stores, durably, a witness's cosignature line (``SignedNote/Signature``, formatted) on the
+    /// block at `height`; `witness` is its verifier key text. Replaces an earlier one by the same
+    /// witness on the same block.
+    func addCosignature(height: UInt64, witness: String, line: String) throws
+    /// The cosignature lines stored for the block at `height`, by witness verifier key.
+    func cosignatures(height: UInt64) throws -> [String: String]
+    /// The highest block height each witness cosigned, by witness verifier key.
+    func lastCosignedHeights() throws -> [String: UInt64]
+    /// The highest block cosigned by at least `threshold` of `witnesses` (verifier keys), if any.
+    func latestHeight(cosignedBy witnesses: [String], threshold: Int) throws -> UInt64?
 }
 
 extension LedgerStore {
@@ -141,4 +151,14 @@ extension LedgerStore {
     }
 
     public func hasTiles() throws -> Bool { true }
+
+    public func addCosignature(height: UInt64, witness: String, line: String) throws {
+        throw LedgerError(.storage, "this store keeps no cosignatures")
+    }
+
+    public func cosignatures(height: UInt64) throws -> [String: String] { [:] }
+
+    public func lastCosignedHeights() throws -> [String: UInt64] { [:] }
+
+    public func latestHeight(cosignedBy witnesses: [String], threshold: Int) throws -> UInt64? { nil }
 }

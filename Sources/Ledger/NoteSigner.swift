@@ -31,17 +31,21 @@ public struct NoteSigner: @unchecked Sendable {
     /// Parses a signer key (`PRIVATE+KEY+name+hash+base64`).
     /// - Throws: ``LedgerError/Code/malformed`` for a bad format, algorithm or key id.
     public init(signerKey: String) throws {
-        let parts = signerKey.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false)
+        let parsed = try Self.parse(signerKey, algorithm: 0x01, what: "an Ed25519 note signer key")
+        try self.init(name: parsed.name, privateKey: parsed.key)
+        guard self.keyID == parsed.keyID else { throw LedgerError(.malformed, "signer key id does not match its key") }
+    }
+
+    /// The parts of a signer key text `PRIVATE+KEY+<name>+<8 hex key id>+base64(algorithm ‖ 32-byte seed)`.
+    static func parse(_ text: String, algorithm: UInt8, what: String) throws -> (name: String, keyID: UInt32, key: Curve25519.Signing.PrivateKey) {
+        let parts = text.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY",
               let keyID = UInt32(parts[3], radix: 16), parts[3].count == 8,
-              let raw = Data(base64Encoded: String(parts[4])), raw.count == 33, raw.first == 0x01
-        else { throw LedgerError(.malformed, "not an Ed25519 note signer key") }
-        let key: Curve25519.Signing.PrivateKey
-        do { key = try .init(rawRepresentation: raw.dropFirst()) } catch {
-            throw LedgerError(.malformed, "not an Ed25519 note signer key", cause: error)
+              let raw = Data(base64Encoded: String(parts[4])), raw.count == 33, raw.first == algorithm
+        else { throw LedgerError(.malformed, "not \(what)") }
+        do { return (String(parts[2]), keyID, try .init(rawRepresentation: raw.dropFirst())) } catch {
+            throw LedgerError(.malformed, "not \(what)", cause: error)
         }
-        try self.init(name: String(parts[2]), privateKey: key)
-        guard self.keyID == keyID else { throw LedgerError(.malformed, "signer key id does not match its key") }
     }
 
     /// The matching verifier.

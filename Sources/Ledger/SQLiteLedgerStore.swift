@@ -38,6 +38,8 @@ public final class SQLiteLedgerStore: LedgerStore {
     /// Whether the database has `tiles`: a read-only store on a ledger last written before
     /// migration `v4` has not.
     private let hasTilesTable: Bool
+    /// Whether the database has `cosignatures` (migration `v5`).
+    private let hasCosignatures: Bool
 
     /// Opens (creating if needed) the ledger database at `path` and migrates it.
     /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
@@ -47,6 +49,7 @@ public final class SQLiteLedgerStore: LedgerStore {
             try Self.migrator.migrate(queue)
             hasOwners = true
             hasTilesTable = true
+            hasCosignatures = true
             edge = Mutex(try queue.read { try Self.readEdge($0) })
         } catch let error as LedgerError {
             throw error
@@ -88,6 +91,7 @@ public final class SQLiteLedgerStore: LedgerStore {
             }
             hasOwners = tables.contains("record_owners")
             hasTilesTable = tables.contains("tiles")
+            hasCosignatures = tables.contains("cosignatures")
             edge = Mutex(nil)
         } catch let error as LedgerError {
             throw error
@@ -177,6 +181,19 @@ public final class SQLiteLedgerStore: LedgerStore {
                 }
             }
             try Self.write(tiles: changed, db)
+        }
+        migrator.registerMigration("v5") { db in
+            // Witness cosignatures of blocks (C2SP tlog-cosignature lines), kept beside the
+            // blocks: a block's note and hash never change; its cosignatures arrive after it.
+            try db.execute(sql: """
+                CREATE TABLE cosignatures (
+                    height INTEGER NOT NULL REFERENCES blocks(height),
+                    witness TEXT NOT NULL,
+                    line TEXT NOT NULL,
+                    PRIMARY KEY (height, witness)
+                );
+                CREATE INDEX cosignatures_by_witness ON cosignatures(witness, height);
+                """)
         }
         return migrator
     }
@@ -295,6 +312,50 @@ public final class SQLiteLedgerStore: LedgerStore {
         return try wrap("read \(key)") {
             try queue.read {
                 try Data.fetchOne($0, sql: "SELECT hashes FROM tiles WHERE level = ? AND idx = ?", arguments: [key.level, Int64(bitPattern: key.index)])
+            }
+        }
+    }
+
+    public func addCosignature(height: UInt64, witness: String, line: String) throws {
+        try wrap("store a cosignature of block \(height)") {
+            try queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO cosignatures (height, witness, line) VALUES (?, ?, ?)
+                    ON CONFLICT(height, witness) DO UPDATE SET line = excluded.line
+                    """, arguments: [Int64(clamping: height), witness, line])
+            }
+        }
+    }
+
+    public func cosignatures(height: UInt64) throws -> [String: String] {
+        guard hasCosignatures else { return [:] }
+        return try wrap("read the cosignatures of block \(height)") {
+            try queue.read { db in
+                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT witness, line FROM cosignatures WHERE height = ?",
+                                                                  arguments: [Int64(clamping: height)]).map { ($0["witness"], $0["line"]) })
+            }
+        }
+    }
+
+    public func lastCosignedHeights() throws -> [String: UInt64] {
+        guard hasCosignatures else { return [:] }
+        return try wrap("read the witnesses' last cosigned blocks") {
+            try queue.read { db in
+                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT witness, MAX(height) AS h FROM cosignatures GROUP BY witness")
+                    .map { ($0["witness"], UInt64(bitPattern: $0["h"])) })
+            }
+        }
+    }
+
+    public func latestHeight(cosignedBy witnesses: [String], threshold: Int) throws -> UInt64? {
+        guard hasCosignatures, !witnesses.isEmpty else { return nil }
+        return try wrap("read the latest cosigned block") {
+            try queue.read { db in
+                let marks = Array(repeating: "?", count: witnesses.count).joined(separator: ", ")
+                return try Int64.fetchOne(db, sql: """
+                    SELECT height FROM cosignatures WHERE witness IN (\(marks))
+                    GROUP BY height HAVING COUNT(*) >= ? ORDER BY height DESC LIMIT 1
+                    """, arguments: StatementArguments(witnesses) + StatementArguments([threshold])).map { UInt64(bitPattern: $0) }
             }
         }
     }

@@ -17,16 +17,22 @@ extension LedgerAppender {
         public var lastFailure: String?
         /// Writable, nothing spooled, and enough free space.
         public var isHealthy: Bool
+        /// Records appended but not yet in a published block (sealed and, with witnesses, cosigned).
+        public var unpublished: UInt64 = 0
+        /// The witnesses' counters (nil without witnesses).
+        public var witnesses: WitnessStatistics?
     }
 
     /// The ledger's health now.
     public var health: Health {
         let free = directory.freeBytes()
         if let free, free >= configuration.minFreeBytes { state.withLock { $0.refusing = false } }
+        let witnesses = configuration.witnesses.isEmpty ? nil : witnessStatistics
         return state.withLock { s in
             Health(writable: s.writable, spooled: s.spool.count, freeBytes: free, writeFailures: s.writeFailures,
                    lastFailure: s.lastFailure,
-                   isHealthy: s.writable && s.spool.isEmpty && (free.map { $0 >= configuration.minFreeBytes } ?? true))
+                   isHealthy: s.writable && s.spool.isEmpty && (free.map { $0 >= configuration.minFreeBytes } ?? true),
+                   unpublished: s.appendedSize > s.sealedSize ? s.appendedSize - s.sealedSize : 0, witnesses: witnesses)
         }
     }
 

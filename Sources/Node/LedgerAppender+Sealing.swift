@@ -16,16 +16,24 @@ extension LedgerAppender {
             noteFailure(error, what: "sealing failed")
             failed = true
         }
-        let sealed = await node.latestBlock?.treeSize ?? 0
+        // Witnesses answer over the network, in tasks of their own: one that is down must not
+        // hold up sealing. Receipt waiters wake when the block is published.
+        await collectCosignatures()
+        await wakeReceiptWaiters(failed: failed)
+        return !failed
+    }
+
+    /// Wakes the receipt waiters whose record is in the published block (all of them after a
+    /// failed seal: they answer "not sealed yet" rather than hang).
+    func wakeReceiptWaiters(failed: Bool = false) async {
+        let sealed = await node.publishedBlock?.treeSize ?? 0
         let ready = state.withLock { s in
             s.sealedSize = max(s.sealedSize, sealed)
-            // After a failed seal, wake everyone: they answer "not sealed yet" rather than hang.
             let (ready, waiting) = s.waiters.partitioned { failed || $0.index < sealed }
             s.waiters = waiting
             return ready
         }
         for waiter in ready { waiter.continuation.resume() }
-        return !failed
     }
 
     /// The receipt of a record; with `wait`, waits for the block that covers it.
@@ -65,6 +73,7 @@ extension LedgerAppender {
             logger.error("ledger: \(left) completed records could not be written; their write-ahead records will be recovered as interrupted at the next start")
         }
         let sealed = await seal()
+        await collectCosignatures(waiting: true)
         let size = await node.size
         let blockSize = await node.latestBlock?.treeSize ?? 0
         if sealed {

@@ -26,6 +26,10 @@ public struct LedgerConfiguration: Sendable {
     /// beyond this many, the oldest is dropped (its write-ahead record remains, and is recovered
     /// as interrupted).
     public var spoolLimit = 4096
+    /// Witnesses asked to cosign every block (C2SP tlog-witness), and how many of them must
+    /// cosign one before it is published (0: no witnesses, every block is published as signed).
+    public var witnesses: [any CheckpointWitness] = []
+    public var witnessThreshold = 0
     public init() {}
 }
 
@@ -67,6 +71,8 @@ public final class LedgerAppender: Sendable {
 
     struct State {
         var sealedSize: UInt64 = 0
+        /// The log's size as far as this appender has appended (for the unpublished count).
+        var appendedSize: UInt64 = 0
         var waiters: [(index: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
         /// Writes waiting for the next group commit, and whether a commit loop is running.
         var queue: [Queued] = []
@@ -90,6 +96,7 @@ public final class LedgerAppender: Sendable {
     public let configuration: LedgerConfiguration
     private let operatorKey: RecipientKey
     let state = Mutex(State())
+    let witnessState = Mutex(WitnessState())
 
     /// Opens the ledger in the data directory, creating what is missing (directory, node key,
     /// operator account, databases), and re-verifies it. `store` replaces the directory's
@@ -104,7 +111,9 @@ public final class LedgerAppender: Sendable {
         let signer = try directory.nodeSigner(create: !directory.hasLedger)
         registry = try directory.registry()
         operatorKey = try directory.operatorAccount(create: true).recipientKey
-        node = try LedgerNode(store: try store ?? SQLiteLedgerStore(path: directory.ledgerPath), signer: signer)
+        let policy = configuration.witnesses.isEmpty ? nil
+            : try WitnessPolicy(witnesses: configuration.witnesses.map(\.verifier), threshold: configuration.witnessThreshold)
+        node = try LedgerNode(store: try store ?? SQLiteLedgerStore(path: directory.ledgerPath), signer: signer, witnessPolicy: policy)
         nodeID = signer.name
         worker = configuration.worker ?? WorkerInfo(gpu: WorkerInfo.detectGPU())
         self.directory = directory
@@ -122,9 +131,12 @@ public final class LedgerAppender: Sendable {
             for result in await node.append(contentsOf: envelopes) { _ = try result.get() }
             logger.warning("ledger: recovered \(orphans.count) interrupted records (answers a previous process did not finish)")
         }
-        let sealed = await node.latestBlock?.treeSize ?? 0
+        let sealed = await node.publishedBlock?.treeSize ?? 0
         let size = await node.size
-        state.withLock { $0.sealedSize = sealed }
+        state.withLock {
+            $0.sealedSize = sealed
+            $0.appendedSize = size
+        }
         logger.info("ledger: \(size) records, \(sealed) sealed, node key \(node.verifier.verifierKey)")
     }
 
@@ -208,7 +220,10 @@ public final class LedgerAppender: Sendable {
 
     /// How many records are unsealed, now that `appended` is in the log.
     func unsealedCount(after appended: LedgerNode.Appended) -> UInt64 {
-        state.withLock { s in appended.leafIndex < s.sealedSize ? 0 : appended.leafIndex + 1 - s.sealedSize }
+        state.withLock { s in
+            s.appendedSize = max(s.appendedSize, appended.leafIndex + 1)
+            return appended.leafIndex < s.sealedSize ? 0 : appended.leafIndex + 1 - s.sealedSize
+        }
     }
 
     // MARK: Group commit

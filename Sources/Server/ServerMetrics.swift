@@ -82,6 +82,21 @@ final class ServerMetrics: Sendable {
                                help: "Completed records waiting in memory for storage to take them.").set(Double(ledger.spooled))
             registry.makeGauge(name: "verity_ledger_healthy", help: "1 while the ledger can record, else 0 (see /health).")
                 .set(Double(ledger.isHealthy ? 1 : 0))
+            registry.makeGauge(name: "verity_ledger_unpublished_records",
+                               help: "Records appended but not yet in a published block (sealed and, with witnesses, cosigned).")
+                .set(Double(ledger.unpublished))
+            if let witnesses = ledger.witnesses {
+                for (name, count) in witnesses.failures {
+                    registry.makeGauge(name: "verity_ledger_witness_failures", labels: [("witness", name)],
+                                       help: "Cosigning requests to this witness that failed or were refused, since start.").set(Double(count))
+                }
+                registry.makeGauge(name: "verity_ledger_blocks_published", help: "Blocks published with enough cosignatures, since start.")
+                    .set(Double(witnesses.published))
+                if let delay = witnesses.lastPublishDelay {
+                    registry.makeGauge(name: "verity_ledger_publish_delay_seconds",
+                                       help: "From asking the witnesses to cosign the last published block to meeting the policy.").set(delay)
+                }
+            }
         }
         if let connections {
             registry.makeGauge(name: "verity_open_connections", help: "HTTP connections open now.").set(Double(connections))

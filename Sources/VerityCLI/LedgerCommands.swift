@@ -117,6 +117,14 @@ struct LedgerVerifyReceiptCommand: ParsableCommand {
     @Argument(help: "The receipt JSON file.") var file: String
     @Option(name: .customLong("node-key"), help: "The node's verifier key (text, or a file holding it), from /v1/ledger/node-key or `verity ledger node-key`.")
     var nodeKey: String
+    @Option(name: .customLong("witness"), help: "A witness's verifier key (text, or a file holding it) that the policy trusts; repeatable.")
+    var witnesses: [String] = []
+    @Option(name: .customLong("witness-threshold"), help: "How many of the --witness keys must have cosigned the receipt's block (default: all of them).")
+    var witnessThreshold: Int?
+
+    func validate() throws {
+        if witnessThreshold != nil && witnesses.isEmpty { throw ValidationError("--witness-threshold needs --witness keys") }
+    }
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read receipt file \(file)") }
@@ -125,12 +133,28 @@ struct LedgerVerifyReceiptCommand: ParsableCommand {
             throw CLIError("\(file) is not a ledger receipt: \(error)")
         }
         let verifier = try readVerifier(nodeKey)
+        let policy = try witnesses.isEmpty ? nil : ledgerCall {
+            try WitnessPolicy(witnesses: try witnesses.map { try CosignatureVerifier(verifierKey: try readKeyText($0)) },
+                              threshold: witnessThreshold ?? witnesses.count)
+        }
         let verified = try ledgerCall { try receipt.verify(verifier: verifier) }
+        var witnessed = ""
+        if let policy {
+            let note = try ledgerCall { try SignedNote(parsing: receipt.block) }
+            let cosigners = policy.cosigners(of: note)
+            guard cosigners.count >= policy.threshold else {
+                print("FAILED: record \(verified.recordID) is in block \(verified.block.height), signed by \(verifier.name), but the block meets no "
+                      + "witness policy: \(cosigners.count) of the \(policy.witnesses.count) trusted witnesses cosigned it, \(policy.threshold) needed"
+                      + (cosigners.isEmpty ? "" : " (cosigned by \(cosigners.map(\.name).joined(separator: ", ")))"))
+                throw ExitCode.failure
+            }
+            witnessed = "; cosigned by \(cosigners.count) of \(policy.witnesses.count) witnesses (\(cosigners.map(\.name).joined(separator: ", ")))"
+        }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         print("ok: record \(verified.recordID) is leaf \(receipt.leafIndex) of block \(verified.block.height) "
               + "(tree size \(verified.block.treeSize)), signed by \(verifier.name); "
-              + "recorded at \(formatter.string(from: verified.date)) by node \(verified.nodeID)")
+              + "recorded at \(formatter.string(from: verified.date)) by node \(verified.nodeID)" + witnessed)
     }
 }
 
@@ -172,8 +196,13 @@ struct LedgerNodeKeyCommand: ParsableCommand {
 
 /// A verifier key given as text or as a file holding it.
 func readVerifier(_ value: String) throws -> NoteVerifier {
+    try ledgerCall { try NoteVerifier(verifierKey: readKeyText(value)) }
+}
+
+/// A key given as text or as a file holding it.
+func readKeyText(_ value: String) -> String {
     let text = FileManager.default.fileExists(atPath: value) ? (try? String(contentsOfFile: value, encoding: .utf8)) ?? value : value
-    return try ledgerCall { try NoteVerifier(verifierKey: text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    return text.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
 extension LedgerRecord {

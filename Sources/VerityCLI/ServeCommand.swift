@@ -171,8 +171,18 @@ struct FrontOptions: ParsableArguments {
     @Option(name: .customLong("seal-interval"), help: "Seconds between ledger blocks (when records arrived).")
     var sealInterval = Self.defaults.ledger.sealInterval.seconds
     @Option(name: .customLong("seal-records"), help: "Also seal a block as soon as this many records are unsealed.") var sealRecords: Int?
+    @Option(name: .customLong("witness"),
+            help: "A witness that cosigns the ledger's blocks, as URL,VERIFIER_KEY (its submission prefix and `verity witness key`); repeatable.")
+    var witnesses: [String] = []
+    @Option(name: .customLong("witness-threshold"),
+            help: "Cosignatures a block needs before it is published, served as the checkpoint and used in receipts (default: all witnesses).")
+    var witnessThreshold: Int?
 
     func validate() throws {
+        if witnessThreshold != nil && witnesses.isEmpty { throw ValidationError("--witness-threshold needs --witness") }
+        if let witnessThreshold, witnessThreshold < 1 || witnessThreshold > witnesses.count {
+            throw ValidationError("--witness-threshold must be between 1 and the number of --witness (\(witnesses.count))")
+        }
         if let adminKey, adminKey.count < 16 { throw ValidationError("--admin-key must be at least 16 characters") }
         if apiKey != nil && apiKeysFile != nil { throw ValidationError("use --api-key or --api-keys-file, not both") }
         guard sealInterval.isFinite, sealInterval >= 0.01, sealInterval <= 86400 else {
@@ -190,6 +200,14 @@ struct FrontOptions: ParsableArguments {
         config.ledger.sealInterval = .milliseconds(Int64((sealInterval * 1000).rounded()))
         config.ledger.sealRecords = sealRecords
         config.ledger.minFreeBytes = ledgerMinFree.bytes
+        config.ledger.witnesses = try witnesses.map { value in
+            let parts = value.split(separator: ",", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let url = URL(string: parts[0]), ["http", "https"].contains(url.scheme ?? "") else {
+                throw CLIError("--witness must be URL,VERIFIER_KEY (e.g. http://127.0.0.1:8090,witness.example/w1+…); got '\(value)'")
+            }
+            return HTTPWitness(url: parts[0], verifier: try ledgerCall { try CosignatureVerifier(verifierKey: parts[1]) })
+        }
+        config.ledger.witnessThreshold = witnessThreshold ?? witnesses.count
     }
 
     /// An auditor key: base64 of a 32-byte X25519 public key, or an account bundle file.

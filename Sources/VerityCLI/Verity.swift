@@ -6,7 +6,7 @@ struct Verity: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verity",
         abstract: "Verity: a self-hostable LLM inference engine.",
-        subcommands: [ServeCommand.self, RunCommand.self, ChatCommand.self, BenchCommand.self, AccountCommand.self, KeysCommand.self,
+        subcommands: [ServeCommand.self, RunCommand.self, ChatCommand.self, BenchCommand.self, AccountCommand.self, KeysCommand.self, WitnessCommand.self,
                       LedgerCommand.self, WorkerCommand.self, GatewayCommand.self, WorkersCommand.self, TokenizeCommand.self,
                       LogitsCommand.self, PullCommand.self, LoRACommand.self, ExportCommand.self])
 }

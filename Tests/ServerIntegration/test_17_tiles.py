@@ -80,7 +80,7 @@ def tiles_of(size):
 
 def parse_note(text, verifier_key):
     """A checkpoint signed note, verified with the Ed25519 verifier key `name+hex(keyid)+base64(0x01||key)`."""
-    name, key_id_hex, key_b64 = verifier_key.split("+")
+    name, key_id_hex, key_b64 = verifier_key.split("+", 2)
     raw = base64.b64decode(key_b64)
     assert raw[0] == 1 and len(raw) == 33
     # signed-note: key id = SHA-256(name || "\n" || 0x01 || public key)[:4]

@@ -69,12 +69,12 @@ struct LedgerController: Sendable {
         open.post("verify-receipt") { request, _ in try await verifyReceipt(request) }
         // The log as C2SP tlog-tiles under the prefix /v1/ledger/log/.
         open.get("log/checkpoint") { _, _ in
-            guard let block = await ledger.node.latestBlock else {
-                throw APIError(status: .notFound, message: "The log has no checkpoint yet: no block is sealed.", type: "invalid_request_error",
-                               param: nil, code: "not_found")
+            guard let note = await ledger.node.checkpoint else {
+                throw APIError(status: .notFound, message: "The log has no checkpoint yet: no block is sealed" + (ledger.node.witnessPolicy == nil ? "." : " and witnessed."),
+                               type: "invalid_request_error", param: nil, code: "not_found")
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "public, max-age=2"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: block.note.formatted)))
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: note.formatted)))
         }
         open.get("log/tile/**") { _, context in
             let path = "tile/" + context.parameters.getCatchAll().joined(separator: "/")
@@ -139,9 +139,11 @@ struct LedgerController: Sendable {
 
     private func head() async throws -> Response {
         let size = await ledger.node.size
-        let block = await ledger.node.latestBlock
+        let block = await ledger.node.publishedBlock
+        let latest = await ledger.node.latestBlock
         return Response.json(["origin": .string(ledger.node.verifier.name), "tree_size": .int(Int(size)),
-                     "sealed_size": .int(Int(block?.treeSize ?? 0)), "block": block.map(blockObject) ?? .null])
+                     "sealed_size": .int(Int(block?.treeSize ?? 0)), "block": block.map(blockObject) ?? .null,
+                     "latest_block_height": latest.map { .int(Int($0.height)) } ?? .null])
     }
 
     private func records(_ caller: Caller) async throws -> Response {
