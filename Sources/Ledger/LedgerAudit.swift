@@ -38,6 +38,11 @@ public struct LedgerAudit: Sendable {
         /// What is wrong.
         public var message: String
 
+        public init(subject: Subject, message: String) {
+            self.subject = subject
+            self.message = message
+        }
+
         public var description: String {
             switch subject {
             case let .record(index, id): "record \(id) (leaf \(index)): \(message)"

@@ -32,6 +32,36 @@ struct LedgerSourceOptions: ParsableArguments {
     var server: LedgerClient? { url.map(LedgerClient.init) }
 }
 
+/// A witness policy a verifier enforces: the witnesses it trusts and how many must have cosigned.
+struct WitnessPolicyOptions: ParsableArguments {
+    @Option(name: .customLong("witness"), help: "A witness's verifier key (text, or a file holding it) that the policy trusts; repeatable.")
+    var witnesses: [String] = []
+    @Option(name: .customLong("witness-threshold"), help: "How many of the --witness keys must have cosigned (default: all of them).")
+    var witnessThreshold: Int?
+
+    func validate() throws {
+        if witnessThreshold != nil && witnesses.isEmpty { throw ValidationError("--witness-threshold needs --witness keys") }
+    }
+
+    /// The policy, if any witness is given.
+    func policy() throws -> WitnessPolicy? {
+        guard !witnesses.isEmpty else { return nil }
+        return try ledgerCall {
+            try WitnessPolicy(witnesses: try witnesses.map { try CosignatureVerifier(verifierKey: readKeyText($0)) },
+                              threshold: witnessThreshold ?? witnesses.count)
+        }
+    }
+
+    /// Checks `note` against the policy: nil if met (or no policy), else why not.
+    func unmet(_ note: SignedNote, _ policy: WitnessPolicy?) -> String? {
+        guard let policy else { return nil }
+        let cosigners = policy.cosigners(of: note)
+        guard cosigners.count < policy.threshold else { return nil }
+        return "meets no witness policy: \(cosigners.count) of the \(policy.witnesses.count) trusted witnesses cosigned it, \(policy.threshold) needed"
+            + (cosigners.isEmpty ? "" : " (cosigned by \(cosigners.map(\.name).joined(separator: ", ")))")
+    }
+}
+
 /// `verity ledger verify`.
 struct LedgerVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -47,10 +77,11 @@ struct LedgerVerifyCommand: AsyncParsableCommand {
     @Option(name: .customLong("node-key"),
             help: "The node's verifier key (text, or a file holding it). Default: node.key of --data-dir, or what --url publishes (which then proves only that the server's log is self-consistent).")
     var nodeKey: String?
+    @OptionGroup var witnessPolicy: WitnessPolicyOptions
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        try await LedgerAuditRun(source: source, nodeKey: nodeKey, json: json, envelopes: true).run()
+        try await LedgerAuditRun(source: source, nodeKey: nodeKey, witnesses: witnessPolicy, json: json, envelopes: true).run()
     }
 }
 
@@ -64,10 +95,11 @@ struct LedgerFsckCommand: AsyncParsableCommand {
     @OptionGroup var source: LedgerSourceOptions
     @Option(name: .customLong("node-key"), help: "The node's verifier key (text, or a file holding it); as for verify.")
     var nodeKey: String?
+    @OptionGroup var witnessPolicy: WitnessPolicyOptions
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        try await LedgerAuditRun(source: source, nodeKey: nodeKey, json: json, envelopes: false).run()
+        try await LedgerAuditRun(source: source, nodeKey: nodeKey, witnesses: witnessPolicy, json: json, envelopes: false).run()
     }
 }
 
@@ -75,21 +107,30 @@ struct LedgerFsckCommand: AsyncParsableCommand {
 struct LedgerAuditRun {
     var source: LedgerSourceOptions
     var nodeKey: String?
+    var witnesses: WitnessPolicyOptions
     var json: Bool
     var envelopes: Bool
 
     func run() async throws {
         let store: any LedgerStore
         let verifier: NoteVerifier
+        let policy = try witnesses.policy()
+        var unmet: String?
         if let server = source.server {
             if let nodeKey { verifier = try readVerifier(nodeKey) } else { verifier = try await server.nodeKey() }
-            store = try await server.snapshot(verifier: verifier).store
+            let snapshot = try await server.snapshot(verifier: verifier)
+            store = snapshot.store
+            unmet = witnesses.unmet(snapshot.checkpoint.note, policy).map { "the checkpoint (block \(snapshot.checkpoint.height)) \($0)" }
         } else {
+            guard policy == nil else { throw ValidationError("--witness checks the checkpoint a server publishes: use it with --url") }
             let directory = source.directory
             verifier = try nodeKey.map(readVerifier) ?? (try ledgerCall { try directory.nodeSigner(create: false).verifier })
             store = try ledgerCall { try SQLiteLedgerStore(readingAt: directory.ledgerPath) }
         }
-        let audit = try ledgerCall { try LedgerAudit.run(store: store, verifier: verifier, envelopes: envelopes) }
+        var audit = try ledgerCall { try LedgerAudit.run(store: store, verifier: verifier, envelopes: envelopes) }
+        if let unmet, let height = try? store.blockCount(), height > 0 {
+            audit.problems.append(LedgerAudit.Problem(subject: .block(height: height - 1), message: unmet))
+        }
         if json {
             print(JSON.object([
                 ("valid", .bool(audit.isValid)), ("records", .int(Int(audit.leafCount))), ("blocks", .int(Int(audit.blockCount))),
@@ -117,14 +158,7 @@ struct LedgerVerifyReceiptCommand: ParsableCommand {
     @Argument(help: "The receipt JSON file.") var file: String
     @Option(name: .customLong("node-key"), help: "The node's verifier key (text, or a file holding it), from /v1/ledger/node-key or `verity ledger node-key`.")
     var nodeKey: String
-    @Option(name: .customLong("witness"), help: "A witness's verifier key (text, or a file holding it) that the policy trusts; repeatable.")
-    var witnesses: [String] = []
-    @Option(name: .customLong("witness-threshold"), help: "How many of the --witness keys must have cosigned the receipt's block (default: all of them).")
-    var witnessThreshold: Int?
-
-    func validate() throws {
-        if witnessThreshold != nil && witnesses.isEmpty { throw ValidationError("--witness-threshold needs --witness keys") }
-    }
+    @OptionGroup var witnessPolicy: WitnessPolicyOptions
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read receipt file \(file)") }
@@ -133,21 +167,16 @@ struct LedgerVerifyReceiptCommand: ParsableCommand {
             throw CLIError("\(file) is not a ledger receipt: \(error)")
         }
         let verifier = try readVerifier(nodeKey)
-        let policy = try witnesses.isEmpty ? nil : ledgerCall {
-            try WitnessPolicy(witnesses: try witnesses.map { try CosignatureVerifier(verifierKey: try readKeyText($0)) },
-                              threshold: witnessThreshold ?? witnesses.count)
-        }
+        let policy = try witnessPolicy.policy()
         let verified = try ledgerCall { try receipt.verify(verifier: verifier) }
         var witnessed = ""
         if let policy {
             let note = try ledgerCall { try SignedNote(parsing: receipt.block) }
-            let cosigners = policy.cosigners(of: note)
-            guard cosigners.count >= policy.threshold else {
-                print("FAILED: record \(verified.recordID) is in block \(verified.block.height), signed by \(verifier.name), but the block meets no "
-                      + "witness policy: \(cosigners.count) of the \(policy.witnesses.count) trusted witnesses cosigned it, \(policy.threshold) needed"
-                      + (cosigners.isEmpty ? "" : " (cosigned by \(cosigners.map(\.name).joined(separator: ", ")))"))
+            if let unmet = witnessPolicy.unmet(note, policy) {
+                print("FAILED: record \(verified.recordID) is in block \(verified.block.height), signed by \(verifier.name), but the block \(unmet)")
                 throw ExitCode.failure
             }
+            let cosigners = policy.cosigners(of: note)
             witnessed = "; cosigned by \(cosigners.count) of \(policy.witnesses.count) witnesses (\(cosigners.map(\.name).joined(separator: ", ")))"
         }
         let formatter = ISO8601DateFormatter()

@@ -125,6 +125,10 @@ def test_receipts_carry_cosignatures_and_verify_under_a_policy(net, tmp_path):
     assert len(cosigners(body["block"], witnesses)) >= POLICY, body["block"]
     p = verify_receipt(net, path, 2)
     assert p.returncode == 0 and "cosigned by" in p.stdout, p.stdout + p.stderr
+    # An auditor over HTTP enforces the policy on the checkpoint too.
+    keys = [a for w in witnesses for a in ("--witness", w.key)]
+    p = cli("ledger", "verify", "--url", node.base_url, *keys, "--witness-threshold", 2, check=False)
+    assert p.returncode == 0 and p.stdout.startswith("ok: "), p.stdout + p.stderr
     # The checkpoint served carries them too; soon all three have cosigned.
     assert wait_for(lambda: len(cosigners(http.get(node.base_url + "/v1/ledger/log/checkpoint", timeout=10).text, witnesses)) == 3)
     rid = chat(node, "Witness me again.")
@@ -140,6 +144,8 @@ def test_receipts_carry_cosignatures_and_verify_under_a_policy(net, tmp_path):
     stranger = WitnessProcess(net["root"] / "stranger", "witness.test/stranger", net["node_key"])
     try:
         p = verify_receipt(net, path, 2, witnesses=[witnesses[0], stranger])
+        assert p.returncode == 1 and "meets no witness policy" in p.stdout, p.stdout
+        p = cli("ledger", "verify", "--url", node.base_url, "--witness", witnesses[0].key, "--witness", stranger.key, check=False)
         assert p.returncode == 1 and "meets no witness policy" in p.stdout, p.stdout
     finally:
         stranger.stop()
