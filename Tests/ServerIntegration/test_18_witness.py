@@ -151,6 +151,39 @@ def test_receipts_carry_cosignatures_and_verify_under_a_policy(net, tmp_path):
         stranger.stop()
 
 
+def test_the_web_chats_check_enforces_the_policy_the_server_publishes(net, tmp_path):
+    from test_07_webchat import chrome
+    node = net["node"]
+    rid = chat(node, "Check me in a browser.")
+    body, _ = receipt(node, rid, tmp_path)
+    info = http.get(node.base_url + "/v1/ledger/node-key", timeout=10).json()
+    assert sorted(info["witnesses"]) == sorted(w.key for w in net["witnesses"]) and info["witness_threshold"] == POLICY
+    text, _, sigs = body["block"].rpartition("\n\n")
+    node_line = [l for l in sigs.split("\n") if l and not l.startswith("\u2014 witness.test/")]
+    one_witness = [l for l in sigs.split("\n") if l.startswith("\u2014 witness.test/w1 ")]
+    driver = chrome()
+    try:
+        driver.get(node.base_url + "/")
+        for what, block, expected in (("as served", body["block"], True),
+                                      ("one cosignature left", text + "\n\n" + "\n".join(node_line + one_witness) + "\n", False),
+                                      ("none left", text + "\n\n" + "\n".join(node_line) + "\n", False)):
+            result = driver.execute_async_script("""
+                const [receipt, answerID, done] = arguments;
+                import('/assets/receipt.js').then(async m => {
+                    const api = { get: async path => path.includes('/receipt') ? receipt : (await fetch(path)).json(),
+                                  post: async () => { throw new Error('this browser has Ed25519: no server fallback expected'); } };
+                    const r = await m.verifyReceipt(api, answerID, undefined);
+                    done({ ok: r.ok, checks: r.checks.map(c => `${c.ok ? 'ok' : 'FAILED'} ${c.name}: ${c.detail}`) });
+                }).catch(e => done({ error: String(e) }));
+            """, dict(body, block=block), rid)
+            assert "error" not in result and result["ok"] is expected, (what, result)
+            witnesses = [c for c in result["checks"] if " Witnesses: " in c]
+            assert len(witnesses) == 1, result
+            assert ("cosigned by" in witnesses[0]) if expected else ("meets no witness policy" in witnesses[0]), (what, witnesses)
+    finally:
+        driver.quit()
+
+
 def test_a_witness_that_is_down_delays_nothing_and_fails_a_3_of_3_policy(net, tmp_path):
     node, witnesses = net["node"], net["witnesses"]
     witnesses[2].stop()

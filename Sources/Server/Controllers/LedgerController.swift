@@ -31,7 +31,12 @@ struct LedgerController: Sendable {
         keyed.get("ledger/records") { _, context in try await records(context.caller) }
         open.get("head") { _, _ in try await head() }
         open.get("node-key") { _, _ in
-            Response.json(["verifier_key": .string(ledger.node.verifier.verifierKey), "origin": .string(ledger.node.verifier.name)])
+            var body: JSON = ["verifier_key": .string(ledger.node.verifier.verifierKey), "origin": .string(ledger.node.verifier.name)]
+            if let policy = ledger.node.witnessPolicy {
+                body = body.setting("witnesses", .array(policy.witnesses.map { .string($0.verifierKey) }))
+                    .setting("witness_threshold", .int(policy.threshold))
+            }
+            return Response.json(body)
         }
         open.get("blocks/{height}") { _, context in
             let text = context.parameters.get("height") ?? ""
@@ -128,9 +133,15 @@ struct LedgerController: Sendable {
         let receipt = try RequestBody.decode(Receipt.self, from: data)
         do {
             let verified = try receipt.verify(verifier: ledger.node.verifier)
-            return Response.json(["valid": true, "record_id": .string(verified.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
-                                  "timestamp_ms": .int(Int(verified.timestampMilliseconds)), "node_id": .string(verified.nodeID),
-                                  "verifier_key": .string(ledger.node.verifier.verifierKey), "block": blockObject(verified.block)])
+            var body: JSON = ["valid": true, "record_id": .string(verified.recordID), "leaf_index": .int(Int(receipt.leafIndex)),
+                              "timestamp_ms": .int(Int(verified.timestampMilliseconds)), "node_id": .string(verified.nodeID),
+                              "verifier_key": .string(ledger.node.verifier.verifierKey), "block": blockObject(verified.block)]
+            if let policy = ledger.node.witnessPolicy, let note = try? SignedNote(parsing: receipt.block) {
+                let cosigners = policy.cosigners(of: note)
+                body = body.setting("witnesses", ["cosigned": .array(cosigners.map { .string($0.name) }), "threshold": .int(policy.threshold),
+                                                  "met": .bool(cosigners.count >= policy.threshold)])
+            }
+            return Response.json(body)
         } catch let error as LedgerError {
             return Response.json(["valid": false, "record_id": .string(receipt.recordID), "reason": .string(error.message),
                          "verifier_key": .string(ledger.node.verifier.verifierKey)])

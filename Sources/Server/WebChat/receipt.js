@@ -15,7 +15,11 @@
 //      the node key (same name and key id) verifies, at least one — with Web Crypto's Ed25519
 //      where the browser has it, else by asking the server (POST /v1/ledger/verify-receipt), and
 //      the result says which;
-//   4. the node key is the one this browser saw first for this server (trust on first use).
+//   4. the node key is the one this browser saw first for this server (trust on first use);
+//   5. with witnesses (the server publishes its policy with its key): at least the threshold of
+//      them cosigned the block (C2SP tlog-cosignature: Ed25519 over "cosignature/v1", "time <t>"
+//      and the checkpoint, key id with type 0x04), checked like the signature, and the policy is
+//      the one this browser saw first.
 
 const encoder = new TextEncoder();
 
@@ -140,6 +144,29 @@ export async function parseVerifierKey(text) {
     return { name: parts[0], keyID, publicKey: raw.slice(1), text };
 }
 
+/** Parses a cosigner verifier key `name+keyid+base64(0x04 ‖ public key)` and checks its key id. */
+export async function parseCosignerKey(text) {
+    const m = /^([^+]+)\+([0-9a-f]{8})\+(.+)$/.exec(text);
+    if (!m) throw new Error(`"${text}" is not a witness key`);
+    const raw = base64ToBytes(m[3]);
+    if (raw.length !== 33 || raw[0] !== 4) throw new Error(`"${text}" is not a timestamped Ed25519 (0x04) witness key`);
+    const id = await sha256(encoder.encode(m[1]), Uint8Array.of(0x0a, 0x04), raw.slice(1));
+    const keyID = ((id[0] << 24) | (id[1] << 16) | (id[2] << 8) | id[3]) >>> 0;
+    if (keyID !== parseInt(m[2], 16)) throw new Error("the witness key's id does not match its key");
+    return { name: m[1], keyID, publicKey: raw.slice(1), text };
+}
+
+/** Whether `key` cosigned `note` (tlog-cosignature v1): a 72-byte line, time then signature. */
+async function cosigned(note, key, cryptoKey) {
+    for (const s of note.signatures.filter(s => s.name === key.name && s.keyID === key.keyID)) {
+        if (s.signature.length !== 72) return false;
+        const view = new DataView(s.signature.buffer, s.signature.byteOffset, 8);
+        const message = encoder.encode(`cosignature/v1\ntime ${view.getBigUint64(0)}\n${note.text}`);
+        if (await crypto.subtle.verify({ name: "Ed25519" }, cryptoKey, s.signature.slice(8), message)) return true;
+    }
+    return false;
+}
+
 /** Whether this browser's Web Crypto verifies Ed25519 signatures. */
 async function ed25519Key(publicKey) {
     try {
@@ -150,6 +177,7 @@ async function ed25519Key(publicKey) {
 }
 
 const pinKey = origin => `verity.node-key.${origin}`;
+const pinPolicy = origin => `verity.witness-policy.${origin}`;
 
 /**
  * Verifies the receipt of `recordID`. `api.get(path)` and `api.post(path, body)` return parsed
@@ -244,6 +272,33 @@ export async function verifyReceipt(api, recordID, expectedLeafHash) {
         check("Node key", pinned === nodeKeyInfo.verifier_key, pinned === nodeKeyInfo.verifier_key
             ? "the same key this browser saw before"
             : `CHANGED: this browser saw ${pinned} before; the server now shows ${nodeKeyInfo.verifier_key}`);
+    }
+    // 5. The witnesses' cosignatures, under the policy the server publishes (pinned like its key).
+    const witnesses = nodeKeyInfo.witnesses ?? [];
+    if (note && witnesses.length > 0) {
+        const threshold = nodeKeyInfo.witness_threshold ?? witnesses.length;
+        const policy = `${threshold} of ${witnesses.join(" ")}`;
+        const pinnedPolicy = localStorage.getItem(pinPolicy(location.origin));
+        if (!pinnedPolicy) localStorage.setItem(pinPolicy(location.origin), policy);
+        try {
+            const keys = await Promise.all(witnesses.map(parseCosignerKey));
+            let names;
+            if (result.method === "browser" && await ed25519Key(keys[0].publicKey)) {
+                names = [];
+                for (const key of keys) if (await cosigned(note, key, await ed25519Key(key.publicKey))) names.push(key.name);
+            } else {
+                result.method = "server";
+                const verdict = await api.post("/v1/ledger/verify-receipt", receipt);
+                names = verdict.witnesses?.cosigned ?? [];
+            }
+            const met = names.length >= threshold && (!pinnedPolicy || pinnedPolicy === policy);
+            check("Witnesses", met, pinnedPolicy && pinnedPolicy !== policy
+                ? `CHANGED: this browser saw the witness policy "${pinnedPolicy}" before; the server now shows "${policy}"`
+                : names.length >= threshold ? `cosigned by ${names.length} of ${witnesses.length} witnesses (${names.join(", ")}); the policy needs ${threshold}`
+                    : `meets no witness policy: ${names.length} of ${witnesses.length} witnesses cosigned the block, ${threshold} needed`);
+        } catch (error) {
+            check("Witnesses", false, error.message);
+        }
     }
     result.ok = checks.every(c => c.ok);
     return result;
