@@ -305,6 +305,15 @@ public actor LedgerNode {
         return try Block(text: stored.note, verifier: verifier)
     }
 
+    /// The note of the block at `height` with the valid cosignatures of the node's witnesses
+    /// stored for it (just the node's signature without witnesses).
+    /// - Throws: ``LedgerError/Code/notFound``.
+    public func cosignedNote(height: UInt64) throws -> SignedNote {
+        let block = try block(height: height)
+        guard let witnessPolicy else { return block.note }
+        return try Self.note(of: block, cosignatures: try store.cosignatures(height: height), policy: witnessPolicy)
+    }
+
     /// The first `address.width` hashes of a hash tile of the current tree (C2SP tlog-tiles).
     /// - Throws: ``LedgerError/Code/notFound`` if the tree has fewer hashes there.
     public func tileHashes(_ address: TileAddress) throws -> [Data] {

@@ -125,6 +125,10 @@ def test_receipts_carry_cosignatures_and_verify_under_a_policy(net, tmp_path):
     assert len(cosigners(body["block"], witnesses)) >= POLICY, body["block"]
     p = verify_receipt(net, path, 2)
     assert p.returncode == 0 and "cosigned by" in p.stdout, p.stdout + p.stderr
+    # The block, as /v1/ledger/blocks/{height} serves it, carries them as well.
+    height = int(body["block"].split("\n")[3].split(" ")[1])
+    served = http.get(f"{node.base_url}/v1/ledger/blocks/{height}", timeout=10).json()["note"]
+    assert len(cosigners(served, witnesses)) >= POLICY, served
     # An auditor over HTTP enforces the policy on the checkpoint too.
     keys = [a for w in witnesses for a in ("--witness", w.key)]
     p = cli("ledger", "verify", "--url", node.base_url, *keys, "--witness-threshold", 2, check=False)

@@ -41,7 +41,8 @@ struct LedgerController: Sendable {
         open.get("blocks/{height}") { _, context in
             let text = context.parameters.get("height") ?? ""
             guard let height = UInt64(text) else { throw APIError.invalidRequest("The block height must be a number; got '\(text)'.", param: "height") }
-            return Response.json(blockObject(try await mapped { try await ledger.node.block(height: height) }))
+            let (block, note) = try await mapped { (try await ledger.node.block(height: height), try await ledger.node.cosignedNote(height: height)) }
+            return Response.json(blockObject(block).setting("note", .string(note.formatted)))
         }
         open.get("records/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
