@@ -71,6 +71,9 @@ extension LedgerAppender {
                 let answer = try await witness.addCheckpoint(AddCheckpointRequest(oldSize: oldSize, proof: proof, checkpoint: block.note))
                 switch answer {
                 case .cosigned(let lines):
+                    guard lines.contains(where: { $0.name == name }) else {
+                        throw LedgerError(.malformed, "200 without a cosignature line by \(name)")
+                    }
                     var published = false
                     for line in lines where line.name == name {
                         published = try await node.addCosignature(line, by: witness.verifier, height: block.height) || published
