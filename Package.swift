@@ -11,7 +11,8 @@ import PackageDescription
 //   Export        model export: GGUF (llama.cpp's quantizers and type rules), HF folders, LoRA (Kernels, ModelFormats)
 //   Hub           the Hugging Face hub client and the shared HF cache        (async-http-client, swift-crypto)
 //   Ledger        records, envelopes, Merkle log, blocks, receipts, stores     (swift-crypto, GRDB)
-//   Node          data directory, ledger appender, accounts and keys, hardware (Ledger) — no HTTP
+//   LedgerPostgres the ledger on PostgreSQL, shared by several gateways        (Ledger, postgres-nio)
+//   Node          data directory, ledger appender, accounts and keys, hardware (Ledger, LedgerPostgres) — no HTTP
 //   Server        the OpenAI-compatible HTTP API and web chat on Hummingbird  (Engine, Node)
 //   VerityCLI     the `verity` binary                                          (Engine, Node, Server)
 let package = Package(
@@ -35,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -65,9 +67,20 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
-            name: "Node",
+            name: "LedgerPostgres",
             dependencies: [
                 "Ledger",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Node",
+            dependencies: [
+                "Ledger", "LedgerPostgres",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,7 +129,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["VerityCLI", "TestSupport"]),
         .testTarget(
             name: "NodeTests",
-            dependencies: ["Node", "Ledger", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["Node", "Ledger", "LedgerPostgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "ServerTests",

@@ -31,7 +31,11 @@ public actor LedgerNode {
     private var edge: TreeEdge
     private let tiles: TileReader
     private var blockSigner: BlockSigner
+    private let signer: NoteSigner
     private var latest: Block?
+    /// Whether this node led the shared log at its last ``synchronize()`` (always true for a
+    /// store that is not shared).
+    public private(set) var isLeader: Bool
     /// The witnesses whose cosignatures publish a block, and how many are needed (nil: every
     /// block is published as it is signed).
     public nonisolated let witnessPolicy: WitnessPolicy?
@@ -97,6 +101,8 @@ public actor LedgerNode {
         self.tiles = tiles
         self.latest = latest
         self.blockSigner = BlockSigner(signer: signer, lastBlock: latest)
+        self.signer = signer
+        self.isLeader = !store.isShared
         self.witnessPolicy = witnessPolicy
         if let witnessPolicy {
             let keys = witnessPolicy.witnesses.map(\.verifierKey)
@@ -252,6 +258,19 @@ public actor LedgerNode {
         }
         // A pending write that lost the race with its own leaf in this group must not return.
         pending.removeAll { ids.contains($0.recordID) }
+        if store.isShared {
+            // The database assigns the indices; the leader integrates them later.
+            let first: UInt64
+            do { first = try store.sequence(pending: pending, discarding: discarding, leaves: leaves) } catch {
+                return writes.map { _ in .failure(error) }
+            }
+            let offset = Int64(bitPattern: first) - Int64(bitPattern: edge.size)
+            return results.map { result in
+                result.map { appended in
+                    appended.map { Appended(recordID: $0.recordID, leafIndex: UInt64(Int64(bitPattern: $0.leafIndex) + offset), leafHash: $0.leafHash) }
+                }
+            }
+        }
         do {
             try store.commit(pending: pending, discarding: discarding, leaves: leaves)
         } catch {
@@ -282,6 +301,7 @@ public actor LedgerNode {
     ///   last signed block (nothing is signed); ``LedgerError/Code/storage`` if storing fails.
     @discardableResult
     public func seal() throws -> Block? {
+        guard isLeader else { return nil }
         let lastSize = latest?.treeSize ?? 0
         guard edge.size > lastSize else { return nil }
         let tree = tiles.tree(size: edge.size, edge: edge)
@@ -295,6 +315,68 @@ public actor LedgerNode {
         latest = block
         if witnessPolicy == nil { published = (block, block.note) }
         return block
+    }
+
+    /// For a shared store (several gateways, one log): catches up with what the other processes
+    /// did, and leads if it can. The leader integrates every sequenced leaf into the tiles (then
+    /// ``seal()`` signs them); the others re-read the tree's edge. Both re-read the latest block
+    /// and the published one. Does nothing for a store that is not shared.
+    /// - Returns: Whether this node leads.
+    /// - Throws: ``LedgerError/Code/tampered`` if a stored block does not verify under the node
+    ///   key (another key signs this log); ``LedgerError/Code/storage``.
+    @discardableResult
+    public func synchronize() throws -> Bool {
+        guard store.isShared else { return true }
+        isLeader = false
+        let leads = try store.tryLead()
+        if leads {
+            var next = try store.integrate(limit: 8192)
+            while true {
+                let more = try store.integrate(limit: 8192)
+                if more.size == next.size { break }
+                next = more
+            }
+            edge = next
+        } else {
+            edge = try store.treeEdge()
+        }
+        let count = try store.blockCount()
+        if count > 0, latest?.height != count - 1 {
+            guard let stored = try store.block(height: count - 1) else {
+                throw LedgerError(.tampered, "the stored ledger does not verify: block \(count - 1) is missing")
+            }
+            let block: Block
+            do { block = try Block(text: stored.note, verifier: verifier) } catch {
+                throw LedgerError(.tampered, "the shared ledger's block \(count - 1) does not verify under this node's key: "
+                                  + "every gateway of one log needs the same node key", cause: error)
+            }
+            latest = block
+            blockSigner = BlockSigner(signer: signer, lastBlock: block)
+        }
+        if let witnessPolicy {
+            let keys = witnessPolicy.witnesses.map(\.verifierKey)
+            if let height = try store.latestHeight(cosignedBy: keys, threshold: witnessPolicy.threshold),
+               height != published?.block.height, let stored = try store.block(height: height) {
+                let block = try Block(text: stored.note, verifier: verifier)
+                published = (block, try Self.note(of: block, cosignatures: try store.cosignatures(height: height), policy: witnessPolicy))
+            }
+            if leads {
+                for (witness, height) in try store.lastCosignedHeights() where keys.contains(witness) {
+                    guard let stored = try store.block(height: height) else { continue }
+                    cosignedSizes[witness] = max(cosignedSizes[witness] ?? 0, try Block(text: stored.note, verifier: verifier).treeSize)
+                }
+            }
+        } else if let latest {
+            published = (latest, latest.note)
+        }
+        isLeader = leads
+        return leads
+    }
+
+    /// The number of leaves sequenced: ``size`` for a store that is not shared; in a shared one,
+    /// also those the leader has not integrated yet.
+    public func sequencedSize() throws -> UInt64 {
+        store.isShared ? try store.sequencedCount() : edge.size
     }
 
     /// The block at `height`.

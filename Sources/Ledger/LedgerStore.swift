@@ -132,6 +132,30 @@ public protocol LedgerStore: Sendable {
     func lastCosignedHeights() throws -> [String: UInt64]
     /// The highest block cosigned by at least `threshold` of `witnesses` (verifier keys), if any.
     func latestHeight(cosignedBy witnesses: [String], threshold: Int) throws -> UInt64?
+
+    // MARK: Shared stores (several processes append to one log)
+
+    /// Whether other processes append to this log too (a database several gateways share). Then
+    /// the store, not the node, assigns leaf indices (``sequence(pending:discarding:leaves:)``),
+    /// and the tree covers the sequenced leaves only once the leader integrates them
+    /// (``integrate(limit:)``): ``leafCount()`` and ``treeEdge()`` are the integrated size, and
+    /// readers of whole leaves (``forEachLeaf(_:)``, ``leaves(from:limit:)``) stop there.
+    var isShared: Bool { get }
+    /// Commits as ``commit(pending:discarding:leaves:)`` does, but in a shared store assigns the
+    /// leaves' indices itself, contiguously, in the same transaction (the `index` of each given
+    /// leaf is ignored). The tiles are not written: the leader integrates the leaves later.
+    /// - Returns: The index given to the first leaf (the next index if there are none).
+    func sequence(pending: [PendingRecord], discarding: [String], leaves: [StoredLeaf]) throws -> UInt64
+    /// Whether this process leads the shared log: only the leader integrates and seals. A leader
+    /// stays one until its connection to the store is lost. Always true for a store that is not
+    /// shared.
+    func tryLead() throws -> Bool
+    /// The leader's step: extends the tiles over up to `limit` sequenced leaves that the tree does
+    /// not cover yet, in one transaction.
+    /// - Returns: The edge of the tree now stored.
+    func integrate(limit: Int) throws -> TreeEdge
+    /// The number of leaves sequenced, integrated or not.
+    func sequencedCount() throws -> UInt64
 }
 
 extension LedgerStore {
@@ -161,4 +185,18 @@ extension LedgerStore {
     public func lastCosignedHeights() throws -> [String: UInt64] { [:] }
 
     public func latestHeight(cosignedBy witnesses: [String], threshold: Int) throws -> UInt64? { nil }
+
+    public var isShared: Bool { false }
+
+    public func sequence(pending: [PendingRecord], discarding: [String], leaves: [StoredLeaf]) throws -> UInt64 {
+        let first = try leafCount()
+        try commit(pending: pending, discarding: discarding, leaves: leaves)
+        return first
+    }
+
+    public func tryLead() throws -> Bool { true }
+
+    public func integrate(limit: Int) throws -> TreeEdge { try treeEdge() }
+
+    public func sequencedCount() throws -> UInt64 { try leafCount() }
 }

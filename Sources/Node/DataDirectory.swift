@@ -18,6 +18,7 @@ import Darwin
 /// | `operator.json` (0600) | the operator's account bundle: records of requests without an account are sealed to it | `verity ledger decrypt` |
 /// | `admin.key` (0600) | the operator's bearer key for the admin API (`/v1/adapters`), unless `--admin-key` gives one | the operator |
 /// | `serve.lock` | held by the running server so two servers never append to one ledger | server |
+/// | `gateway.id` | with `--ledger-db`: this gateway's name for its write-ahead records in the shared database | server |
 ///
 /// The default is `$VERITY_DATA_DIR`, else `$XDG_DATA_HOME/verity`, else `~/.local/share/verity`.
 public struct DataDirectory: Sendable {
@@ -94,6 +95,21 @@ public struct DataDirectory: Sendable {
         let key = "vka_" + Base58.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) })
         try Self.writeSecret(Data((key + "\n").utf8), to: adminKeyPath)
         return key
+    }
+
+    /// This data directory's gateway id (`gateway.id`, created on first use): the name under
+    /// which a gateway sharing a PostgreSQL ledger keeps its write-ahead records, so that it
+    /// recovers its own after a crash and never another gateway's.
+    public func gatewayID() throws -> String {
+        let path = self.path + "/gateway.id"
+        if let data = FileManager.default.contents(atPath: path) {
+            let id = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !id.isEmpty else { throw LedgerError(.storage, "\(path) is empty; delete it to make a new gateway id") }
+            return id
+        }
+        let id = "gw_" + (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        try Self.writeSecret(Data((id + "\n").utf8), to: path)
+        return id
     }
 
     /// The operator account, created (owner-only) if missing and `create` is true.

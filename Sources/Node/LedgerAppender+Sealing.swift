@@ -9,6 +9,16 @@ extension LedgerAppender {
     public func seal() async -> Bool {
         var failed = false
         do {
+            // A shared log: catch up with the other gateways, and lead if none does.
+            let leads = try await node.synchronize()
+            let wasLeader = state.withLock { s in
+                defer { s.leading = leads }
+                return s.leading
+            }
+            if leads != wasLeader {
+                logger.info(leads ? "ledger: this gateway now leads the shared log (integrates and seals)"
+                                  : "ledger: another gateway leads the shared log")
+            }
             if let block = try await node.seal() {
                 logger.debug("ledger: sealed block \(block.height) at size \(block.treeSize)")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Ledger
+import LedgerPostgres
 import Logging
 import Synchronization
 
@@ -30,6 +31,10 @@ public struct LedgerConfiguration: Sendable {
     /// cosign one before it is published (0: no witnesses, every block is published as signed).
     public var witnesses: [any CheckpointWitness] = []
     public var witnessThreshold = 0
+    /// A PostgreSQL database (`postgres://…`) that holds the ledger instead of the data
+    /// directory's SQLite file, so that several gateways share one log (``PostgresLedgerStore``).
+    /// Every gateway of one log needs the same node key (`node.key`).
+    public var ledgerDatabase: String?
     public init() {}
 }
 
@@ -85,6 +90,8 @@ public final class LedgerAppender: Sendable {
         var writable = true
         /// Refusing new interactions for lack of space (logged once when it starts).
         var refusing = false
+        /// Whether this gateway led the shared log at the last seal.
+        var leading = true
     }
 
     public let node: LedgerNode
@@ -108,17 +115,43 @@ public final class LedgerAppender: Sendable {
         try directory.create()
         try directory.lock()
         // A new key only for a new ledger: an existing one without its key must not be re-keyed.
-        let signer = try directory.nodeSigner(create: !directory.hasLedger)
+        let signer: NoteSigner
+        let ledgerStore: any LedgerStore
+        if let store {
+            signer = try directory.nodeSigner(create: !directory.hasLedger)
+            ledgerStore = store
+        } else if let url = configuration.ledgerDatabase {
+            let shared = try PostgresLedgerStore(url: url, gateway: try directory.gatewayID(), logger: logger)
+            let claimed = try shared.meta("node_key")
+            if let claimed, !FileManager.default.fileExists(atPath: directory.nodeKeyPath) {
+                throw LedgerError(.notFound, "the ledger in \(shared.location.redacted) is signed by \(claimed); this gateway has no node key: "
+                                  + "copy node.key from the first gateway's data directory into \(directory.path)")
+            }
+            signer = try directory.nodeSigner(create: claimed == nil)
+            // The first gateway fixes the log's key; every other one must hold the same.
+            let owner = try shared.claim("node_key", value: signer.verifier.verifierKey)
+            guard owner == signer.verifier.verifierKey else {
+                throw LedgerError(.tampered, "the ledger in \(shared.location.redacted) is signed by \(owner), not by this gateway's node key "
+                                  + "\(signer.verifier.verifierKey): every gateway of one log needs the same node.key "
+                                  + "(copy it from the first gateway's data directory into \(directory.path))")
+            }
+            ledgerStore = shared
+        } else {
+            signer = try directory.nodeSigner(create: !directory.hasLedger)
+            ledgerStore = try SQLiteLedgerStore(path: directory.ledgerPath)
+        }
         registry = try directory.registry()
         operatorKey = try directory.operatorAccount(create: true).recipientKey
         let policy = configuration.witnesses.isEmpty ? nil
             : try WitnessPolicy(witnesses: configuration.witnesses.map(\.verifier), threshold: configuration.witnessThreshold)
-        node = try LedgerNode(store: try store ?? SQLiteLedgerStore(path: directory.ledgerPath), signer: signer, witnessPolicy: policy)
+        node = try LedgerNode(store: ledgerStore, signer: signer, witnessPolicy: policy)
         nodeID = signer.name
         worker = configuration.worker ?? WorkerInfo(gpu: WorkerInfo.detectGPU())
         self.directory = directory
         self.configuration = configuration
         self.logger = logger
+        // A gateway of a shared log leads only once it has taken the lock (and says so then).
+        state.withLock { $0.leading = !ledgerStore.isShared }
     }
 
     /// Appends the write-ahead records a previous process left (answers it never finished) as

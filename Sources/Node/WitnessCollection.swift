@@ -40,7 +40,8 @@ extension LedgerAppender {
     /// size it last cosigned. At most one request per witness is in flight.
     /// - Parameter waiting: Return only once this round's requests have ended (at shutdown).
     func collectCosignatures(waiting: Bool = false) async {
-        guard node.witnessPolicy != nil, let block = await node.latestBlock else { return }
+        // In a shared log only the leader asks: it signed the block.
+        guard node.witnessPolicy != nil, await node.isLeader, let block = await node.latestBlock else { return }
         var pending: [any CheckpointWitness] = []
         for witness in configuration.witnesses where await node.cosignedSize(by: witness.verifier) < block.treeSize {
             pending.append(witness)

@@ -178,7 +178,15 @@ struct FrontOptions: ParsableArguments {
             help: "Cosignatures a block needs before it is published, served as the checkpoint and used in receipts (default: all witnesses).")
     var witnessThreshold: Int?
 
+    @Option(name: .customLong("ledger-db"),
+            help: ArgumentHelp("Keep the ledger in this PostgreSQL database (postgres://user:password@host:5432/db) instead of the data directory's SQLite file, so that several gateways share one log; default: $VERITY_LEDGER_DB.",
+                               discussion: "Every gateway of one log needs the same node.key: copy it from the first gateway's data directory."))
+    var ledgerDatabase: String? = ProcessInfo.processInfo.environment["VERITY_LEDGER_DB"].flatMap { $0.isEmpty ? nil : $0 }
+
     func validate() throws {
+        if let ledgerDatabase, !(ledgerDatabase.hasPrefix("postgres://") || ledgerDatabase.hasPrefix("postgresql://")) {
+            throw ValidationError("--ledger-db takes a postgres:// URL (postgres://user:password@host:5432/database)")
+        }
         if witnessThreshold != nil && witnesses.isEmpty { throw ValidationError("--witness-threshold needs --witness") }
         if let witnessThreshold, witnessThreshold < 1 || witnessThreshold > witnesses.count {
             throw ValidationError("--witness-threshold must be between 1 and the number of --witness (\(witnesses.count))")
@@ -200,6 +208,7 @@ struct FrontOptions: ParsableArguments {
         config.ledger.sealInterval = .milliseconds(Int64((sealInterval * 1000).rounded()))
         config.ledger.sealRecords = sealRecords
         config.ledger.minFreeBytes = ledgerMinFree.bytes
+        config.ledger.ledgerDatabase = ledgerDatabase
         config.ledger.witnesses = try witnesses.map { value in
             let parts = value.split(separator: ",", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, let url = URL(string: parts[0]), ["http", "https"].contains(url.scheme ?? "") else {

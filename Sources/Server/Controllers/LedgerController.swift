@@ -153,9 +153,15 @@ struct LedgerController: Sendable {
         let size = await ledger.node.size
         let block = await ledger.node.publishedBlock
         let latest = await ledger.node.latestBlock
-        return Response.json(["origin": .string(ledger.node.verifier.name), "tree_size": .int(Int(size)),
-                     "sealed_size": .int(Int(block?.treeSize ?? 0)), "block": block.map(blockObject) ?? .null,
-                     "latest_block_height": latest.map { .int(Int($0.height)) } ?? .null])
+        var body: JSON = ["origin": .string(ledger.node.verifier.name), "tree_size": .int(Int(size)),
+                          "sealed_size": .int(Int(block?.treeSize ?? 0)), "block": block.map(blockObject) ?? .null,
+                          "latest_block_height": latest.map { .int(Int($0.height)) } ?? .null]
+        if ledger.configuration.ledgerDatabase != nil {
+            // A log several gateways share: whether this one integrates and seals it.
+            let role: JSON = .string(await ledger.node.isLeader ? "leader" : "follower")
+            body = body.setting("shared", ["role": role])
+        }
+        return Response.json(body)
     }
 
     private func records(_ caller: Caller) async throws -> Response {
