@@ -81,6 +81,7 @@ let package = Package(
             name: "Node",
             dependencies: [
                 "Ledger", "LedgerPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -39,17 +39,17 @@ import Synchronization
 /// The store is synchronous, like every ``LedgerStore``: it blocks its caller (the ledger node's
 /// own thread) on one connection, reconnecting after a failure.
 public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
-    /// Where the database is, parsed from a `postgres://` URL.
-    public let location: PostgresLocation
+    /// The connection to the database.
+    public let client: SynchronousPostgres
+    /// Where the database is.
+    public var location: PostgresLocation { client.location }
     /// This process's name in `pending.gateway`.
     public let gateway: String
-    private let logger: Logger
-    /// The connection and whether this session holds the leader lock; one query at a time.
-    private let connection = Mutex<(connection: PostgresConnection?, leader: Bool)>((nil, false))
-    private let serial = NSLock()
+    private var logger: Logger { client.logger }
+    /// The connection generation on which this process took the leader lock, if it did.
+    private let leaderGeneration = Mutex<Int?>(nil)
     private static let leaderLockKey: Int64 = 0x7665_7269_7479_4c31 // "verityL1"
-    private static let schemaLockKey: Int64 = 0x7665_7269_7479_5331 // "verityS1"
-    private static let nextConnectionID = Atomic<Int>(1)
+    static let schemaLockKey: Int64 = 0x7665_7269_7479_5331 // "verityS1"
 
     /// Connects, and creates the schema if the database has none.
     /// - Parameters:
@@ -58,22 +58,9 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
     /// - Throws: ``LedgerError/Code/invalidValue`` for a bad URL; ``LedgerError/Code/storage`` if
     ///   the database cannot be reached or its schema created.
     public init(url: String, gateway: String, logger: Logger = Logger(label: "verity.ledger.postgres")) throws {
-        self.location = try PostgresLocation(url: url)
+        self.client = try SynchronousPostgres(url: url, logger: logger)
         self.gateway = gateway
-        self.logger = logger
-        try run("create the ledger schema") { connection in
-            _ = try connection.query("BEGIN", logger: logger).wait()
-            do {
-                _ = try connection.query("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))", logger: logger).wait()
-                for statement in Self.schema {
-                    _ = try connection.query(PostgresQuery(unsafeSQL: statement), logger: logger).wait()
-                }
-                _ = try connection.query("COMMIT", logger: logger).wait()
-            } catch {
-                _ = try? connection.query("ROLLBACK", logger: logger).wait()
-                throw error
-            }
-        }
+        try client.createSchema(Self.schema, what: "the ledger schema")
     }
 
     static let schema: [String] = [
@@ -132,75 +119,16 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
         "CREATE TRIGGER verity_ledger_tiles_kept BEFORE DELETE ON verity_ledger_tiles FOR EACH ROW EXECUTE FUNCTION verity_ledger_append_only()",
     ]
 
-    deinit {
-        if let connection = connection.withLock({ $0.connection }) { _ = try? connection.close().wait() }
-    }
-
-    // MARK: Connection
-
-    /// Runs `body` on the connection (connecting first if needed), one caller at a time. A
-    /// failure that is not the server refusing a statement drops the connection (and with it
-    /// leadership); the next call reconnects.
     private func run<T>(_ what: String, _ body: (PostgresConnection) throws -> T) throws -> T {
-        serial.lock()
-        defer { serial.unlock() }
-        let current: PostgresConnection
-        if let existing = connection.withLock({ $0.connection }), !existing.isClosed {
-            current = existing
-        } else {
-            connection.withLock { $0 = (nil, false) }
-            do {
-                current = try PostgresConnection.connect(
-                    on: MultiThreadedEventLoopGroup.singleton.next(), configuration: try location.configuration,
-                    id: Self.nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger
-                ).wait()
-            } catch {
-                throw LedgerError(.storage, "cannot connect to PostgreSQL at \(location.redacted): \(Self.describe(error))")
-            }
-            connection.withLock { $0 = (current, false) }
-        }
-        do {
-            return try body(current)
-        } catch let error as LedgerError {
-            throw error
-        } catch {
-            if (error as? PSQLError)?.code != .server {
-                connection.withLock { $0 = (nil, false) }
-                _ = try? current.close().wait()
-            }
-            throw LedgerError(.storage, "PostgreSQL: cannot \(what): \(Self.describe(error))")
-        }
+        try client.run(what) { connection, _ in try body(connection) }
     }
 
-    /// What went wrong, from a PostgreSQL error: the server's message and SQLSTATE, not
-    /// postgres-nio's generic description.
-    static func describe(_ error: any Error) -> String {
-        guard let error = error as? PSQLError else { return "\(error)" }
-        if let info = error.serverInfo, let message = info[.message] {
-            return message + (info[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
-        }
-        if let underlying = error.underlying { return "\(error.code): \(underlying)" }
-        return "\(error.code)"
-    }
-
-    /// Runs `body` in a transaction on the connection: committed if it returns, rolled back if
-    /// it throws.
     private func transaction<T>(_ what: String, _ body: (PostgresConnection) throws -> T) throws -> T {
-        try run(what) { connection in
-            _ = try connection.query("BEGIN", logger: logger).wait()
-            do {
-                let result = try body(connection)
-                _ = try connection.query("COMMIT", logger: logger).wait()
-                return result
-            } catch {
-                _ = try? connection.query("ROLLBACK", logger: logger).wait()
-                throw error
-            }
-        }
+        try client.transaction(what, body)
     }
 
     private func rows(_ query: PostgresQuery, on connection: PostgresConnection) throws -> [PostgresRow] {
-        Array(try connection.query(query, logger: logger).wait().rows)
+        try client.rows(query, on: connection)
     }
 
     private func select(_ what: String, _ query: PostgresQuery) throws -> [PostgresRow] {
@@ -297,7 +225,7 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
                         unsafeSQL: "INSERT INTO verity_ledger_leaves (idx, record_id, envelope, leaf_hash, owner) VALUES "
                             + values.joined(separator: ", "), binds: binds), logger: logger).wait()
                 } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                    throw LedgerError(.duplicateRecord, "a record of this batch is already in the log: \(Self.describe(error))")
+                    throw LedgerError(.duplicateRecord, "a record of this batch is already in the log: \(SynchronousPostgres.describe(error))")
                 }
             }
             _ = try connection.query("DELETE FROM verity_ledger_pending WHERE record_id = ANY(\(leaves.map(\.recordID)))",
@@ -307,17 +235,13 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
     }
 
     public func tryLead() throws -> Bool {
-        try run("take the leader lock") { connection in
-            if connection === self.connection.withLock({ $0.leader ? $0.connection : nil }) { return true }
-            let rows = try rows("SELECT pg_try_advisory_lock(\(Self.leaderLockKey))", on: connection)
-            let leads = try rows.first?.decode(Bool.self) ?? false
-            if leads { self.connection.withLock { $0.leader = true } }
+        try client.run("take the leader lock") { connection, generation in
+            if leaderGeneration.withLock({ $0 }) == generation { return true }
+            let leads = try rows("SELECT pg_try_advisory_lock(\(Self.leaderLockKey))", on: connection).first?.decode(Bool.self) ?? false
+            if leads { leaderGeneration.withLock { $0 = generation } }
             return leads
         }
     }
-
-    /// Whether this store's current session holds the leader lock (without asking the server).
-    public var isLeader: Bool { connection.withLock { $0.leader && $0.connection?.isClosed == false } }
 
     public func integrate(limit: Int) throws -> TreeEdge {
         try transaction("integrate the ledger") { connection in

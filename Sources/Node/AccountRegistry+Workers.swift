@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Ledger
 
 /// The fleet's admission: which worker keys a gateway accepts adverts from (tables `workers` and
@@ -42,7 +41,7 @@ extension AccountRegistry {
     /// - Throws: ``LedgerError/Code/storage`` if the database fails.
     public func admitWorkers(_ workers: [WorkerID], note: String? = nil, now: Int64? = nil) throws {
         try wrap("admit \(workers.count) workers") {
-            try queue.write { db in
+            try database.write { db in
                 for worker in workers { try Self.admit(worker, note: note, now: now ?? Self.now(), db) }
             }
         }
@@ -53,14 +52,14 @@ extension AccountRegistry {
         try admitWorkers([worker], note: note, now: now)
     }
 
-    private static func admit(_ worker: WorkerID, note: String?, now: Int64, _ db: Database) throws {
-        try db.execute(sql: """
+    private static func admit(_ worker: WorkerID, note: String?, now: Int64, _ db: any RegistrySession) throws {
+        try db.execute("""
             INSERT INTO workers (worker_id, admitted_ms, note) VALUES (?, ?, ?)
             ON CONFLICT(worker_id) DO UPDATE SET
-                admitted_ms = CASE WHEN revoked_ms IS NULL THEN admitted_ms ELSE excluded.admitted_ms END,
+                admitted_ms = CASE WHEN workers.revoked_ms IS NULL THEN workers.admitted_ms ELSE excluded.admitted_ms END,
                 revoked_ms = NULL,
-                note = COALESCE(excluded.note, note)
-            """, arguments: [worker.description, now, note])
+                note = COALESCE(excluded.note, workers.note)
+            """, [.text(worker.description), .integer(now), .text(note)])
     }
 
     /// Revokes an admitted worker key: its adverts are refused from now on (a running gateway's
@@ -69,10 +68,10 @@ extension AccountRegistry {
     /// - Throws: ``LedgerError/Code/notFound`` if the worker is not admitted (or already revoked).
     public func revokeWorker(_ worker: WorkerID, now: Int64? = nil) throws {
         try wrap("revoke worker \(worker)") {
-            try queue.write { db in
-                try db.execute(sql: "UPDATE workers SET revoked_ms = ? WHERE worker_id = ? AND revoked_ms IS NULL",
-                               arguments: [now ?? Self.now(), worker.description])
-                guard db.changesCount == 1 else { throw LedgerError(.notFound, "worker \(worker) is not admitted") }
+            try database.write { db in
+                let changed = try db.execute("UPDATE workers SET revoked_ms = ? WHERE worker_id = ? AND revoked_ms IS NULL",
+                                             [.integer(now ?? Self.now()), .text(worker.description)])
+                guard changed == 1 else { throw LedgerError(.notFound, "worker \(worker) is not admitted") }
             }
         }
     }
@@ -82,16 +81,16 @@ extension AccountRegistry {
     ///   for a stored id that does not parse.
     public func admittedWorkers() throws -> [AdmittedWorker] {
         try wrap("list workers") {
-            try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT worker_id, admitted_ms, revoked_ms, note FROM workers ORDER BY admitted_ms, worker_id")
+            try database.read { db in
+                try db.rows("SELECT worker_id, admitted_ms, revoked_ms, note FROM workers ORDER BY admitted_ms, worker_id", [])
                     .map { row in
-                        let text: String = row["worker_id"]
+                        let text = try row.text("worker_id")
                         let worker: WorkerID
                         do { worker = try WorkerID(text) } catch {
                             throw LedgerError(.malformed, "the workers table holds \"\(text)\", not a worker id", cause: error)
                         }
-                        return AdmittedWorker(worker: worker, admittedMilliseconds: row["admitted_ms"],
-                                              revokedMilliseconds: row["revoked_ms"], note: row["note"])
+                        return AdmittedWorker(worker: worker, admittedMilliseconds: try row.integer("admitted_ms"),
+                                              revokedMilliseconds: try row.optionalInteger("revoked_ms"), note: try row.optionalText("note"))
                     }
             }
         }
@@ -100,9 +99,8 @@ extension AccountRegistry {
     /// Whether the worker key is admitted and not revoked.
     public func isAdmitted(_ worker: WorkerID) throws -> Bool {
         try wrap("read worker \(worker)") {
-            try queue.read { db in
-                try Bool.fetchOne(db, sql: "SELECT 1 FROM workers WHERE worker_id = ? AND revoked_ms IS NULL",
-                                  arguments: [worker.description]) != nil
+            try database.read { db in
+                try db.exists("SELECT 1 FROM workers WHERE worker_id = ? AND revoked_ms IS NULL", [.text(worker.description)])
             }
         }
     }
@@ -120,10 +118,10 @@ extension AccountRegistry {
         let tokenID = "jt_" + hash.prefix(6).hex
         let now = now ?? Self.now(), expires = now + lifetime.milliseconds
         try wrap("issue a join token") {
-            try queue.write { db in
-                try db.execute(sql: """
+            try database.write { db in
+                try db.execute("""
                     INSERT INTO join_tokens (token_hash, token_id, created_ms, expires_ms, note) VALUES (?, ?, ?, ?, ?)
-                    """, arguments: [hash, tokenID, now, expires, note])
+                    """, [.blob(hash), .text(tokenID), .integer(now), .integer(expires), .text(note)])
             }
         }
         return IssuedJoinToken(secret: secret, tokenID: tokenID, expiresMilliseconds: expires)
@@ -134,15 +132,18 @@ extension AccountRegistry {
     public func redeemJoinToken(_ secret: String, for worker: WorkerID, now: Int64? = nil) throws {
         let hash = Self.hash(secret), now = now ?? Self.now()
         try wrap("redeem a join token") {
-            try queue.write { db in
-                guard let row = try Row.fetchOne(db, sql: """
+            try database.write { db in
+                // FOR UPDATE would be PostgreSQL's; the update below is conditional instead, so
+                // two gateways redeeming one token at once admit one worker.
+                guard let row = try db.row("""
                     SELECT token_id, note FROM join_tokens WHERE token_hash = ? AND used_ms IS NULL AND expires_ms > ?
-                    """, arguments: [hash, now]) else {
+                    """, [.blob(hash), .integer(now)]) else {
                     throw LedgerError(.notFound, "the join token is unknown, spent or expired")
                 }
-                let tokenID: String = row["token_id"], note: String? = row["note"]
-                try db.execute(sql: "UPDATE join_tokens SET used_ms = ?, worker_id = ? WHERE token_hash = ?",
-                               arguments: [now, worker.description, hash])
+                let tokenID = try row.text("token_id"), note = try row.optionalText("note")
+                let spent = try db.execute("UPDATE join_tokens SET used_ms = ?, worker_id = ? WHERE token_hash = ? AND used_ms IS NULL",
+                                           [.integer(now), .text(worker.description), .blob(hash)])
+                guard spent == 1 else { throw LedgerError(.notFound, "the join token is unknown, spent or expired") }
                 try Self.admit(worker, note: note.map { "\($0) (join token \(tokenID))" } ?? "join token \(tokenID)", now: now, db)
             }
         }

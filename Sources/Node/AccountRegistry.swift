@@ -3,7 +3,8 @@ import Foundation
 import GRDB
 import Ledger
 
-/// The gateway's accounts and their API keys, in an SQLite database file.
+/// The gateway's accounts and their API keys, in an SQLite database file, or in the PostgreSQL
+/// database of a shared ledger (``PostgresRegistryDatabase``).
 ///
 /// An account is registered by its public keys only (the Ed25519 key behind its address and the
 /// X25519 key its records are sealed to); private keys never reach the gateway. API keys are
@@ -65,17 +66,23 @@ public final class AccountRegistry: Sendable {
         public var info: KeyInfo
     }
 
-    let queue: DatabaseQueue
+    let database: any RegistryDatabase
 
     /// Opens (creating if needed) the registry at `path` and migrates it.
     /// - Throws: ``LedgerError/Code/storage`` if the file cannot be opened or migrated.
     public init(path: String) throws {
         do {
-            queue = try SQLiteLedgerStore.openDurable(path: path, busyTimeout: 5)
+            let queue = try SQLiteLedgerStore.openDurable(path: path, busyTimeout: 5)
             try Self.migrator.migrate(queue)
+            database = SQLiteRegistryDatabase(queue: queue)
         } catch {
             throw LedgerError(.storage, "cannot open the account registry at \(path)", cause: error)
         }
+    }
+
+    /// The registry in another database (PostgreSQL, shared by several gateways).
+    public init(database: any RegistryDatabase) {
+        self.database = database
     }
 
     static var migrator: DatabaseMigrator {
@@ -138,17 +145,17 @@ public final class AccountRegistry: Sendable {
     /// - Throws: ``LedgerError/Code/notFound`` if the account is not registered.
     public func setRouting(_ constraints: RoutingConstraints?, for address: AccountAddress) throws {
         try wrap("set the routing of \(address)") {
-            try queue.write { db in
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE address = ?", arguments: [address.description]) != nil else {
+            try database.write { db in
+                guard try db.exists("SELECT 1 FROM accounts WHERE address = ?", [.text(address.description)]) else {
                     throw LedgerError(.notFound, "account \(address) is not registered")
                 }
                 if let constraints {
-                    try db.execute(sql: """
+                    try db.execute("""
                         INSERT INTO account_routing (address, constraints, updated_ms) VALUES (?, ?, ?)
                         ON CONFLICT(address) DO UPDATE SET constraints = excluded.constraints, updated_ms = excluded.updated_ms
-                        """, arguments: [address.description, constraints.json.serialized(), Self.now()])
+                        """, [.text(address.description), .text(constraints.json.serialized()), .integer(Self.now())])
                 } else {
-                    try db.execute(sql: "DELETE FROM account_routing WHERE address = ?", arguments: [address.description])
+                    try db.execute("DELETE FROM account_routing WHERE address = ?", [.text(address.description)])
                 }
             }
         }
@@ -168,16 +175,15 @@ public final class AccountRegistry: Sendable {
     public func register(address: AccountAddress, recipientKey: RecipientKey) throws {
         let raw = recipientKey.rawRepresentation
         try wrap("register account \(address)") {
-            try queue.write { db in
-                if let existing = try Data.fetchOne(db, sql: "SELECT encryption_key FROM accounts WHERE address = ?",
-                                                    arguments: [address.description]) {
-                    guard existing == raw else {
+            try database.write { db in
+                if let existing = try db.row("SELECT encryption_key FROM accounts WHERE address = ?", [.text(address.description)]) {
+                    guard try existing.blob("encryption_key") == raw else {
                         throw LedgerError(.invalidValue, "account \(address) is already registered with another encryption key")
                     }
                     return
                 }
-                try db.execute(sql: "INSERT INTO accounts (address, encryption_key, created_ms) VALUES (?, ?, ?)",
-                               arguments: [address.description, raw, Self.now()])
+                try db.execute("INSERT INTO accounts (address, encryption_key, created_ms) VALUES (?, ?, ?)",
+                               [.text(address.description), .blob(raw), .integer(Self.now())])
             }
         }
     }
@@ -185,14 +191,14 @@ public final class AccountRegistry: Sendable {
     /// The registered account with this address, if any.
     public func account(_ address: AccountAddress) throws -> RegisteredAccount? {
         try wrap("read account \(address)") {
-            try queue.read { db in
-                try Row.fetchOne(db, sql: """
+            try database.read { db in
+                try db.row("""
                     SELECT a.encryption_key, r.constraints FROM accounts a LEFT JOIN account_routing r ON r.address = a.address
                     WHERE a.address = ?
-                    """, arguments: [address.description])
+                    """, [.text(address.description)])
                     .map { row in
-                        RegisteredAccount(address: address, recipientKey: try Self.recipientKey(row["encryption_key"], address: address),
-                                          routing: try Self.routing(row["constraints"], address: address.description))
+                        RegisteredAccount(address: address, recipientKey: try Self.recipientKey(try row.blob("encryption_key"), address: address),
+                                          routing: try Self.routing(try row.optionalText("constraints"), address: address.description))
                     }
             }
         }
@@ -206,15 +212,15 @@ public final class AccountRegistry: Sendable {
         let hash = Self.hash(secret)
         let info = KeyInfo(keyID: Self.keyID(hash), address: address.description, createdMilliseconds: Self.now(), limits: limits)
         try wrap("issue a key for \(address)") {
-            try queue.write { db in
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE address = ?", arguments: [address.description]) != nil else {
+            try database.write { db in
+                guard try db.exists("SELECT 1 FROM accounts WHERE address = ?", [.text(address.description)]) else {
                     throw LedgerError(.notFound, "account \(address) is not registered")
                 }
-                try db.execute(sql: """
+                try db.execute("""
                     INSERT INTO api_keys (key_hash, key_id, address, created_ms, requests_per_minute, tokens_per_minute)
                     VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [hash, info.keyID, info.address, info.createdMilliseconds,
-                                     limits.requestsPerMinute.map { Int64($0) }, limits.tokensPerMinute.map { Int64($0) }])
+                    """, [.blob(hash), .text(info.keyID), .text(info.address), .integer(info.createdMilliseconds),
+                          .integer(limits.requestsPerMinute.map { Int64($0) }), .integer(limits.tokensPerMinute.map { Int64($0) })])
             }
         }
         return IssuedKey(secret: secret, info: info)
@@ -223,11 +229,11 @@ public final class AccountRegistry: Sendable {
     /// Every issued key, oldest first.
     public func keys() throws -> [KeyInfo] {
         try wrap("list keys") {
-            try queue.read { db in
-                try Row.fetchAll(db, sql: """
+            try database.read { db in
+                try db.rows("""
                     SELECT key_id, address, created_ms, revoked_ms, requests_per_minute, tokens_per_minute FROM api_keys
                     ORDER BY created_ms, key_id
-                    """).map(Self.keyInfo)
+                    """, []).map(Self.keyInfo)
             }
         }
     }
@@ -236,10 +242,10 @@ public final class AccountRegistry: Sendable {
     /// - Throws: ``LedgerError/Code/notFound`` for an unknown or already revoked key.
     public func revoke(keyID: String) throws {
         try wrap("revoke key \(keyID)") {
-            try queue.write { db in
-                try db.execute(sql: "UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL",
-                               arguments: [Self.now(), keyID])
-                guard db.changesCount == 1 else { throw LedgerError(.notFound, "no active API key \(keyID)") }
+            try database.write { db in
+                let changed = try db.execute("UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL",
+                                             [.integer(Self.now()), .text(keyID)])
+                guard changed == 1 else { throw LedgerError(.notFound, "no active API key \(keyID)") }
             }
         }
     }
@@ -247,7 +253,7 @@ public final class AccountRegistry: Sendable {
     /// Whether any key is active (a server with active keys requires one on every request).
     public func hasActiveKeys() throws -> Bool {
         try wrap("read keys") {
-            try queue.read { try Bool.fetchOne($0, sql: "SELECT 1 FROM api_keys WHERE revoked_ms IS NULL LIMIT 1") != nil }
+            try database.read { try $0.exists("SELECT 1 FROM api_keys WHERE revoked_ms IS NULL LIMIT 1", []) }
         }
     }
 
@@ -263,25 +269,26 @@ public final class AccountRegistry: Sendable {
     public func key(_ secret: String) throws -> (account: RegisteredAccount, info: KeyInfo)? {
         let hash = Self.hash(secret)
         return try wrap("look up a key") {
-            try queue.read { db in
-                guard let row = try Row.fetchOne(db, sql: """
+            try database.read { db in
+                guard let row = try db.row("""
                     SELECT a.address, a.encryption_key, k.key_id, k.created_ms, k.revoked_ms, k.requests_per_minute, k.tokens_per_minute,
                            r.constraints
                     FROM api_keys k JOIN accounts a ON a.address = k.address LEFT JOIN account_routing r ON r.address = a.address
                     WHERE k.key_hash = ? AND k.revoked_ms IS NULL
-                    """, arguments: [hash]) else { return nil }
-                let address = try AccountAddress(row["address"] as String)
-                return (RegisteredAccount(address: address, recipientKey: try Self.recipientKey(row["encryption_key"], address: address),
-                                          routing: try Self.routing(row["constraints"], address: address.description)),
-                        Self.keyInfo(row))
+                    """, [.blob(hash)]) else { return nil }
+                let address = try AccountAddress(try row.text("address"))
+                return (RegisteredAccount(address: address, recipientKey: try Self.recipientKey(try row.blob("encryption_key"), address: address),
+                                          routing: try Self.routing(try row.optionalText("constraints"), address: address.description)),
+                        try Self.keyInfo(row))
             }
         }
     }
 
-    private static func keyInfo(_ row: Row) -> KeyInfo {
-        KeyInfo(keyID: row["key_id"], address: row["address"], createdMilliseconds: row["created_ms"], revokedMilliseconds: row["revoked_ms"],
-                limits: RateLimits(requestsPerMinute: (row["requests_per_minute"] as Int64?).map(Int.init),
-                                   tokensPerMinute: (row["tokens_per_minute"] as Int64?).map(Int.init)))
+    private static func keyInfo(_ row: SQLRow) throws -> KeyInfo {
+        KeyInfo(keyID: try row.text("key_id"), address: try row.text("address"), createdMilliseconds: try row.integer("created_ms"),
+                revokedMilliseconds: try row.optionalInteger("revoked_ms"),
+                limits: RateLimits(requestsPerMinute: try row.optionalInteger("requests_per_minute").map(Int.init),
+                                   tokensPerMinute: try row.optionalInteger("tokens_per_minute").map(Int.init)))
     }
 
     private static func recipientKey(_ raw: Data, address: AccountAddress) throws -> RecipientKey {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Ledger
+import LedgerPostgres
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -21,10 +22,24 @@ import Darwin
 /// | `gateway.id` | with `--ledger-db`: this gateway's name for its write-ahead records in the shared database | server |
 ///
 /// The default is `$VERITY_DATA_DIR`, else `$XDG_DATA_HOME/verity`, else `~/.local/share/verity`.
+///
+/// With a PostgreSQL database (``database``: `--ledger-db`, or `$VERITY_LEDGER_DB`), the ledger
+/// and the account registry live there instead of in `ledger.sqlite` and `accounts.sqlite`, shared
+/// by every gateway of the log; the keys and `gateway.id` stay in the directory.
 public struct DataDirectory: Sendable {
     public let path: String
+    /// The PostgreSQL database (`postgres://…`) that holds the ledger and the accounts, if any.
+    public var database: String?
 
-    public init(path: String) { self.path = path }
+    public init(path: String, database: String? = DataDirectory.defaultDatabase) {
+        self.path = path
+        self.database = database
+    }
+
+    /// `$VERITY_LEDGER_DB`, if set.
+    public static var defaultDatabase: String? {
+        ProcessInfo.processInfo.environment["VERITY_LEDGER_DB"].flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     /// `$VERITY_DATA_DIR`, else `$XDG_DATA_HOME/verity`, else `~/.local/share/verity`.
     public static var defaultPath: String {
@@ -54,10 +69,18 @@ public struct DataDirectory: Sendable {
     /// Whether the directory holds a ledger.
     public var hasLedger: Bool { FileManager.default.fileExists(atPath: ledgerPath) }
 
-    /// The account registry, created if missing.
+    /// The account registry, created if missing: in ``database`` if set, else `accounts.sqlite`.
     public func registry() throws -> AccountRegistry {
+        if let database { return AccountRegistry(database: try PostgresRegistryDatabase(url: database)) }
         try create()
         return try AccountRegistry(path: registryPath)
+    }
+
+    /// The ledger's storage for a reader (`verity ledger …` beside a running server): the
+    /// PostgreSQL ledger in ``database`` if set, else `ledger.sqlite` opened read-only.
+    public func ledgerStoreForReading() throws -> any LedgerStore {
+        if let database { return try PostgresLedgerStore(url: database, gateway: "reader") }
+        return try SQLiteLedgerStore(readingAt: ledgerPath)
     }
 
     /// The node's signing key. A missing key is created (owner-only) when `create` is true: a

@@ -31,10 +31,6 @@ public struct LedgerConfiguration: Sendable {
     /// cosign one before it is published (0: no witnesses, every block is published as signed).
     public var witnesses: [any CheckpointWitness] = []
     public var witnessThreshold = 0
-    /// A PostgreSQL database (`postgres://…`) that holds the ledger instead of the data
-    /// directory's SQLite file, so that several gateways share one log (``PostgresLedgerStore``).
-    /// Every gateway of one log needs the same node key (`node.key`).
-    public var ledgerDatabase: String?
     public init() {}
 }
 
@@ -120,7 +116,9 @@ public final class LedgerAppender: Sendable {
         if let store {
             signer = try directory.nodeSigner(create: !directory.hasLedger)
             ledgerStore = store
-        } else if let url = configuration.ledgerDatabase {
+        } else if let url = directory.database {
+            // PostgreSQL, shared by several gateways (``PostgresLedgerStore``). Every gateway of
+            // one log needs the same node key (`node.key`).
             let shared = try PostgresLedgerStore(url: url, gateway: try directory.gatewayID(), logger: logger)
             let claimed = try shared.meta("node_key")
             if let claimed, !FileManager.default.fileExists(atPath: directory.nodeKeyPath) {

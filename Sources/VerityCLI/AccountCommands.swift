@@ -8,8 +8,15 @@ struct DataDirectoryOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"),
             help: "The server's data directory (default: $VERITY_DATA_DIR, else $XDG_DATA_HOME/verity, else ~/.local/share/verity).")
     var dataDir: String?
+    @Option(name: .customLong("ledger-db"),
+            help: "The PostgreSQL database (postgres://…) of a ledger that several gateways share: its accounts and keys live there (default: $VERITY_LEDGER_DB).")
+    var ledgerDatabase: String?
 
-    var directory: DataDirectory { DataDirectory(path: dataDir ?? DataDirectory.defaultPath) }
+    var directory: DataDirectory {
+        var directory = DataDirectory(path: dataDir ?? DataDirectory.defaultPath)
+        if let ledgerDatabase { directory.database = ledgerDatabase }
+        return directory
+    }
 }
 
 /// `verity account`: account key bundles.

@@ -22,11 +22,20 @@ struct LedgerSourceOptions: ParsableArguments {
     var dataDir: String?
     @Option(help: "Read the ledger from a running server instead (e.g. http://127.0.0.1:8080).") var url: String?
 
+    @Option(name: .customLong("ledger-db"),
+            help: "Read the ledger from this PostgreSQL database (postgres://…), which several gateways share (default: $VERITY_LEDGER_DB).")
+    var ledgerDatabase: String?
+
     func validate() throws {
         if dataDir != nil && url != nil { throw ValidationError("use --data-dir or --url, not both") }
+        if ledgerDatabase != nil && url != nil { throw ValidationError("use --ledger-db or --url, not both") }
     }
 
-    var directory: DataDirectory { DataDirectory(path: dataDir ?? DataDirectory.defaultPath) }
+    var directory: DataDirectory {
+        var directory = DataDirectory(path: dataDir ?? DataDirectory.defaultPath)
+        if let ledgerDatabase { directory.database = ledgerDatabase }
+        return directory
+    }
 
     /// A client for `url`, if given.
     var server: LedgerClient? { url.map(LedgerClient.init) }
@@ -125,7 +134,7 @@ struct LedgerAuditRun {
             guard policy == nil else { throw ValidationError("--witness checks the checkpoint a server publishes: use it with --url") }
             let directory = source.directory
             verifier = try nodeKey.map(readVerifier) ?? (try ledgerCall { try directory.nodeSigner(create: false).verifier })
-            store = try ledgerCall { try SQLiteLedgerStore(readingAt: directory.ledgerPath) }
+            store = try ledgerCall { try directory.ledgerStoreForReading() }
         }
         var audit = try ledgerCall { try LedgerAudit.run(store: store, verifier: verifier, envelopes: envelopes) }
         if let unmet, let height = try? store.blockCount(), height > 0 {
@@ -203,7 +212,7 @@ struct LedgerDecryptCommand: AsyncParsableCommand {
         if let server = source.server {
             envelope = try await server.envelope(id)
         } else {
-            let store = try ledgerCall { try SQLiteLedgerStore(readingAt: source.directory.ledgerPath) }
+            let store = try ledgerCall { try source.directory.ledgerStoreForReading() }
             guard let leaf = try ledgerCall({ try store.leaf(recordID: id) }) else { throw CLIError("no record \(id) in \(source.directory.path)") }
             envelope = try ledgerCall { try RecordEnvelope(canonicalBytes: leaf.envelope) }
         }

@@ -36,7 +36,7 @@ struct LedgerProvenanceCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let signer = try ledgerCall { try directory.nodeSigner(create: false) }
-        let store = try ledgerCall { try SQLiteLedgerStore(readingAt: directory.ledgerPath) }
+        let store = try ledgerCall { try directory.ledgerStoreForReading() }
         let node = try ledgerCall { try LedgerNode(store: store, signer: signer) }
         let receipt: Receipt
         do { receipt = try await node.receipt(recordID: entry.recordID) } catch let error as LedgerError {

@@ -208,7 +208,7 @@ struct FrontOptions: ParsableArguments {
         config.ledger.sealInterval = .milliseconds(Int64((sealInterval * 1000).rounded()))
         config.ledger.sealRecords = sealRecords
         config.ledger.minFreeBytes = ledgerMinFree.bytes
-        config.ledger.ledgerDatabase = ledgerDatabase
+        if let ledgerDatabase { config.ledger.dataDirectory.database = ledgerDatabase }
         config.ledger.witnesses = try witnesses.map { value in
             let parts = value.split(separator: ",", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, let url = URL(string: parts[0]), ["http", "https"].contains(url.scheme ?? "") else {

@@ -5,7 +5,7 @@ database's own rows and from each gateway's public log: 200 concurrent requests 
 contiguous, in one tree both gateways serve; killing the leader with SIGKILL mid-load loses no
 acknowledged record, and the survivor takes over sealing. The server is Debian's PostgreSQL, in a
 throwaway cluster (pg_server.py)."""
-import os, shutil, signal, subprocess, threading, time
+import json, os, shutil, signal, subprocess, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -126,6 +126,31 @@ def test_two_gateways_append_one_contiguous_tree(cluster, pg):
     outs = [cli("ledger", "verify", "--url", g.base_url).stdout for g in (a, b)]
     assert all(o.startswith("ok: ") for o in outs), outs
     assert outs[0].split(",")[0] == outs[1].split(",")[0] == f"ok: {total} records"
+
+
+def test_accounts_and_keys_live_in_the_shared_database(cluster, pg, tmp_path):
+    a, b = cluster["gateways"]["a"], cluster["gateways"]["b"]
+    account = tmp_path / "alice.json"
+    cli("account", "create", "--out", account)
+    # Issued against the database, from a directory neither gateway uses: both accept the key.
+    issued = json.loads(cli("keys", "create", "--data-dir", tmp_path / "admin", "--ledger-db", cluster["url"],
+                            "--account-file", account, "--json").stdout)
+    assert pg.psql(f"SELECT count(*) FROM api_keys WHERE key_id = '{issued['key_id']}'") == "1"
+    key = {"Authorization": f"Bearer {issued['key']}"}
+    body = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    r = http.post(b.base_url + "/v1/chat/completions", json=body, headers=key, timeout=120)
+    assert r.status_code == 200, r.text
+    made_on_b = r.json()["id"]
+    wait_sealed(a, int(pg.psql("SELECT next FROM verity_ledger_sequence")))
+    # The account's records, listed by the other gateway (the owner index is in the shared log).
+    listed = http.get(a.base_url + "/v1/ledger/records", headers=key, timeout=30)
+    assert listed.status_code == 200, listed.text
+    assert made_on_b in {d["record_id"] for d in listed.json()["data"]}
+    # Revoked once, refused by every gateway at its next request.
+    cli("keys", "revoke", issued["key_id"], "--ledger-db", cluster["url"], "--data-dir", tmp_path / "admin")
+    for g in (a, b):
+        r = http.post(g.base_url + "/v1/chat/completions", json=body, headers=key, timeout=120)
+        assert r.status_code == 401, r.text
 
 
 def test_killing_the_leader_loses_no_acknowledged_record(cluster, pg):

@@ -156,7 +156,7 @@ struct LedgerController: Sendable {
         var body: JSON = ["origin": .string(ledger.node.verifier.name), "tree_size": .int(Int(size)),
                           "sealed_size": .int(Int(block?.treeSize ?? 0)), "block": block.map(blockObject) ?? .null,
                           "latest_block_height": latest.map { .int(Int($0.height)) } ?? .null]
-        if ledger.configuration.ledgerDatabase != nil {
+        if ledger.configuration.dataDirectory.database != nil {
             // A log several gateways share: whether this one integrates and seals it.
             let role: JSON = .string(await ledger.node.isLeader ? "leader" : "follower")
             body = body.setting("shared", ["role": role])
