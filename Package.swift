@@ -112,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "VerityCLI",
             dependencies: [
-                "Engine", "Export", "Models", "Kernels", "ModelFormats", "ChatTemplates", "Server", "Ledger", "Node", "Hub",
+                "Engine", "Export", "Models", "Kernels", "ModelFormats", "ChatTemplates", "Server", "Ledger", "LedgerPostgres", "Node", "Hub",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

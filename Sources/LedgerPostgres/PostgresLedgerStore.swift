@@ -189,12 +189,27 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
 
     public func sequence(pending: [PendingRecord], discarding: [String], leaves: [StoredLeaf]) throws -> UInt64 {
         try transaction("append to the ledger") { connection in
+            // One statement for the pending records, the last write of each id winning (a
+            // statement may not upsert one row twice).
+            var latest: [String: PendingRecord] = [:], order: [String] = []
             for record in pending {
-                _ = try connection.query("""
-                    INSERT INTO verity_ledger_pending (record_id, envelope, owner, gateway)
-                    VALUES (\(record.recordID), \(record.envelope), \(record.owner), \(gateway))
+                if latest.updateValue(record, forKey: record.recordID) == nil { order.append(record.recordID) }
+            }
+            for chunk in stride(from: 0, to: order.count, by: 1000) {
+                var binds = PostgresBindings(capacity: 4 * min(1000, order.count - chunk))
+                var values: [String] = []
+                for (offset, id) in order[chunk..<min(chunk + 1000, order.count)].enumerated() {
+                    let record = latest[id]!, p = offset * 4
+                    values.append("($\(p + 1), $\(p + 2), $\(p + 3), $\(p + 4))")
+                    binds.append(record.recordID)
+                    try binds.append(record.envelope)
+                    try binds.append(record.owner)
+                    binds.append(gateway)
+                }
+                _ = try connection.query(PostgresQuery(unsafeSQL: """
+                    INSERT INTO verity_ledger_pending (record_id, envelope, owner, gateway) VALUES \(values.joined(separator: ", "))
                     ON CONFLICT (record_id) DO UPDATE SET envelope = EXCLUDED.envelope, owner = EXCLUDED.owner
-                    """, logger: logger).wait()
+                    """, binds: binds), logger: logger).wait()
             }
             if !discarding.isEmpty {
                 _ = try connection.query("DELETE FROM verity_ledger_pending WHERE record_id = ANY(\(discarding))", logger: logger).wait()

@@ -238,3 +238,10 @@ func ledgerCall<T>(_ body: () throws -> T) throws -> T {
         throw CLIError(error.message + (error.cause.map { " (\($0))" } ?? ""))
     }
 }
+
+/// ``ledgerCall(_:)`` for an async body.
+func ledgerCall<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch let error as LedgerError {
+        throw CLIError(error.message + (error.cause.map { " (\($0))" } ?? ""))
+    }
+}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ledger
+import LedgerPostgres
 import Node
 
 /// `verity ledger hammer`: the ledger's load tester, in process (benchmarks/ledger-scale drives it).
@@ -36,9 +37,20 @@ struct LedgerHammerCommand: AsyncParsableCommand {
         try ledgerCall { try directory.create(); try directory.lock() }
         let signer = try ledgerCall { try directory.nodeSigner(create: !directory.hasLedger) }
         let clock = ContinuousClock()
+        // SQLite in the data directory, or the PostgreSQL ledger several gateways share.
+        let openStore: () throws -> any LedgerStore = {
+            guard let url = directory.database else { return try SQLiteLedgerStore(path: directory.ledgerPath) }
+            let store = try PostgresLedgerStore(url: url, gateway: "hammer")
+            let owner = try store.claim("node_key", value: signer.verifier.verifierKey)
+            guard owner == signer.verifier.verifierKey else {
+                throw LedgerError(.tampered, "the ledger in \(store.location.redacted) is signed by \(owner), not by \(directory.nodeKeyPath)")
+            }
+            return store
+        }
 
         var opened = clock.now
-        var node = try ledgerCall { try LedgerNode(store: try SQLiteLedgerStore(path: directory.ledgerPath), signer: signer) }
+        var node = try ledgerCall { try LedgerNode(store: try openStore(), signer: signer) }
+        _ = try await ledgerCall { try await node.synchronize() }
         let firstOpen = clock.now - opened
         let start = await node.size
         emit(["phase": "open", "records": Int(start), "seconds": firstOpen.seconds, "rss_mb": Memory.residentMB, "peak_rss_mb": Memory.peakMB],
@@ -60,7 +72,11 @@ struct LedgerHammerCommand: AsyncParsableCommand {
                 }
                 for result in await node.commit(writes) { _ = try result.get() }
                 appended += n
-                if appended % sealEvery < n || appended == records { _ = try await node.seal() }
+                if appended % sealEvery < n || appended == records {
+                    // A shared store integrates (the leader's step) before sealing.
+                    try await node.synchronize()
+                    _ = try await node.seal()
+                }
                 if appended % reportEvery < n || appended == records {
                     let now = clock.now
                     let rate = Double(appended - lastCount) / (now - last).seconds
@@ -75,7 +91,8 @@ struct LedgerHammerCommand: AsyncParsableCommand {
                  "appended \(appended) records in \(total.formatted3) s: \(Int(Double(appended) / total)) records/s with \(batch) per commit")
             // A restart: the node's only state is its store.
             opened = clock.now
-            node = try ledgerCall { try LedgerNode(store: try SQLiteLedgerStore(path: directory.ledgerPath), signer: signer) }
+            node = try ledgerCall { try LedgerNode(store: try openStore(), signer: signer) }
+            _ = try await ledgerCall { try await node.synchronize() }
             let reopen = clock.now - opened
             emit(["phase": "restart", "records": Int(await node.size), "seconds": reopen.seconds, "rss_mb": Memory.residentMB],
                  "restart: opened \(await node.size) records in \(reopen.seconds.formatted3) s")
