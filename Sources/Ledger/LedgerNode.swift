@@ -373,6 +373,15 @@ public actor LedgerNode {
         return leads
     }
 
+    /// The leader's recovery in a shared store: appends the write-ahead records of gateways that
+    /// stopped without finishing them (a gateway recovers its own when it restarts; this covers
+    /// one that never does). They are integrated and sealed at the next ``synchronize()``.
+    /// - Returns: How many records were recovered (0 unless this node leads a shared store).
+    public func adoptOrphans() throws -> Int {
+        guard store.isShared, isLeader else { return 0 }
+        return try store.adoptOrphans(limit: 4096)
+    }
+
     /// The number of leaves sequenced: ``size`` for a store that is not shared; in a shared one,
     /// also those the leader has not integrated yet.
     public func sequencedSize() throws -> UInt64 {

@@ -156,6 +156,10 @@ public protocol LedgerStore: Sendable {
     func integrate(limit: Int) throws -> TreeEdge
     /// The number of leaves sequenced, integrated or not.
     func sequencedCount() throws -> UInt64
+    /// The leader's step in a shared store: appends (sequences) up to `limit` pending records of
+    /// processes that are no longer running, as they are, and deletes them.
+    /// - Returns: How many it appended.
+    func adoptOrphans(limit: Int) throws -> Int
 }
 
 extension LedgerStore {
@@ -199,4 +203,6 @@ extension LedgerStore {
     public func integrate(limit: Int) throws -> TreeEdge { try treeEdge() }
 
     public func sequencedCount() throws -> UInt64 { try leafCount() }
+
+    public func adoptOrphans(limit: Int) throws -> Int { 0 }
 }

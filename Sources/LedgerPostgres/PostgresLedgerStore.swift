@@ -28,7 +28,10 @@ import Synchronization
 /// block at a height.
 ///
 /// **Pending records** carry the gateway that wrote them (``gateway``): a gateway recovers its
-/// own at start, never another one's that is still answering.
+/// own at start, never another one's that is still answering. Each gateway holds a session
+/// advisory lock on its name while it runs, so a second process with the same name (a data
+/// directory copied with its `gateway.id`) is refused, and the leader can tell a gateway that is
+/// gone: ``adoptOrphans(limit:)`` appends the pending records of gateways whose lock is free.
 ///
 /// Schema (all tables prefixed `verity_ledger_`): `leaves(idx, record_id UNIQUE, envelope,
 /// leaf_hash, owner)`, `pending(record_id, envelope, owner, gateway, written)`, `tiles(level,
@@ -43,22 +46,43 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
     public let client: SynchronousPostgres
     /// Where the database is.
     public var location: PostgresLocation { client.location }
-    /// This process's name in `pending.gateway`.
-    public let gateway: String
+    /// This process's name in `pending.gateway`; nil for a reader (`verity ledger …`), which
+    /// writes none and sees every gateway's.
+    public let gateway: String?
     private var logger: Logger { client.logger }
     /// The connection generation on which this process took the leader lock, if it did.
     private let leaderGeneration = Mutex<Int?>(nil)
     private static let leaderLockKey: Int64 = 0x7665_7269_7479_4c31 // "verityL1"
+    /// The class of the gateways' locks (two-key advisory locks: this, and `hashtext(name)`).
+    private static let gatewayLockClass: Int32 = 0x7665_7247 // "verG"
+
+    /// Takes a gateway's session lock on a new connection, waiting up to 3 s for a leader
+    /// that is adopting its records (it holds the lock for one transaction).
+    private static func lockGateway(_ name: String, on connection: PostgresConnection, logger: Logger) throws {
+        for attempt in 0..<30 {
+            let rows = try connection.query("SELECT pg_try_advisory_lock(\(gatewayLockClass), hashtext(\(name)))", logger: logger).wait().rows
+            if try rows.first(where: { _ in true })?.decode(Bool.self) == true { return }
+            if attempt < 29 { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        throw LedgerError(.storage, "the gateway id \(name) is in use by another running gateway of this ledger: a data directory "
+                          + "copied from another gateway must not keep its gateway.id (delete it in the copy; a new one is made)")
+    }
     static let schemaLockKey: Int64 = 0x7665_7269_7479_5331 // "verityS1"
 
     /// Connects, and creates the schema if the database has none.
     /// - Parameters:
     ///   - url: `postgres://[user[:password]@][host][:port]/database[?sslmode=disable|require][&host=/socket/dir]`.
-    ///   - gateway: This process's stable name (for its pending records).
+    ///   - gateway: This process's stable name (for its pending records), held locked while it
+    ///     runs; nil for a reader.
     /// - Throws: ``LedgerError/Code/invalidValue`` for a bad URL; ``LedgerError/Code/storage`` if
-    ///   the database cannot be reached or its schema created.
-    public init(url: String, gateway: String, logger: Logger = Logger(label: "verity.ledger.postgres")) throws {
-        self.client = try SynchronousPostgres(url: url, logger: logger)
+    ///   the database cannot be reached or its schema created, or another running process holds
+    ///   the gateway's name.
+    public init(url: String, gateway: String?, logger: Logger = Logger(label: "verity.ledger.postgres")) throws {
+        var onConnect: (@Sendable (PostgresConnection) throws -> Void)?
+        if let gateway {
+            onConnect = { connection in try PostgresLedgerStore.lockGateway(gateway, on: connection, logger: logger) }
+        }
+        self.client = try SynchronousPostgres(url: url, logger: logger, onConnect: onConnect)
         self.gateway = gateway
         try client.createSchema(Self.schema, what: "the ledger schema")
     }
@@ -191,6 +215,7 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
         try transaction("append to the ledger") { connection in
             // One statement for the pending records, the last write of each id winning (a
             // statement may not upsert one row twice).
+            guard pending.isEmpty || gateway != nil else { throw LedgerError(.storage, "a ledger reader writes no pending records") }
             var latest: [String: PendingRecord] = [:], order: [String] = []
             for record in pending {
                 if latest.updateValue(record, forKey: record.recordID) == nil { order.append(record.recordID) }
@@ -214,38 +239,81 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
             if !discarding.isEmpty {
                 _ = try connection.query("DELETE FROM verity_ledger_pending WHERE record_id = ANY(\(discarding))", logger: logger).wait()
             }
-            let count = Int64(leaves.count)
-            let taken = try rows("UPDATE verity_ledger_sequence SET next = next + \(count) WHERE id = 1 RETURNING next - \(count)",
-                                 on: connection)
-            guard let first = try taken.first?.decode(Int64.self) else {
-                throw LedgerError(.storage, "the ledger's sequence row is missing")
+            return try insertLeaves(leaves, on: connection)
+        }
+    }
+
+    /// Takes the next indices for `leaves` and inserts them there, deleting their pending
+    /// records; inside the caller's transaction.
+    /// - Returns: The first index taken.
+    private func insertLeaves(_ leaves: [StoredLeaf], on connection: PostgresConnection) throws -> UInt64 {
+        guard !leaves.isEmpty else {
+            // No index to take: leave the sequence row unlocked for those who do.
+            return UInt64(try rows("SELECT next FROM verity_ledger_sequence WHERE id = 1", on: connection).first?.decode(Int64.self) ?? 0)
+        }
+        let count = Int64(leaves.count)
+        let taken = try rows("UPDATE verity_ledger_sequence SET next = next + \(count) WHERE id = 1 RETURNING next - \(count)",
+                             on: connection)
+        guard let first = try taken.first?.decode(Int64.self) else {
+            throw LedgerError(.storage, "the ledger's sequence row is missing")
+        }
+        // One statement for the batch: rows of five parameters each.
+        for chunk in stride(from: 0, to: leaves.count, by: 1000) {
+            let part = leaves[chunk..<min(chunk + 1000, leaves.count)]
+            var binds = PostgresBindings(capacity: part.count * 5)
+            var values: [String] = []
+            for (offset, leaf) in part.enumerated() {
+                let p = offset * 5
+                values.append("($\(p + 1), $\(p + 2), $\(p + 3), $\(p + 4), $\(p + 5))")
+                binds.append(first + Int64(chunk + offset))
+                binds.append(leaf.recordID)
+                try binds.append(leaf.envelope)
+                try binds.append(leaf.leafHash)
+                try binds.append(leaf.owner)
             }
-            guard !leaves.isEmpty else { return UInt64(first) }
-            // One statement for the batch: rows of five parameters each.
-            for chunk in stride(from: 0, to: leaves.count, by: 1000) {
-                let part = leaves[chunk..<min(chunk + 1000, leaves.count)]
-                var binds = PostgresBindings(capacity: part.count * 5)
-                var values: [String] = []
-                for (offset, leaf) in part.enumerated() {
-                    let p = offset * 5
-                    values.append("($\(p + 1), $\(p + 2), $\(p + 3), $\(p + 4), $\(p + 5))")
-                    binds.append(first + Int64(chunk + offset))
-                    binds.append(leaf.recordID)
-                    try binds.append(leaf.envelope)
-                    try binds.append(leaf.leafHash)
-                    try binds.append(leaf.owner)
-                }
-                do {
-                    _ = try connection.query(PostgresQuery(
-                        unsafeSQL: "INSERT INTO verity_ledger_leaves (idx, record_id, envelope, leaf_hash, owner) VALUES "
-                            + values.joined(separator: ", "), binds: binds), logger: logger).wait()
-                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                    throw LedgerError(.duplicateRecord, "a record of this batch is already in the log: \(SynchronousPostgres.describe(error))")
+            do {
+                _ = try connection.query(PostgresQuery(
+                    unsafeSQL: "INSERT INTO verity_ledger_leaves (idx, record_id, envelope, leaf_hash, owner) VALUES "
+                        + values.joined(separator: ", "), binds: binds), logger: logger).wait()
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                throw LedgerError(.duplicateRecord, "a record of this batch is already in the log: \(SynchronousPostgres.describe(error))")
+            }
+        }
+        _ = try connection.query("DELETE FROM verity_ledger_pending WHERE record_id = ANY(\(leaves.map(\.recordID)))",
+                                 logger: logger).wait()
+        return UInt64(first)
+    }
+
+    /// The leader's recovery of gateways that are gone: in one transaction, appends as leaves
+    /// up to `limit` pending records of every other gateway whose session lock is free (it is
+    /// not running; the lock is held for the transaction, so it cannot start meanwhile), oldest
+    /// first, and deletes them. The records were written ahead as interrupted; they are appended
+    /// as they are, like a gateway's own at its restart.
+    /// - Returns: The number of records adopted.
+    public func adoptOrphans(limit: Int) throws -> Int {
+        guard let gateway else { return 0 }
+        return try transaction("recover the records of stopped gateways") { connection in
+            // A pending record whose leaf exists (a race of two writers) is just stale.
+            _ = try connection.query("""
+                DELETE FROM verity_ledger_pending p USING verity_ledger_leaves l WHERE p.record_id = l.record_id
+                """, logger: logger).wait()
+            let others = try rows("SELECT DISTINCT gateway FROM verity_ledger_pending WHERE gateway <> \(gateway)", on: connection)
+                .map { try $0.decode(String.self) }
+            var leaves: [StoredLeaf] = []
+            for other in others where leaves.count < limit {
+                let free = try rows("SELECT pg_try_advisory_xact_lock(\(Self.gatewayLockClass), hashtext(\(other)))", on: connection)
+                guard try free.first?.decode(Bool.self) == true else { continue }
+                for row in try rows("""
+                    SELECT record_id, envelope, owner FROM verity_ledger_pending WHERE gateway = \(other)
+                    ORDER BY written LIMIT \(Int64(limit - leaves.count))
+                    """, on: connection) {
+                    let (id, envelope, owner) = try row.decode((String, Data, Data?).self)
+                    leaves.append(StoredLeaf(index: 0, recordID: id, envelope: envelope, leafHash: RFC6962.leafHash(envelope), owner: owner))
                 }
             }
-            _ = try connection.query("DELETE FROM verity_ledger_pending WHERE record_id = ANY(\(leaves.map(\.recordID)))",
-                                     logger: logger).wait()
-            return UInt64(first)
+            guard !leaves.isEmpty else { return 0 }
+            _ = try insertLeaves(leaves, on: connection)
+            return leaves.count
         }
     }
 
@@ -309,9 +377,12 @@ public final class PostgresLedgerStore: LedgerStore, @unchecked Sendable {
     // MARK: Reading
 
     public func pendingRecords() throws -> [PendingRecord] {
-        try select("read pending records", """
-            SELECT record_id, envelope, owner FROM verity_ledger_pending WHERE gateway = \(gateway) ORDER BY written
-            """).map { row in
+        let query: PostgresQuery = if let gateway {
+            "SELECT record_id, envelope, owner FROM verity_ledger_pending WHERE gateway = \(gateway) ORDER BY written"
+        } else {
+            "SELECT record_id, envelope, owner FROM verity_ledger_pending ORDER BY written"
+        }
+        return try select("read pending records", query).map { row in
             let (id, envelope, owner) = try row.decode((String, Data, Data?).self)
             return PendingRecord(recordID: id, envelope: envelope, owner: owner)
         }

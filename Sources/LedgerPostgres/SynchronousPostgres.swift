@@ -20,11 +20,15 @@ public final class SynchronousPostgres: Sendable {
     private let state = Mutex<(connection: PostgresConnection?, generation: Int)>((nil, 0))
     private let serial = NSLock()
     private static let nextConnectionID = Atomic<Int>(1)
+    /// Run on every new connection before its first use (to take a session lock); a throw
+    /// closes it and fails the call.
+    private let onConnect: (@Sendable (PostgresConnection) throws -> Void)?
 
     /// - Throws: ``LedgerError/Code/invalidValue`` for a bad URL (it connects on first use).
-    public init(url: String, logger: Logger) throws {
+    public init(url: String, logger: Logger, onConnect: (@Sendable (PostgresConnection) throws -> Void)? = nil) throws {
         location = try PostgresLocation(url: url)
         self.logger = logger
+        self.onConnect = onConnect
     }
 
     deinit {
@@ -48,6 +52,13 @@ public final class SynchronousPostgres: Sendable {
                 throw error
             } catch {
                 throw LedgerError(.storage, "cannot connect to PostgreSQL at \(location.redacted): \(Self.describe(error))")
+            }
+            if let onConnect, let connection = current {
+                do { try onConnect(connection) } catch {
+                    _ = try? connection.close().wait()
+                    if let error = error as? LedgerError { throw error }
+                    throw LedgerError(.storage, "PostgreSQL: cannot set up the connection: \(Self.describe(error))")
+                }
             }
             generation = state.withLock { s in
                 s.connection = current

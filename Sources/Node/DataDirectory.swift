@@ -79,7 +79,7 @@ public struct DataDirectory: Sendable {
     /// The ledger's storage for a reader (`verity ledger …` beside a running server): the
     /// PostgreSQL ledger in ``database`` if set, else `ledger.sqlite` opened read-only.
     public func ledgerStoreForReading() throws -> any LedgerStore {
-        if let database { return try PostgresLedgerStore(url: database, gateway: "reader") }
+        if let database { return try PostgresLedgerStore(url: database, gateway: nil) }
         return try SQLiteLedgerStore(readingAt: ledgerPath)
     }
 

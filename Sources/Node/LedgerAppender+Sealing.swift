@@ -19,6 +19,11 @@ extension LedgerAppender {
                 logger.info(leads ? "ledger: this gateway now leads the shared log (integrates and seals)"
                                   : "ledger: another gateway leads the shared log")
             }
+            let adopted = try await node.adoptOrphans()
+            if adopted > 0 {
+                logger.warning("ledger: recovered \(adopted) interrupted records of gateways that stopped without finishing their answers")
+                try await node.synchronize()
+            }
             if let block = try await node.seal() {
                 logger.debug("ledger: sealed block \(block.height) at size \(block.treeSize)")
             }

@@ -40,7 +40,7 @@ struct LedgerHammerCommand: AsyncParsableCommand {
         // SQLite in the data directory, or the PostgreSQL ledger several gateways share.
         let openStore: () throws -> any LedgerStore = {
             guard let url = directory.database else { return try SQLiteLedgerStore(path: directory.ledgerPath) }
-            let store = try PostgresLedgerStore(url: url, gateway: "hammer")
+            let store = try PostgresLedgerStore(url: url, gateway: "hammer-\(UUID().uuidString.prefix(8))")
             let owner = try store.claim("node_key", value: signer.verifier.verifierKey)
             guard owner == signer.verifier.verifierKey else {
                 throw LedgerError(.tampered, "the ledger in \(store.location.redacted) is signed by \(owner), not by \(directory.nodeKeyPath)")
