@@ -136,7 +136,10 @@ struct LedgerAuditRun {
             verifier = try nodeKey.map(readVerifier) ?? (try ledgerCall { try directory.nodeSigner(create: false).verifier })
             store = try ledgerCall { try directory.ledgerStoreForReading() }
         }
-        var audit = try ledgerCall { try LedgerAudit.run(store: store, verifier: verifier, envelopes: envelopes) }
+        // On a thread of its own: a remote store blocks on its requests, which must not hold
+        // one of the few cooperative threads the requests themselves run on.
+        let envelopes = envelopes
+        var audit = try await onOwnThread { try ledgerCall { try LedgerAudit.run(store: store, verifier: verifier, envelopes: envelopes) } }
         if let unmet, let height = try? store.blockCount(), height > 0 {
             audit.problems.append(LedgerAudit.Problem(subject: .block(height: height - 1), message: unmet))
         }
@@ -289,5 +292,14 @@ extension LedgerRecord {
             ("signature", .string(usageSignature.base64EncodedString())),
             ("verified", .bool(failure == nil)), ("error", .optional(failure)),
         ])
+    }
+}
+
+/// Runs blocking work on a new thread and returns its result.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 8 << 20
+        thread.start()
     }
 }

@@ -262,3 +262,41 @@ def test_verify_over_http_and_fsck_and_a_restart(log, tmp_path):
             p = subprocess.run([str(verity_binary()), "serve", "--data-dir", str(copy), "--host", "127.0.0.1", "--port", str(free_port()),
                                 "--api-key", API_KEY], capture_output=True, text=True, timeout=120)
             assert p.returncode != 0 and "does not verify" in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def test_verify_over_http_catches_a_server_that_serves_an_altered_log(log):
+    """`verify --url` streams the served log (bounded memory) and still catches a server that
+    serves one altered hash tile, or one altered entry, through a proxy that flips one byte."""
+    import http.server, threading, urllib.request
+    server = log["server"]
+    state = {"target": None}
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            with urllib.request.urlopen(server.base_url + self.path, timeout=30) as r:
+                status, body, ctype = r.status, r.read(), r.headers.get("content-type", "application/octet-stream")
+            if state["target"] and self.path.startswith(PREFIX + state["target"]):
+                body = bytearray(body)
+                body[200] ^= 1  # inside the first hash, or the first entry (past its 2-byte length)
+                body = bytes(body)
+            self.send_response(status)
+            self.send_header("content-type", ctype)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    try:
+        assert cli("ledger", "verify", "--url", url).stdout.startswith("ok: ")
+        for target, words in (("tile/0/001", "tile 0/001"), ("tile/entries/001", "")):
+            state["target"] = target
+            p = cli("ledger", "verify", "--url", url, check=False)
+            assert p.returncode == 1 and p.stdout.startswith("FAILED"), (target, p.stdout, p.stderr)
+            assert words in p.stdout, (target, p.stdout)
+    finally:
+        proxy.shutdown()
