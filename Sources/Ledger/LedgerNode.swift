@@ -382,12 +382,6 @@ public actor LedgerNode {
         return try store.adoptOrphans(limit: 4096)
     }
 
-    /// The number of leaves sequenced: ``size`` for a store that is not shared; in a shared one,
-    /// also those the leader has not integrated yet.
-    public func sequencedSize() throws -> UInt64 {
-        store.isShared ? try store.sequencedCount() : edge.size
-    }
-
     /// The block at `height`.
     /// - Throws: ``LedgerError/Code/notFound``.
     public func block(height: UInt64) throws -> Block {
