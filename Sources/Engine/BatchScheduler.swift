@@ -351,9 +351,11 @@ public final class BatchScheduler: @unchecked Sendable {
         activeCount -= 1
         if !locked { lock.unlock() }
         if let reason {
-            let tail = reason == .stop ? "" : job.completion.finish()
-            job.request.continuation.yield(.finished(GenerationSummary(finishReason: reason, tail: tail, promptTokens: job.prompt.count,
-                cachedPromptTokens: job.reused, completionTokens: job.completion.tokens.count)))
+            let (tail, tailLogprobs) = reason == .stop ? ("", []) : job.completion.finishWithLogprobs()
+            var summary = GenerationSummary(finishReason: reason, tail: tail, promptTokens: job.prompt.count,
+                                            cachedPromptTokens: job.reused, completionTokens: job.completion.tokens.count)
+            summary.tailLogprobs = tailLogprobs
+            job.request.continuation.yield(.finished(summary))
         }
         job.request.continuation.finish()
     }

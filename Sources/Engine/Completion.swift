@@ -13,6 +13,11 @@ public struct Completion: Sendable {
     private var sampler: Sampler
     private var detokenizer: StreamingDetokenizer
     private var stops: StopMatcher
+    /// Log-probabilities of sampled tokens whose text is not released yet (held for a possible
+    /// stop string or an unfinished character), oldest first, each with the text it added.
+    private var heldLogprobs: [ContentLogprob] = []
+    /// UTF-8 bytes of text released beyond the start of the first held entry.
+    private var releasedBeyondHeld = 0
 
     /// One sampled token: its text (possibly empty while a character or a possible stop string is
     /// incomplete) and, when the completion ended with it, why.
@@ -22,6 +27,11 @@ public struct Completion: Sendable {
         public var logprob: TokenLogprob?
         public var top: [TokenLogprob]
         public var finish: FinishReason?
+        /// The log-probabilities that go with ``text``: the tokens whose text it releases, each
+        /// with the part of the content it accounts for. Joined, their texts are the content: an
+        /// end-of-generation token has none, and a token cut by a stop string keeps only the text
+        /// before the stop. Empty without `logprobs`.
+        public var logprobs: [ContentLogprob] = []
     }
 
     public init(prompt: [Int32], parameters: GenerationParameters, tokenizer: Tokenizer) {
@@ -43,21 +53,67 @@ public struct Completion: Sendable {
         tokens.append(token)
         if let logprob { logprobs.append(logprob) }
         if tokenizer.isEndOfGeneration(token) {
-            let tail = stops.feed(detokenizer.finish()).released + stops.flush()
-            text += tail
-            return Step(token: token, text: tail, logprob: logprob, top: top, finish: .stop)
+            // Not content: its log-probability is not listed with the text.
+            let (tail, entries) = finishWithLogprobs()
+            return Step(token: token, text: tail, logprob: logprob, top: top, finish: .stop, logprobs: entries)
         }
-        let (released, stopped) = stops.feed(detokenizer.append(token))
+        let added = detokenizer.append(token)
+        if let logprob { heldLogprobs.append(ContentLogprob(chosen: logprob, top: top, text: added)) }
+        let (released, stopped) = stops.feed(added)
         text += released
+        let entries = releaseLogprobs(bytes: released.utf8.count, final: stopped)
         let finish: FinishReason? = stopped ? .stop : tokens.count >= parameters.maxTokens ? .length : nil
-        return Step(token: token, text: released, logprob: logprob, top: top, finish: finish)
+        return Step(token: token, text: released, logprob: logprob, top: top, finish: finish, logprobs: entries)
+    }
+
+    /// The held log-probabilities whose text is now released, `bytes` more of it. With `final`
+    /// (a stop string ended the text), a token the stop cut keeps the released part of its text
+    /// and the tokens after it are dropped.
+    private mutating func releaseLogprobs(bytes: Int, final: Bool) -> [ContentLogprob] {
+        releasedBeyondHeld += bytes
+        var out: [ContentLogprob] = []
+        while let first = heldLogprobs.first, first.text.utf8.count <= releasedBeyondHeld {
+            releasedBeyondHeld -= first.text.utf8.count
+            out.append(heldLogprobs.removeFirst())
+        }
+        if final {
+            if var cut = heldLogprobs.first, releasedBeyondHeld > 0 {
+                // The released text and each token's text are whole Unicode scalars, so the cut is
+                // at a scalar boundary.
+                cut.text = String(decoding: cut.text.utf8.prefix(releasedBeyondHeld), as: UTF8.self)
+                out.append(cut)
+            }
+            heldLogprobs.removeAll()
+            releasedBeyondHeld = 0
+        }
+        return out
     }
 
     /// Ends a completion that did not stop by itself (length, full context, cancellation):
     /// returns text held back for a possible stop string or an unfinished character.
     public mutating func finish() -> String {
+        finishWithLogprobs().text
+    }
+
+    /// ``finish()``, with the log-probabilities that go with the text it returns (see
+    /// ``Step/logprobs``).
+    public mutating func finishWithLogprobs() -> (text: String, logprobs: [ContentLogprob]) {
         let tail = stops.feed(detokenizer.finish()).released + stops.flush()
         text += tail
-        return tail
+        return (tail, releaseLogprobs(bytes: tail.utf8.count, final: true))
+    }
+}
+
+/// A sampled token's log-probability as listed with the content: the token, its alternatives, and
+/// the text of the content it accounts for (what the detokenizer added for it, released).
+public struct ContentLogprob: Sendable, Equatable {
+    public var chosen: TokenLogprob
+    public var top: [TokenLogprob]
+    public var text: String
+
+    public init(chosen: TokenLogprob, top: [TokenLogprob], text: String) {
+        self.chosen = chosen
+        self.top = top
+        self.text = text
     }
 }

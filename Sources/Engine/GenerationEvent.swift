@@ -27,6 +27,8 @@ public struct GenerationSummary: Sendable, Equatable {
     /// Text held back until the end (an unfinished character or a partial stop string), to be
     /// appended after the last token's text.
     public var tail: String
+    /// The log-probabilities that go with ``tail`` (see ``Completion/Step/logprobs``).
+    public var tailLogprobs: [ContentLogprob] = []
     public var promptTokens: Int
     /// Prompt tokens whose KV entries were reused from an earlier request.
     public var cachedPromptTokens: Int

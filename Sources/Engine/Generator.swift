@@ -93,9 +93,10 @@ public final class Generator {
             if context.count + 1 > context.capacity { break }
             logits = try evaluate([step.token])
         }
-        let tail = finish == .stop ? "" : completion.finish()
-        let summary = GenerationSummary(finishReason: finish, tail: tail, promptTokens: prompt.count, cachedPromptTokens: shared,
+        let (tail, tailLogprobs) = finish == .stop ? ("", []) : completion.finishWithLogprobs()
+        var summary = GenerationSummary(finishReason: finish, tail: tail, promptTokens: prompt.count, cachedPromptTokens: shared,
                                         completionTokens: completion.tokens.count)
+        summary.tailLogprobs = tailLogprobs
         _ = onEvent(.finished(summary))
         return GenerationResult(summary: summary, promptTokens: prompt, completionTokens: completion.tokens, text: completion.text,
                                 promptSeconds: promptSeconds, generationSeconds: Date().timeIntervalSince(genStart),

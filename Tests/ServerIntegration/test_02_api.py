@@ -144,7 +144,8 @@ def test_chat_logprobs(client, model_id):
                                        logprobs=True, top_logprobs=3)
     lp = r.choices[0].logprobs
     assert lp is not None and lp.content is not None
-    assert len(lp.content) == r.usage.completion_tokens, "one logprob entry per completion token"
+    assert r.choices[0].finish_reason == "length"
+    assert len(lp.content) == r.usage.completion_tokens, "one logprob entry per completion token (no end-of-turn token here)"
     for e in lp.content:
         assert e.logprob <= 0 and isinstance(e.token, str)
         assert len(e.top_logprobs) == 3
@@ -155,6 +156,67 @@ def test_chat_logprobs(client, model_id):
     # Without logprobs requested, the field is null.
     r = client.chat.completions.create(model=model_id, messages=HELLO, max_tokens=2)
     assert r.choices[0].logprobs is None
+
+
+def _chat_logprobs(client, model_id, stream, **kw):
+    """(content, logprob tokens, finish reason) of a greedy chat, streamed or not."""
+    args = dict(model=model_id, temperature=0, logprobs=True, top_logprobs=2, **kw)
+    if not stream:
+        r = client.chat.completions.create(**args)
+        return r.choices[0].message.content, [e.token for e in r.choices[0].logprobs.content], r.choices[0].finish_reason
+    content, tokens, finish = "", [], None
+    for chunk in client.chat.completions.create(stream=True, **args):
+        for c in chunk.choices:
+            content += c.delta.content or ""
+            if c.logprobs and c.logprobs.content:
+                tokens += [e.token for e in c.logprobs.content]
+            finish = c.finish_reason or finish
+    return content, tokens, finish
+
+
+def _text_logprobs(client, model_id, stream, **kw):
+    args = dict(model=model_id, temperature=0, logprobs=1, **kw)
+    if not stream:
+        r = client.completions.create(**args)
+        return r.choices[0].text, r.choices[0].logprobs.tokens, r.choices[0].finish_reason
+    text, tokens, finish = "", [], None
+    for chunk in client.completions.create(stream=True, **args):
+        for c in chunk.choices:
+            text += c.text or ""
+            if c.logprobs and c.logprobs.tokens:
+                tokens += c.logprobs.tokens
+            finish = c.finish_reason or finish
+    return text, tokens, finish
+
+
+def test_logprobs_join_to_the_content_for_every_finish_reason(client, model_id):
+    """Issue #26: the logprobs cover exactly the content: no end-of-turn token, nothing of a stop
+    string, the token a stop string cuts only up to the cut; in chat, chat streaming and
+    completions (streamed or not)."""
+    ask = [{"role": "user", "content": "Reply with just the word OK."}]
+    long_ask = [{"role": "user", "content": "Write a sentence about the sea."}]
+    # The stop string: three characters from inside the greedy answer, so it cuts a token.
+    free = client.chat.completions.create(model=model_id, messages=long_ask, max_tokens=24, temperature=0).choices[0].message.content
+    stop = free[7:10]
+    assert len(stop) == 3 and stop in free
+    prompt = "The sea is"
+    free_text = client.completions.create(model=model_id, prompt=prompt, max_tokens=24, temperature=0).choices[0].text
+    text_stop = free_text[5:8]
+    for stream in (False, True):
+        for kw, want in ((dict(messages=ask, max_tokens=64), "stop"), (dict(messages=long_ask, max_tokens=5), "length"),
+                         (dict(messages=long_ask, max_tokens=24, stop=[stop]), "stop")):
+            content, tokens, finish = _chat_logprobs(client, model_id, stream, **kw)
+            assert finish == want, (stream, kw, finish)
+            assert "".join(tokens) == content, (stream, kw, tokens, content)
+            assert content and "<|" not in "".join(tokens)
+            if "stop" in kw:
+                assert content == free[:free.index(stop)]
+        for kw, want in ((dict(max_tokens=5), "length"), (dict(max_tokens=24, stop=[text_stop]), "stop")):
+            text, tokens, finish = _text_logprobs(client, model_id, stream, prompt=prompt, **kw)
+            assert finish == want and "".join(tokens) == text, (stream, kw, tokens, text)
+        text, tokens, finish = _text_logprobs(client, model_id, stream, prompt="<|im_start|>user\nReply with just the word OK.<|im_end|>\n"
+                                              "<|im_start|>assistant\n", max_tokens=64)
+        assert finish == "stop" and "".join(tokens) == text, (stream, tokens, text)
 
 
 def test_completions_logprobs(client, model_id):

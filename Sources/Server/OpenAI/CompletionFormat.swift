@@ -11,8 +11,9 @@ protocol CompletionFormat: Sendable {
     /// The choice for one token, given how many characters of text were sent before it; nil when
     /// there is nothing to send for it.
     func tokenChoice(_ step: Completion.Step, textOffset: Int) -> JSON?
-    /// The choices that end a stream, one chunk each: the text held back, and the finish reason.
-    func closingChoices(_ summary: GenerationSummary) -> [JSON]
+    /// The choices that end a stream, one chunk each: the text held back (which starts at
+    /// `textOffset` characters), and the finish reason.
+    func closingChoices(_ summary: GenerationSummary, textOffset: Int) -> [JSON]
     /// The non-streaming choice.
     func choice(text: String, steps: [Completion.Step], summary: GenerationSummary) -> JSON
 }
@@ -25,15 +26,19 @@ struct ChatFormat: CompletionFormat {
     var opening: JSON? { ["index": 0, "delta": ["role": "assistant", "content": ""], "logprobs": nil, "finish_reason": nil] }
 
     func tokenChoice(_ step: Completion.Step, textOffset: Int) -> JSON? {
-        guard !step.text.isEmpty || wantsLogprobs else { return nil }
-        let logprobs: JSON = wantsLogprobs && step.logprob != nil ? ["content": [entry(step)!], "refusal": nil] : nil
+        // Logprobs go with the text they account for: a token whose text is held back (or an
+        // end-of-generation token) sends nothing of its own.
+        let entries = wantsLogprobs ? step.logprobs : []
+        guard !step.text.isEmpty || !entries.isEmpty else { return nil }
+        let logprobs: JSON = wantsLogprobs ? ["content": .array(entries.map(entry)), "refusal": nil] : nil
         return ["index": 0, "delta": ["content": .string(step.text)], "logprobs": logprobs, "finish_reason": nil]
     }
 
-    func closingChoices(_ summary: GenerationSummary) -> [JSON] {
+    func closingChoices(_ summary: GenerationSummary, textOffset: Int) -> [JSON] {
         var out: [JSON] = []
         if !summary.tail.isEmpty {
-            out.append(["index": 0, "delta": ["content": .string(summary.tail)], "logprobs": nil, "finish_reason": nil])
+            let logprobs: JSON = wantsLogprobs ? ["content": .array(summary.tailLogprobs.map(entry)), "refusal": nil] : nil
+            out.append(["index": 0, "delta": ["content": .string(summary.tail)], "logprobs": logprobs, "finish_reason": nil])
         }
         out.append(["index": 0, "delta": [:], "logprobs": nil, "finish_reason": ResponseShape.finishReason(summary.finishReason)])
         return out
@@ -41,19 +46,22 @@ struct ChatFormat: CompletionFormat {
 
     func choice(text: String, steps: [Completion.Step], summary: GenerationSummary) -> JSON {
         ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": nil],
-         "logprobs": wantsLogprobs ? ["content": .array(steps.compactMap(entry)), "refusal": nil] : nil,
+         "logprobs": wantsLogprobs ? ["content": .array((steps.flatMap(\.logprobs) + summary.tailLogprobs).map(entry)), "refusal": nil] : nil,
          "finish_reason": ResponseShape.finishReason(summary.finishReason)]
     }
 
-    /// One entry of a chat `logprobs.content` array.
-    private func entry(_ step: Completion.Step) -> JSON? {
-        guard let chosen = step.logprob else { return nil }
-        func fields(_ t: TokenLogprob) -> [(String, JSON)] {
-            let bytes = tokenizer.pieceBytes(t.token)
-            return [("token", .string(String(decoding: bytes, as: UTF8.self))), ("logprob", Logprobs.value(t.logprob)),
-                    ("bytes", .array(bytes.map { .int(Int($0)) }))]
+    /// One entry of a chat `logprobs.content` array. The chosen token's `token` and `bytes` are
+    /// the content it accounts for, so that the entries join to the content; the alternatives
+    /// are their tokens' own text.
+    private func entry(_ item: ContentLogprob) -> JSON {
+        func fields(_ text: String, _ bytes: [UInt8], _ logprob: Float) -> [(String, JSON)] {
+            [("token", .string(text)), ("logprob", Logprobs.value(logprob)), ("bytes", .array(bytes.map { .int(Int($0)) }))]
         }
-        return .object(fields(chosen) + [("top_logprobs", .array(step.top.map { .object(fields($0)) }))])
+        let top: [JSON] = item.top.map { alternative in
+            let bytes = tokenizer.pieceBytes(alternative.token)
+            return .object(fields(String(decoding: bytes, as: UTF8.self), bytes, alternative.logprob))
+        }
+        return .object(fields(item.text, Array(item.text.utf8), item.chosen.logprob) + [("top_logprobs", .array(top))])
     }
 }
 
@@ -65,32 +73,33 @@ struct TextFormat: CompletionFormat {
     var opening: JSON? { nil }
 
     func tokenChoice(_ step: Completion.Step, textOffset: Int) -> JSON? {
-        guard !step.text.isEmpty || wantsLogprobs else { return nil }
-        return ["index": 0, "text": .string(step.text), "logprobs": logprobs([step], from: textOffset), "finish_reason": nil]
+        guard !step.text.isEmpty || (wantsLogprobs && !step.logprobs.isEmpty) else { return nil }
+        return ["index": 0, "text": .string(step.text), "logprobs": logprobs(step.logprobs, from: textOffset), "finish_reason": nil]
     }
 
-    func closingChoices(_ summary: GenerationSummary) -> [JSON] {
-        [["index": 0, "text": .string(summary.tail), "logprobs": nil, "finish_reason": ResponseShape.finishReason(summary.finishReason)]]
+    func closingChoices(_ summary: GenerationSummary, textOffset: Int) -> [JSON] {
+        [["index": 0, "text": .string(summary.tail), "logprobs": summary.tail.isEmpty ? nil : logprobs(summary.tailLogprobs, from: textOffset),
+          "finish_reason": ResponseShape.finishReason(summary.finishReason)]]
     }
 
     func choice(text: String, steps: [Completion.Step], summary: GenerationSummary) -> JSON {
-        ["index": 0, "text": .string(text), "logprobs": logprobs(steps, from: 0),
+        ["index": 0, "text": .string(text), "logprobs": logprobs(steps.flatMap(\.logprobs) + summary.tailLogprobs, from: 0),
          "finish_reason": ResponseShape.finishReason(summary.finishReason)]
     }
 
-    /// The legacy logprobs object: `tokens`, `token_logprobs`, `top_logprobs` and `text_offset`
-    /// (the characters of text before each token).
-    private func logprobs(_ steps: [Completion.Step], from start: Int) -> JSON {
+    /// The legacy logprobs object: `tokens` (the text each token accounts for: they join to the
+    /// text), `token_logprobs`, `top_logprobs` and `text_offset` (the characters of text before
+    /// each token).
+    private func logprobs(_ entries: [ContentLogprob], from start: Int) -> JSON {
         guard wantsLogprobs else { return nil }
         var tokens: [JSON] = [], values: [JSON] = [], tops: [JSON] = [], offsets: [JSON] = []
         var offset = start
-        for step in steps {
-            guard let chosen = step.logprob else { continue }
-            tokens.append(.string(text(chosen.token)))
-            values.append(Logprobs.value(chosen.logprob))
-            tops.append(.object(step.top.map { (text($0.token), Logprobs.value($0.logprob)) }))
+        for item in entries {
+            tokens.append(.string(item.text))
+            values.append(Logprobs.value(item.chosen.logprob))
+            tops.append(.object(item.top.map { (text($0.token), Logprobs.value($0.logprob)) }))
             offsets.append(.int(offset))
-            offset += step.text.count
+            offset += item.text.count
         }
         return ["tokens": .array(tokens), "token_logprobs": .array(values), "top_logprobs": .array(tops), "text_offset": .array(offsets)]
     }

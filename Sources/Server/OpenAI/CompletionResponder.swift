@@ -114,7 +114,7 @@ struct CompletionResponder: Sendable {
                         if case .failure(let error) = recorded { try await writer.write(sse(error.body)) }
                         throw LedgerWriteFailure()
                     }
-                    var chunks = format.closingChoices(summary).map { shape.chunk([$0]) }
+                    var chunks = format.closingChoices(summary, textOffset: text.count).map { shape.chunk([$0]) }
                     if shape.includeUsage { chunks.append(shape.usageChunk(summary)) }
                     if let last = chunks.popLast() { chunks.append(last.adding(key, value)) }
                     for chunk in chunks { try await writer.write(sse(chunk)) }
