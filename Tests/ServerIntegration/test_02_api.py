@@ -1,12 +1,14 @@
 """The OpenAI-compatible endpoints through the official SDK (every response body and streamed chunk
 is also checked against OpenAI's schema by the `recorded` fixture), plus Verity's tokenize,
 detokenize and chat/template endpoints."""
-import re
+import os, re
 
 import openai
 import pytest
 
-from support import CTX, EOS_BIAS
+import hf_fixtures
+from openai import OpenAI
+from support import API_KEY, CTX, EOS_BIAS
 
 HELLO = [{"role": "user", "content": "Say hello in one short sentence."}]
 STORY = [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]
@@ -189,34 +191,59 @@ def _text_logprobs(client, model_id, stream, **kw):
     return text, tokens, finish
 
 
-def test_logprobs_join_to_the_content_for_every_finish_reason(client, model_id):
+# How each model ends an answer on its end-of-generation token, through completions: SmolLM2 in its
+# chat layout; Gemma 3 270m (a base model without a chat template) with its <eos> (id 1) favoured
+# enough to end a sentence (greedy: 18 tokens, with a curly apostrophe, a multi-byte character).
+EOG_COMPLETIONS = {
+    "smollm2": dict(prompt="<|im_start|>user\nReply with just the word OK.<|im_end|>\n<|im_start|>assistant\n"),
+    "gemma3": dict(prompt="The sea is", logit_bias={"1": 8}),
+}
+
+
+@pytest.fixture(scope="module", params=["smollm2", "gemma3"])
+def each_model(request, client, model_id, start_server):
+    """The session's server (SmolLM2), and a server of Gemma 3: every provisioned model."""
+    if request.param == "smollm2":
+        yield request.param, client, model_id
+        return
+    path = os.path.join(hf_fixtures.models_dir(), hf_fixtures.GEMMA_GGUF)
+    server, stop = start_server("gemma-logprobs", ["--model", path, "--max-sequences", "4"])
+    gemma = OpenAI(base_url=server.base_url + "/v1", api_key=API_KEY)
+    yield request.param, gemma, gemma.models.list().data[0].id
+    stop()
+
+
+def test_logprobs_join_to_the_content_for_every_finish_reason(each_model):
     """Issue #26: the logprobs cover exactly the content: no end-of-turn token, nothing of a stop
     string, the token a stop string cuts only up to the cut; in chat, chat streaming and
-    completions (streamed or not)."""
-    ask = [{"role": "user", "content": "Reply with just the word OK."}]
-    long_ask = [{"role": "user", "content": "Write a sentence about the sea."}]
-    # The stop string: three characters from inside the greedy answer, so it cuts a token.
-    free = client.chat.completions.create(model=model_id, messages=long_ask, max_tokens=24, temperature=0).choices[0].message.content
-    stop = free[7:10]
-    assert len(stop) == 3 and stop in free
+    completions (streamed or not), on every provisioned model."""
+    which, client, model_id = each_model
     prompt = "The sea is"
     free_text = client.completions.create(model=model_id, prompt=prompt, max_tokens=24, temperature=0).choices[0].text
     text_stop = free_text[5:8]
+    # Chat needs a chat template: SmolLM2 has one, the Gemma 3 270m base model has none.
+    if which == "smollm2":
+        ask = [{"role": "user", "content": "Reply with just the word OK."}]
+        long_ask = [{"role": "user", "content": "Write a sentence about the sea."}]
+        # The stop string: three characters from inside the greedy answer, so it cuts a token.
+        free = client.chat.completions.create(model=model_id, messages=long_ask, max_tokens=24, temperature=0).choices[0].message.content
+        stop = free[7:10]
+        assert len(stop) == 3 and stop in free
     for stream in (False, True):
-        for kw, want in ((dict(messages=ask, max_tokens=64), "stop"), (dict(messages=long_ask, max_tokens=5), "length"),
-                         (dict(messages=long_ask, max_tokens=24, stop=[stop]), "stop")):
-            content, tokens, finish = _chat_logprobs(client, model_id, stream, **kw)
-            assert finish == want, (stream, kw, finish)
-            assert "".join(tokens) == content, (stream, kw, tokens, content)
-            assert content and "<|" not in "".join(tokens)
+        if which == "smollm2":
+            for kw, want in ((dict(messages=ask, max_tokens=64), "stop"), (dict(messages=long_ask, max_tokens=5), "length"),
+                             (dict(messages=long_ask, max_tokens=24, stop=[stop]), "stop")):
+                content, tokens, finish = _chat_logprobs(client, model_id, stream, **kw)
+                assert finish == want, (which, stream, kw, finish)
+                assert content and "".join(tokens) == content, (which, stream, kw, tokens, content)
+                if "stop" in kw:
+                    assert content == free[:free.index(stop)]
+        for kw, want in ((dict(prompt=prompt, max_tokens=5), "length"), (dict(prompt=prompt, max_tokens=24, stop=[text_stop]), "stop"),
+                         (dict(EOG_COMPLETIONS[which], max_tokens=64), "stop")):
+            text, tokens, finish = _text_logprobs(client, model_id, stream, **kw)
+            assert finish == want and text and "".join(tokens) == text, (which, stream, kw, tokens, text)
             if "stop" in kw:
-                assert content == free[:free.index(stop)]
-        for kw, want in ((dict(max_tokens=5), "length"), (dict(max_tokens=24, stop=[text_stop]), "stop")):
-            text, tokens, finish = _text_logprobs(client, model_id, stream, prompt=prompt, **kw)
-            assert finish == want and "".join(tokens) == text, (stream, kw, tokens, text)
-        text, tokens, finish = _text_logprobs(client, model_id, stream, prompt="<|im_start|>user\nReply with just the word OK.<|im_end|>\n"
-                                              "<|im_start|>assistant\n", max_tokens=64)
-        assert finish == "stop" and "".join(tokens) == text, (stream, tokens, text)
+                assert text == free_text[:free_text.index(text_stop)]
 
 
 def test_completions_logprobs(client, model_id):
