@@ -180,10 +180,12 @@ final class ModelHost: Service, @unchecked Sendable {
         lock.withLock { loaded }
     }
 
-    /// The model with this id, or the view of a base model with the adapter of that name; 503
-    /// while loading, 404 when unknown.
+    /// The model with this id, or the view of a base model with the adapter of that name, or the
+    /// first model for an empty id (a request that names none, as vLLM serves it); 503 while
+    /// loading, 404 when unknown.
     func model(_ id: String) throws(APIError) -> ServedModel {
         guard let models else { throw APIError.unavailable("Models are still loading; retry shortly.") }
+        if id.isEmpty, let first = models.first { return first }
         if let served = models.first(where: { $0.id == id }) { return served }
         for base in models {
             if let entry = base.adapters.entry(id) { return ServedModel(base: base, adapter: entry) }

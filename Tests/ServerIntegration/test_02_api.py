@@ -1,7 +1,7 @@
 """The OpenAI-compatible endpoints through the official SDK (every response body and streamed chunk
 is also checked against OpenAI's schema by the `recorded` fixture), plus Verity's tokenize,
 detokenize and chat/template endpoints."""
-import os, re
+import json, os, re
 
 import openai
 import pytest
@@ -341,3 +341,31 @@ def test_sampling_parameters_accepted(client, model_id):
         frequency_penalty=0.5, seed=7,
         extra_body={"top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1})
     assert r.choices[0].finish_reason in ("stop", "length")
+
+
+def test_response_shape_details_and_the_default_model(raw, model_id):
+    """Issue #26's shape items: `annotations` and `refusal` on the message, token details in the
+    usage, a `system_fingerprint` naming the engine and the model's digest; and a request that
+    names no model goes to the default (first) one, as vLLM does (an unknown one stays a 404)."""
+    fingerprints = set()
+    for path, body in (("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}),
+                       ("/v1/completions", {"prompt": "Hi"})):
+        for stream in (False, True):
+            chat = path == "/v1/chat/completions"
+            usage_chunk = {"stream_options": {"include_usage": True}} if stream and chat else {}
+            r = raw.post(path, json=dict(body, max_tokens=2, stream=stream, **usage_chunk))
+            assert r.status_code == 200, r.text
+            objects = [r.json()] if not stream else [json.loads(line[6:]) for line in r.text.splitlines()
+                                                     if line.startswith("data: {")]
+            assert all(o["model"] == model_id for o in objects)
+            fingerprints |= {o["system_fingerprint"] for o in objects}
+            if not stream or chat:
+                usage = objects[-1]["usage"]
+                assert usage["completion_tokens_details"]["reasoning_tokens"] == 0
+                assert usage["prompt_tokens_details"]["cached_tokens"] >= 0
+            if path == "/v1/chat/completions" and not stream:
+                message = objects[0]["choices"][0]["message"]
+                assert message["annotations"] == [] and message["refusal"] is None
+    assert len(fingerprints) == 1 and re.fullmatch(r"verity/\d+\.\d+\+[0-9a-f]{16}", fingerprints.pop())
+    r = raw.post("/v1/chat/completions", json={"model": "no-such-model", "messages": [{"role": "user", "content": "Hi"}]})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"

@@ -43,7 +43,6 @@ struct ValidationTests {
         Refusal(name: "empty body", path: "/v1/chat/completions", body: "", code: "invalid_json"),
         Refusal(name: "malformed JSON", path: "/v1/chat/completions", body: #"{"model": "#, code: "invalid_json"),
         Refusal(name: "a body that is not an object", path: "/v1/chat/completions", body: "[1, 2]", code: "invalid_type"),
-        Refusal(name: "missing model", path: "/v1/chat/completions", body: #"{"messages": []}"#, code: "missing_required_parameter", param: "model"),
         Refusal(name: "missing messages", path: "/v1/chat/completions", body: #"{"model": "m"}"#, code: "missing_required_parameter", param: "messages"),
         Refusal(name: "a field of the wrong type", path: "/v1/chat/completions",
                 body: #"{"model": "m", "messages": [], "temperature": "hot"}"#, code: "invalid_type", param: "temperature"),

@@ -31,7 +31,8 @@ struct ChatCompletionsController {
         let responder = try await CompletionResponder.start(
             services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "messages",
             shape: ResponseShape(kind: .chat, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,
-                                 includeUsage: req.sampling.streamOptions?.includeUsage == true),
+                                 includeUsage: req.sampling.streamOptions?.includeUsage == true,
+                                 fingerprint: ResponseShape.fingerprint(digest: served.identity.digest)),
             format: ChatFormat(tokenizer: served.model.tokenizer, wantsLogprobs: parameters.logprobs != nil),
             arrived: arrived, interaction: interaction)
         return try await responder.respond(streaming: req.sampling.stream == true, context: context)

@@ -40,7 +40,8 @@ struct CompletionsController {
         let responder = try await CompletionResponder.start(
             services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "prompt",
             shape: ResponseShape(kind: .text, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,
-                                 includeUsage: req.sampling.streamOptions?.includeUsage == true),
+                                 includeUsage: req.sampling.streamOptions?.includeUsage == true,
+                                 fingerprint: ResponseShape.fingerprint(digest: served.identity.digest)),
             format: TextFormat(tokenizer: tokenizer, wantsLogprobs: parameters.logprobs != nil),
             arrived: arrived, interaction: interaction)
         return try await responder.respond(streaming: req.sampling.stream == true, context: context)

@@ -29,6 +29,8 @@ struct GatewayControllers {
         let arrived = ContinuousClock.now
         let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
         let req = try RequestBody.decode(ChatCompletionRequest.self, from: body)
+        // A gateway routes by model: it has no default one.
+        guard !req.model.isEmpty else { throw APIError.missing("model") }
         try RequestValidation.checkSupported(req)
         let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
         try checkSampling(req.sampling)
@@ -49,6 +51,7 @@ struct GatewayControllers {
         let arrived = ContinuousClock.now
         let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
         let req = try RequestBody.decode(CompletionRequest.self, from: body)
+        guard !req.model.isEmpty else { throw APIError.missing("model") }
         try CompletionsController.checkSupported(req)
         try checkSampling(req.sampling)
         let seed: String

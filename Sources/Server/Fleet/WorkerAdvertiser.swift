@@ -100,7 +100,7 @@ final class WorkerAdvertiser: Service, Sendable {
         return document
     }
 
-    static let version = "verity/0.1"
+    static let version = ResponseShape.engineVersion
 
     /// One gateway: key, advert, heartbeats, forever (until shutdown).
     private func serve(_ gateway: String) async {

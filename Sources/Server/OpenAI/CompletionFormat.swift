@@ -45,7 +45,7 @@ struct ChatFormat: CompletionFormat {
     }
 
     func choice(text: String, steps: [Completion.Step], summary: GenerationSummary) -> JSON {
-        ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": nil],
+        ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": nil, "annotations": []],
          "logprobs": wantsLogprobs ? ["content": .array((steps.flatMap(\.logprobs) + summary.tailLogprobs).map(entry)), "refusal": nil] : nil,
          "finish_reason": ResponseShape.finishReason(summary.finishReason)]
     }

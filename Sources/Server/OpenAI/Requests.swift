@@ -90,6 +90,7 @@ struct SamplingFields: Decodable {
 }
 
 struct ChatCompletionRequest: Decodable {
+    /// Empty when the request names none: the server's default (first) model.
     var model: String
     var messages: [Message]
     var sampling: SamplingFields
@@ -135,7 +136,7 @@ struct ChatCompletionRequest: Decodable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        model = try c.decode(String.self, forKey: .model)
+        model = try c.decodeIfPresent(String.self, forKey: .model) ?? ""
         messages = try c.decode([Message].self, forKey: .messages)
         logprobs = try c.decodeIfPresent(Bool.self, forKey: .logprobs)
         topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
@@ -147,6 +148,7 @@ struct ChatCompletionRequest: Decodable {
 }
 
 struct CompletionRequest: Decodable {
+    /// Empty when the request names none: the server's default (first) model.
     var model: String
     var prompt: Prompt
     var sampling: SamplingFields
@@ -184,7 +186,7 @@ struct CompletionRequest: Decodable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        model = try c.decode(String.self, forKey: .model)
+        model = try c.decodeIfPresent(String.self, forKey: .model) ?? ""
         prompt = try c.decode(Prompt.self, forKey: .prompt)
         logprobs = try c.decodeIfPresent(Int.self, forKey: .logprobs)
         echo = try c.decodeIfPresent(Bool.self, forKey: .echo)

@@ -19,6 +19,18 @@ struct ResponseShape: Sendable {
     let model: String
     /// `stream_options.include_usage`: every chunk carries `"usage": null`, and a last chunk the usage.
     let includeUsage: Bool
+    /// `system_fingerprint`: the engine's version and the model's digest, which together decide
+    /// an answer (``fingerprint(digest:)``).
+    let fingerprint: String
+
+    /// The engine's version, as the fleet's adverts also name it.
+    static let engineVersion = "verity/0.1"
+
+    /// `verity/<version>+<first 16 hex digits of the model's SHA-256>`.
+    static func fingerprint(digest: String) -> String {
+        let hex = digest.hasPrefix("sha256:") ? digest.dropFirst("sha256:".count) : Substring(digest)
+        return engineVersion + "+" + hex.prefix(16)
+    }
 
     /// A stream chunk with these choices.
     func chunk(_ choices: [JSON]) -> JSON {
@@ -39,13 +51,15 @@ struct ResponseShape: Sendable {
 
     private func header(_ object: String) -> [(String, JSON)] {
         [("id", .string(id)), ("object", .string(object)), ("created", .int(created)), ("model", .string(model)),
-         ("system_fingerprint", "verity")]
+         ("system_fingerprint", .string(fingerprint))]
     }
 
     static func usage(_ summary: GenerationSummary) -> JSON {
         ["prompt_tokens": .int(summary.promptTokens), "completion_tokens": .int(summary.completionTokens),
          "total_tokens": .int(summary.promptTokens + summary.completionTokens),
-         "prompt_tokens_details": ["cached_tokens": .int(summary.cachedPromptTokens)]]
+         "prompt_tokens_details": ["cached_tokens": .int(summary.cachedPromptTokens), "audio_tokens": 0],
+         "completion_tokens_details": ["reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0,
+                                       "rejected_prediction_tokens": 0]]
     }
 
     /// OpenAI has no reason for a generation the server cut short (shutdown): it reads as `length`.
