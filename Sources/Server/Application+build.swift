@@ -40,7 +40,7 @@ public enum OpenAIServer {
         return try application(configuration, metrics: metrics, logger: logger, what: "web chat at /, API at /v1/") { connections in
             buildRouter(services: services, ledger: ledger, apiKeys: configuration.apiKeys, rateLimits: configuration.rateLimits, web: web,
                         loopback: OriginMiddleware.isLoopback(configuration.host), adminKeys: configuration.adminKeys, exports: exports,
-                        connections: connections)
+                        cors: configuration.cors, connections: connections)
         }
     }
 
@@ -82,12 +82,14 @@ public enum OpenAIServer {
     /// requests addressed to one: see ``OriginMiddleware``).
     static func buildRouter(services: APIServices, ledger: LedgerAppender, apiKeys: Set<String>, rateLimits: RateLimits = RateLimits(),
                             web: WebChatController, loopback: Bool = true, adminKeys: Set<String> = [], exports: ExportJobs? = nil,
-                            connections: @escaping @Sendable () -> Int? = { nil }) -> Router<VerityRequestContext> {
+                            cors: CORSPolicy = CORSPolicy(), connections: @escaping @Sendable () -> Int? = { nil }) -> Router<VerityRequestContext> {
         let authenticator = Authenticator(staticKeys: apiKeys, registry: ledger.registry, defaultLimits: rateLimits)
         let router = Router(context: VerityRequestContext.self)
         router.add(middleware: RequestLogMiddleware(metrics: services.metrics, logger: services.logger))
+        // Outside the error middleware, so that error answers carry CORS headers too.
+        router.add(middleware: CORSMiddleware(policy: cors))
         router.add(middleware: ErrorMiddleware(logger: services.logger))
-        router.add(middleware: OriginMiddleware(loopbackOnly: { loopback && !((try? authenticator.required()) ?? true) }))
+        router.add(middleware: OriginMiddleware(loopbackOnly: { loopback && !((try? authenticator.required()) ?? true) }, cors: cors))
 
         let keyed = router.group("v1").add(middleware: AuthMiddleware(authenticator: authenticator, limiter: services.limiter))
         ModelsController(host: services.host).addRoutes(to: keyed)

@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     /// Accepted bearer tokens on the routes that need a key; empty (and no account keys): no
     /// authentication.
     public var apiKeys: Set<String> = []
+    /// Origins whose pages may call the API from a browser (`--cors-origin`); none by default.
+    public var cors = CORSPolicy()
     /// Rate limits of every key that sets none of its own (`verity keys create --rpm --tpm`),
     /// of the `--api-key` keys, and of keyless requests; none by default.
     public var rateLimits = RateLimits()

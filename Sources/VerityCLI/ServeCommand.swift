@@ -178,6 +178,9 @@ struct FrontOptions: ParsableArguments {
             help: "Cosignatures a block needs before it is published, served as the checkpoint and used in receipts (default: all witnesses).")
     var witnessThreshold: Int?
 
+    @Option(name: .customLong("cors-origin"),
+            help: "Let pages on this origin (scheme://host[:port], or * for any) call the API from a browser; repeatable. Admin routes never allow it.")
+    var corsOrigins: [String] = []
     @Option(name: .customLong("ledger-db"),
             help: ArgumentHelp("Keep the ledger in this PostgreSQL database (postgres://user:password@host:5432/db) instead of the data directory's SQLite file, so that several gateways share one log; default: $VERITY_LEDGER_DB.",
                                discussion: "Every gateway of one log needs the same node.key: copy it from the first gateway's data directory."))
@@ -188,6 +191,9 @@ struct FrontOptions: ParsableArguments {
             throw ValidationError("--ledger-db takes a postgres:// URL (postgres://user:password@host:5432/database)")
         }
         if witnessThreshold != nil && witnesses.isEmpty { throw ValidationError("--witness-threshold needs --witness") }
+        if let bad = corsOrigins.first(where: { CORSPolicy.normalize($0) == nil }) {
+            throw ValidationError("--cors-origin takes * or an origin such as https://app.example:8443 (scheme, host, port; no path), not '\(bad)'")
+        }
         if let witnessThreshold, witnessThreshold < 1 || witnessThreshold > witnesses.count {
             throw ValidationError("--witness-threshold must be between 1 and the number of --witness (\(witnesses.count))")
         }
@@ -203,6 +209,7 @@ struct FrontOptions: ParsableArguments {
 
     func apply(to config: inout ServerConfiguration) throws {
         config.apiKeys = try keys()
+        config.cors = CORSPolicy(origins: corsOrigins.compactMap(CORSPolicy.normalize))
         config.rateLimits = RateLimits(requestsPerMinute: rateLimitRPM, tokensPerMinute: rateLimitTPM)
         config.ledger.auditorKey = try auditorKey.map(Self.auditor)
         config.ledger.sealInterval = .milliseconds(Int64((sealInterval * 1000).rounded()))

@@ -13,6 +13,8 @@ struct OriginMiddleware: RouterMiddleware {
     /// Whether to check `Host` too, asked per request (keys may be issued while serving): the
     /// server is bound to loopback and needs no key.
     let loopbackOnly: @Sendable () -> Bool
+    /// Origins allowed to call the API's routes across origins (``CORSPolicy``).
+    var cors = CORSPolicy()
 
     func handle(_ request: Request, context: VerityRequestContext,
                 next: (Request, VerityRequestContext) async throws -> Response) async throws -> Response {
@@ -22,7 +24,8 @@ struct OriginMiddleware: RouterMiddleware {
                            type: "invalid_request_error", code: "forbidden_host")
         }
         if request.method != .get, request.method != .head, request.method != .options,
-           let origin = request.headers[HTTPField.Name("Origin")!], !Self.sameOrigin(origin, host: host) {
+           let origin = request.headers[HTTPField.Name("Origin")!], !Self.sameOrigin(origin, host: host),
+           !cors.allows(origin, path: request.uri.path) {
             throw APIError(status: .forbidden, message: "Cross-origin requests are not allowed (Origin: \(origin)).",
                            type: "invalid_request_error", code: "cross_origin_refused")
         }
