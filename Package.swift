@@ -7,7 +7,8 @@ import PackageDescription
 //   Kernels       Swift API over CKernels, the thread pool                     (CKernels, ModelFormats)
 //   Tokenizers, ChatTemplates                                                   (ModelFormats; none)
 //   Models        architectures, KV cache                                      (Kernels, ModelFormats)
-//   Engine        loading, sampling, generation, the batching scheduler       (Models, Tokenizers, ChatTemplates)
+//   Grammar       GBNF and JSON Schema grammars, the token-mask automaton      (ModelFormats)
+//   Engine        loading, sampling, generation, the batching scheduler       (Models, Tokenizers, ChatTemplates, Grammar)
 //   Export        model export: GGUF (llama.cpp's quantizers and type rules), HF folders, LoRA (Kernels, ModelFormats)
 //   Hub           the Hugging Face hub client and the shared HF cache        (async-http-client, swift-crypto)
 //   Ledger        records, envelopes, Merkle log, blocks, receipts, stores     (swift-crypto, GRDB)
@@ -48,7 +49,8 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["ModelFormats"]),
         .target(name: "ChatTemplates"),
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats"]),
-        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "ChatTemplates", "ModelFormats", "Kernels"]),
+        .target(name: "Grammar", dependencies: ["ModelFormats"]),
+        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "ChatTemplates", "ModelFormats", "Kernels", "Grammar"]),
         .target(
             name: "Export",
             dependencies: ["Kernels", "ModelFormats", "Tokenizers", .product(name: "Crypto", package: "swift-crypto")]
@@ -90,7 +92,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Export", "ChatTemplates", "Tokenizers", "ModelFormats", "Ledger", "Node",
+                "Engine", "Grammar", "Export", "ChatTemplates", "Tokenizers", "ModelFormats", "Ledger", "Node",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -125,6 +127,7 @@ let package = Package(
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelFormats", "Kernels", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "ModelFormats", "Tokenizers", "ChatTemplates", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "Engine", "ModelFormats", "Tokenizers", "TestSupport"]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "Kernels", "ModelFormats", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "HubTests", dependencies: ["Hub", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["VerityCLI", "TestSupport"]),
