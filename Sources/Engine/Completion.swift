@@ -18,6 +18,8 @@ public struct Completion: Sendable {
     private var heldLogprobs: [ContentLogprob] = []
     /// UTF-8 bytes of text released beyond the start of the first held entry.
     private var releasedBeyondHeld = 0
+    /// The grammar's state after the tokens so far (with ``GenerationParameters/grammar``).
+    public private(set) var grammarState: Int32 = 0
 
     /// One sampled token: its text (possibly empty while a character or a possible stop string is
     /// incomplete) and, when the completion ended with it, why.
@@ -41,6 +43,7 @@ public struct Completion: Sendable {
         sampler.accept(prompt)
         detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
         stops = StopMatcher(stops: parameters.stop)
+        if let g = parameters.grammar { grammarState = g.grammar.initialState }
     }
 
     /// True when no token may be sampled at all (`maxTokens` is 0).
@@ -48,8 +51,36 @@ public struct Completion: Sendable {
 
     /// Samples the next token from `logits`. `finish` is `.stop` for an end-of-generation token or
     /// a stop string (the text then holds what preceded it) and `.length` at `maxTokens`.
+    ///
+    /// Under a grammar, only tokens it allows are sampled; when the output becomes a complete
+    /// sentence that can't go on, the step finishes with `.stop` (no end-of-generation token is
+    /// needed). If the grammar allows no token at all (a vocabulary that can't spell what it needs),
+    /// the completion ends with `.length`, since its output is unfinished.
     public mutating func step(_ logits: UnsafeBufferPointer<Float>) -> Step {
-        let (token, logprob, top) = sampler.sample(logits, topLogprobs: parameters.logprobs)
+        var mask: [UInt64]? = nil
+        if let g = parameters.grammar?.grammar {
+            let m = g.mask(grammarState)
+            guard m.contains(where: { $0 != 0 }) else {
+                let (tail, entries) = finishWithLogprobs()
+                return Step(token: tokenizer.eosTokenID ?? 0, text: tail, logprob: nil, top: [], finish: .length, logprobs: entries)
+            }
+            mask = m
+        }
+        // Within the token budget, a grammar's output is always finished: a token after which
+        // the rest of the budget could not complete the sentence is refused (when the budget
+        // allowed a complete one to begin with; past that, the answer ends with `length`).
+        var accept: ((Int32) -> Bool)? = nil
+        if let g = parameters.grammar?.grammar {
+            let left = parameters.maxTokens - tokens.count
+            let state = grammarState
+            if g.tokensToFinish(state) <= left {
+                let tokenizer = self.tokenizer
+                accept = { t in
+                    tokenizer.isEndOfGeneration(t) || g.tokensToFinish(g.advance(state, bytes: tokenizer.pieceBytes(t))) <= left - 1
+                }
+            }
+        }
+        let (token, logprob, top) = sampler.sample(logits, topLogprobs: parameters.logprobs, allowed: mask, accept: accept)
         tokens.append(token)
         if let logprob { logprobs.append(logprob) }
         if tokenizer.isEndOfGeneration(token) {
@@ -59,10 +90,20 @@ public struct Completion: Sendable {
         }
         let added = detokenizer.append(token)
         if let logprob { heldLogprobs.append(ContentLogprob(chosen: logprob, top: top, text: added)) }
-        let (released, stopped) = stops.feed(added)
+        var (released, stopped) = stops.feed(added)
         text += released
-        let entries = releaseLogprobs(bytes: released.utf8.count, final: stopped)
-        let finish: FinishReason? = stopped ? .stop : tokens.count >= parameters.maxTokens ? .length : nil
+        var entries = releaseLogprobs(bytes: released.utf8.count, final: stopped)
+        var finish: FinishReason? = stopped ? .stop : tokens.count >= parameters.maxTokens ? .length : nil
+        if let g = parameters.grammar?.grammar {
+            grammarState = g.advance(grammarState, bytes: tokenizer.pieceBytes(token))
+            if !stopped, grammarState >= 0, g.isAccepting(grammarState), !g.canContinue(grammarState) {
+                // The sentence is complete: release what a possible stop string held back.
+                let (tail, more) = finishWithLogprobs()
+                released += tail
+                entries += more
+                finish = .stop
+            }
+        }
         return Step(token: token, text: released, logprob: logprob, top: top, finish: finish, logprobs: entries)
     }
 

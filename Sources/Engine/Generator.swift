@@ -9,6 +9,8 @@ public struct GenerationParameters: Sendable, Equatable {
     public var sampling = SamplingParameters()
     /// Report log-probabilities with this many alternatives per token (nil: none).
     public var logprobs: Int? = nil
+    /// A grammar the output must follow (structured output); nil: free text.
+    public var grammar: GrammarConstraint? = nil
     public init() {}
 }
 

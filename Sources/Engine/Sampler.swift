@@ -39,7 +39,14 @@ public struct Sampler: Sendable {
     /// non-nil, also returns the chosen token's log-probability and the `topLogprobs` most likely
     /// alternatives, from the model's distribution after bias and penalties (before truncation and
     /// temperature, as OpenAI reports them).
-    public mutating func sample(_ logits: UnsafeBufferPointer<Float>, topLogprobs: Int? = nil)
+    ///
+    /// With `allowed` (a grammar's token mask, one bit per token), every other token's logit is
+    /// -infinity after bias and penalties: it can't be drawn and is never listed. The mask must
+    /// allow at least one token. With `accept`, a chosen token it refuses is masked too and the
+    /// choice made again, from the same distribution without it (after ``maxRejections`` refusals,
+    /// without every token it refuses); if it refuses them all, the last choice stands.
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>, topLogprobs: Int? = nil, allowed: [UInt64]? = nil,
+                                accept: ((Int32) -> Bool)? = nil)
         -> (token: Int32, logprob: TokenLogprob?, top: [TokenLogprob]) {
         let n = logits.count
         if working.count != n { working = [Float](repeating: 0, count: n) }
@@ -48,21 +55,55 @@ public struct Sampler: Sendable {
         }
         for (id, bias) in parameters.logitBias where id >= 0 && Int(id) < n { working[Int(id)] += bias }
         applyPenalties()
+        if let allowed { applyMask(allowed) }
         var chosenLogprob: TokenLogprob?
         var top: [TokenLogprob] = []
-        let token: Int32
-        if parameters.temperature <= 0 {
-            token = argmax()
-        } else {
-            token = draw()
+        var token = choose()
+        if let accept, !accept(token) {
+            // Usually the next choice or so is accepted; when many are refused (say, every token
+            // that goes on with a string), test every candidate once and choose among the rest.
+            var rejections = 0
+            repeat {
+                let refused = (token, working[Int(token)])
+                working[Int(token)] = -.infinity
+                rejections += 1
+                if rejections == Self.maxRejections {
+                    for i in working.indices where working[i] > -.infinity && !accept(Int32(i)) { working[i] = -.infinity }
+                }
+                guard working.contains(where: { $0 > -.infinity }) else {
+                    working[Int(refused.0)] = refused.1
+                    break
+                }
+                token = choose()
+            } while rejections < Self.maxRejections && !accept(token)
         }
         if let k = topLogprobs {
             let (lse, best) = logSumExpAndTop(k)
             chosenLogprob = TokenLogprob(token: token, logprob: working[Int(token)] - lse)
-            top = best.map { TokenLogprob(token: $0, logprob: working[Int($0)] - lse) }
+            top = best.filter { working[Int($0)] > -Float.infinity }.map { TokenLogprob(token: $0, logprob: working[Int($0)] - lse) }
         }
         history.append(token)
         return (token, chosenLogprob, top)
+    }
+
+    /// Choices an `accept` test may refuse one by one before every candidate is tested at once.
+    public static let maxRejections = 16
+
+    private mutating func choose() -> Int32 {
+        parameters.temperature <= 0 ? argmax() : draw()
+    }
+
+    private mutating func applyMask(_ allowed: [UInt64]) {
+        working.withUnsafeMutableBufferPointer { w in
+            let n = w.count
+            for word in 0..<min(allowed.count, (n + 63) / 64) {
+                let bits = allowed[word]
+                if bits == ~0 { continue }
+                let base = word * 64
+                for j in 0..<min(64, n - base) where bits & (1 << UInt64(j)) == 0 { w[base + j] = -.infinity }
+            }
+            for i in min(n, allowed.count * 64)..<n { w[i] = -.infinity }
+        }
     }
 
     private mutating func applyPenalties() {
