@@ -210,6 +210,21 @@ def test_streamed_completion_carries_its_record_in_the_last_chunk(ledger):
     assert record["response"] == text and record["parameters"]["stream"] == "true"
 
 
+def test_structured_requests_record_their_schema_and_grammar(ledger):
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "flag", "schema": schema, "strict": True}}
+    c = ledger.client("alice").chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": "Is it ok?"}],
+                                                       response_format=fmt, max_tokens=20, temperature=0)
+    assert json.loads(c.choices[0].message.content)["ok"] in (True, False)
+    alice = ledger.accounts["alice"][0]
+    record = json.loads(cli("ledger", "decrypt", c.id, "--account", alice, "--url", ledger.url).stdout)
+    assert json.loads(record["parameters"]["response_format"]) == fmt and record["response"] == c.choices[0].message.content
+    grammar = 'root ::= "yes" | "no"'
+    t = ledger.client("alice").completions.create(model=MODEL_ID, prompt="Ok?", max_tokens=4, extra_body={"verity": {"grammar": grammar}})
+    record = json.loads(cli("ledger", "decrypt", t.id, "--account", alice, "--url", ledger.url).stdout)
+    assert record["parameters"]["grammar"] == grammar and record["response"] in ("yes", "no")
+
+
 def test_a_stream_the_client_leaves_is_recorded_as_cancelled(ledger):
     key = ledger.keys["alice"]
     with http.stream("POST", ledger.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=120,

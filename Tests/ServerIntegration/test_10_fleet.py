@@ -271,6 +271,28 @@ def test_cheapest_picks_the_cheaper_worker_and_constraints_exclude(fleet):
     assert "max_price_per_hour" in err["message"], err
 
 
+def test_structured_output_through_the_gateway_is_enforced_by_the_worker_and_recorded(fleet):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "rank": {"type": "integer", "minimum": 1, "maximum": 9}},
+              "required": ["city", "rank"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "place", "schema": schema}}
+    c = chat(fleet, "Structured: name a city and rank it.", max_tokens=80, response_format=fmt)
+    assert served_by(c)["worker"] == fleet.ids["B"] and c.choices[0].finish_reason == "stop", c
+    value = json.loads(c.choices[0].message.content)
+    assert set(value) == {"city", "rank"} and 1 <= value["rank"] <= 9, value
+    rec = record(fleet, c.id)
+    assert json.loads(rec["parameters"]["response_format"]) == fmt, rec["parameters"]
+    # GBNF on completions, routed the same way.
+    r = http.post(fleet.gateway.base_url + "/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60,
+                  json={"model": MODEL_ID, "prompt": "Yes or no?", "max_tokens": 8, "verity": {"grammar": 'root ::= "yes" | "no"'}})
+    assert r.status_code == 200 and r.json()["choices"][0]["text"] in ("yes", "no"), r.text
+    # A schema no worker could enforce is refused by the gateway itself.
+    r = http.post(fleet.gateway.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
+                  json={"model": MODEL_ID, "messages": [{"role": "user", "content": "x"}],
+                        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "a+"}}}})
+    err = assert_openai_error(r, 400, code="unsupported_schema", param="response_format.json_schema.schema")
+    assert "'pattern'" in err["message"], err
+
+
 def test_policy_and_constraint_errors_are_clear(fleet):
     r = http.post(fleet.gateway.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
                   json={"model": MODEL_ID, "messages": [{"role": "user", "content": "x"}], "verity": {"max_price_per_hour": -1}})

@@ -18,14 +18,17 @@ struct ChatCompletionsController {
         let served = try services.host.model(req.model)
         req.sampling = served.samplingDefaults.filling(req.sampling)
         try RequestValidation.checkSupported(req)
+        let structured = try StructuredOutput.parse(body: body, completions: false)
         let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
         let prompt = try await PromptPreparation.chat(messages, served: served, limits: services.limits)
-        let parameters = try RequestValidation.parameters(
+        var parameters = try RequestValidation.parameters(
             req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs == true ? (req.topLogprobs ?? 0) : nil,
             promptParam: "messages", defaultMaxTokens: services.limits.defaultMaxTokens)
+        parameters.grammar = try structured?.constraint(tokenizer: served.model.tokenizer)
         let id = context.jobRequestID ?? RequestValidation.newID("chatcmpl")
         var interaction = Interaction.chat(id: id, caller: context.caller, model: served.identity, messages: messages, fields: req.sampling,
                                            maxTokens: parameters.maxTokens)
+        if let structured { interaction.parameters.extra[structured.recorded.name] = structured.recorded.value }
         interaction.bodyDigest = Data(SHA256.hash(data: body))
         interaction.routedAdvert = context.jobAdvertHash
         let responder = try await CompletionResponder.start(

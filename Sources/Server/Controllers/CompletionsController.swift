@@ -18,6 +18,7 @@ struct CompletionsController {
         let served = try services.host.model(req.model)
         req.sampling = served.samplingDefaults.filling(req.sampling)
         try Self.checkSupported(req)
+        let structured = try StructuredOutput.parse(body: body, completions: true)
         let tokenizer = served.model.tokenizer
         let prompt: [Int32]
         switch req.prompt {
@@ -30,11 +31,13 @@ struct CompletionsController {
             }
         }
         if prompt.isEmpty { throw APIError.invalidRequest("The prompt is empty.", param: "prompt") }
-        let parameters = try RequestValidation.parameters(req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs,
+        var parameters = try RequestValidation.parameters(req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs,
                                                           promptParam: "prompt", defaultMaxTokens: services.limits.defaultMaxTokens)
+        parameters.grammar = try structured?.constraint(tokenizer: tokenizer)
         let id = context.jobRequestID ?? RequestValidation.newID("cmpl")
         var interaction = Interaction.completion(id: id, caller: context.caller, model: served.identity, prompt: req.prompt, fields: req.sampling,
                                                  logprobs: req.logprobs, maxTokens: parameters.maxTokens)
+        if let structured { interaction.parameters.extra[structured.recorded.name] = structured.recorded.value }
         interaction.bodyDigest = Data(SHA256.hash(data: body))
         interaction.routedAdvert = context.jobAdvertHash
         let responder = try await CompletionResponder.start(

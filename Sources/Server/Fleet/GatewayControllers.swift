@@ -32,6 +32,7 @@ struct GatewayControllers {
         // A gateway routes by model: it has no default one.
         guard !req.model.isEmpty else { throw APIError.missing("model") }
         try RequestValidation.checkSupported(req)
+        let structured = try StructuredOutput.parse(body: body, completions: false)
         let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
         try checkSampling(req.sampling)
         // A conversation's turns share its opening (system prompt and first user message): they
@@ -42,6 +43,7 @@ struct GatewayControllers {
         let id = RequestValidation.newID("chatcmpl")
         var interaction = Interaction.chat(id: id, caller: context.caller, model: identity(req.model), messages: messages, fields: req.sampling,
                                            maxTokens: req.sampling.maxCompletionTokens ?? req.sampling.maxTokens)
+        if let structured { interaction.parameters.extra[structured.recorded.name] = structured.recorded.value }
         interaction.bodyDigest = Data()
         return try await GatewayResponder(services: services, job: job, interaction: interaction, quota: context.quota, arrived: arrived)
             .respond(context: context)
@@ -53,6 +55,7 @@ struct GatewayControllers {
         let req = try RequestBody.decode(CompletionRequest.self, from: body)
         guard !req.model.isEmpty else { throw APIError.missing("model") }
         try CompletionsController.checkSupported(req)
+        let structured = try StructuredOutput.parse(body: body, completions: true)
         try checkSampling(req.sampling)
         let seed: String
         switch req.prompt {
@@ -61,9 +64,10 @@ struct GatewayControllers {
         }
         let job = try GatewayJob(path: "/v1/completions", model: req.model, streaming: req.sampling.stream == true, body: body, affinitySeed: seed)
         let id = RequestValidation.newID("cmpl")
-        let interaction = Interaction.completion(id: id, caller: context.caller, model: identity(req.model), prompt: req.prompt,
+        var interaction = Interaction.completion(id: id, caller: context.caller, model: identity(req.model), prompt: req.prompt,
                                                  fields: req.sampling, logprobs: req.logprobs,
                                                  maxTokens: req.sampling.maxCompletionTokens ?? req.sampling.maxTokens)
+        if let structured { interaction.parameters.extra[structured.recorded.name] = structured.recorded.value }
         return try await GatewayResponder(services: services, job: job, interaction: interaction, quota: context.quota, arrived: arrived)
             .respond(context: context)
     }

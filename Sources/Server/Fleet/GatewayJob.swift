@@ -39,12 +39,16 @@ struct GatewayJob: Sendable {
     var path: String
     var model: String
     var streaming: Bool
-    /// The body the workers get: the client's, less the `verity` extension object.
+    /// The body the workers get: the client's, less the routing members of the `verity` extension
+    /// object.
     var body: Data
     /// The request's own constraints (the `verity` object).
     var constraints: RoutingConstraints
     /// The conversation's prefix key, so that its next turn goes where its cache is warm.
     var affinityKey: String?
+
+    /// Members of the `verity` object that the worker reads (structured output on completions).
+    static let workerMembers: Set<String> = ["grammar", "json_schema"]
 
     private struct Extension: Decodable {
         var verity: RoutingConstraints?
@@ -59,7 +63,13 @@ struct GatewayJob: Sendable {
         let ext = try RequestBody.decode(Extension.self, from: body)
         constraints = ext.verity ?? RoutingConstraints()
         if ext.verity != nil, let parsed = try? JSON.parse(body) {
-            self.body = Data(parsed.setting("verity", nil).serialized().utf8)
+            // The routing members are the gateway's; the generation ones (a grammar) are the worker's.
+            var kept: JSON? = nil
+            if case .object(let members)? = parsed["verity"] {
+                let generation = members.filter { Self.workerMembers.contains($0.0) }
+                if !generation.isEmpty { kept = .object(generation) }
+            }
+            self.body = Data(parsed.setting("verity", kept).serialized().utf8)
         } else {
             self.body = body
         }

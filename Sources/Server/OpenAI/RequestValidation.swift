@@ -118,9 +118,6 @@ enum RequestValidation {
         if let functions = request.functions, !functions.isEmptyOrNull {
             throw APIError.unsupported("functions", "Function calling is not supported yet; send the request without 'functions'.")
         }
-        if let format = request.responseFormat, format.type != "text" {
-            throw APIError.unsupported("response_format", "response_format '\(format.type)' (structured output) is not supported yet; only 'text'.")
-        }
         if let top = request.topLogprobs {
             do { _ = try ParameterRanges.check(top, ParameterRanges.topLogprobs, name: "top_logprobs") } catch { throw APIError.invalidParameter(error) }
             guard request.logprobs == true else { throw APIError.invalidRequest("top_logprobs requires logprobs to be true.", param: "top_logprobs") }
