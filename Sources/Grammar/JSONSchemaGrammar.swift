@@ -10,7 +10,7 @@ import ModelFormats
 /// a map of its schema), `items`, `prefixItems`, `minItems` / `maxItems`, `enum`, `const`, `anyOf`,
 /// `allOf` with one member, `oneOf` whose members are told apart by a required `const` property,
 /// `$ref` to `#`, `#/$defs/…` or `#/definitions/…` (recursion included), `nullable`, strings'
-/// `minLength` / `maxLength` and `format` `date`, `time`, `date-time` and `uuid`, integers'
+/// `minLength` / `maxLength` and `format` `date`, `time`, `date-time` and `uuid` and `pattern` (see ``RegexGrammar``), integers'
 /// `minimum` / `maximum` / `exclusiveMinimum` / `exclusiveMaximum`, and `minimum: 0` on numbers.
 /// Annotations (`title`, `description`, `default`, `examples`, …) and unknown keywords are ignored,
 /// as JSON Schema says.
@@ -99,7 +99,7 @@ public struct JSONSchemaGrammar {
     private static let refused: Set<String> = [
         "not", "if", "then", "else", "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies",
         "unevaluatedProperties", "unevaluatedItems", "contains", "minContains", "maxContains", "minProperties", "maxProperties",
-        "multipleOf", "pattern", "$dynamicRef", "$recursiveRef", "contentSchema",
+        "multipleOf", "$dynamicRef", "$recursiveRef", "contentSchema",
     ]
 
     private mutating func compile(_ schema: RawJSON, path: String) throws(GrammarError) -> GrammarExpression {
@@ -385,6 +385,17 @@ public struct JSONSchemaGrammar {
         let minLength = try count(schema, "minLength", path: path) ?? 0
         let maxLength = try count(schema, "maxLength", path: path)
         if let maxLength, maxLength < minLength { throw GrammarError(.invalidSchema, "maxLength is below minLength", path: "\(path)/maxLength") }
+        if let pattern = schema["pattern"] {
+            guard let text = pattern.string else { throw GrammarError(.invalidSchema, "pattern must be a string", path: "\(path)/pattern") }
+            if minLength > 0 || maxLength != nil || schema["format"] != nil {
+                throw GrammarError(.unsupportedSchema, "pattern together with minLength, maxLength or format is not supported", path: "\(path)/pattern")
+            }
+            do {
+                return .sequence([.text("\""), try RegexGrammar.expression(text), .text("\"")])
+            } catch {
+                throw GrammarError(error.code, error.message, path: "\(path)/pattern")
+            }
+        }
         if let format = schema["format"]?.string {
             guard let body = Self.formats[format] else {
                 throw GrammarError(.unsupportedSchema, "string format '\(format)' is not supported (supported: \(Self.formats.keys.sorted().joined(separator: ", ")))", path: "\(path)/format")

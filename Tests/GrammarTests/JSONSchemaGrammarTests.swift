@@ -110,7 +110,9 @@ struct JSONSchemaGrammarTests {
     }
 
     @Test("unsupported keywords are refused by name and path", arguments: [
-        (#"{"type": "string", "pattern": "^a+$"}"#, "'pattern'", "#/pattern"),
+        (#"{"type": "string", "pattern": "(?=a)b"}"#, "look-around", "#/pattern"),
+        (#"{"type": "string", "pattern": "(a)\\1"}"#, "back-references", "#/pattern"),
+        (#"{"type": "string", "pattern": "^a+$", "maxLength": 3}"#, "pattern together", "#/pattern"),
         (#"{"type": "object", "properties": {"a": {"not": {"type": "null"}}}}"#, "'not'", "#/properties/a/not"),
         (#"{"type": "number", "maximum": 5}"#, "'maximum'", "#/maximum"),
         (#"{"type": "string", "format": "email"}"#, "'email'", "#/format"),
@@ -128,6 +130,23 @@ struct JSONSchemaGrammarTests {
             guard let e = error as? GrammarError else { return false }
             return e.message.contains(message) && e.path == path
         }
+    }
+
+    @Test("patterns: anchors, classes, groups, quantifiers, and JSON escapes for what JSON can't hold raw")
+    func patterns() throws {
+        let zip = try automaton(schema: #"{"type": "string", "pattern": "^[0-9]{5}(-\\d{4})?$"}"#)
+        #expect(accepts(zip, #""12345""#) && accepts(zip, #""12345-6789""#))
+        #expect(!accepts(zip, #""1234""#) && !accepts(zip, #""12345-678""#) && !accepts(zip, #"" 12345""#))
+        let word = try automaton(schema: #"{"type": "string", "pattern": "^(?:cat|dog)s?\\.$"}"#)
+        #expect(accepts(word, #""cats.""#) && accepts(word, #""dog.""#) && !accepts(word, #""cow.""#) && !accepts(word, #""cat""#))
+        // Unanchored: anything around the match.
+        let contains = try automaton(schema: #"{"type": "string", "pattern": "ab+"}"#)
+        #expect(accepts(contains, #""xxabbby""#) && !accepts(contains, #""xxay""#))
+        // A quote or backslash in the value is written escaped; a raw control character never.
+        let quoted = try automaton(schema: #"{"type": "string", "pattern": "^[\\\"\\\\a]+\\n?$"}"#)
+        #expect(accepts(quoted, #""a\"\\\n""#) && !accepts(quoted, "\"a\n\""))
+        let negated = try automaton(schema: #"{"type": "string", "pattern": "^[^a-z]{2}$"}"#)
+        #expect(accepts(negated, #""A1""#) && accepts(negated, #""日本""#) && !accepts(negated, #""Ab""#) && accepts(negated, #""\"\\""#))
     }
 
     @Test("a discriminated oneOf is accepted")

@@ -123,14 +123,14 @@ def test_body_too_large(server, raw):
 @pytest.mark.parametrize("field,value", [
     ("n", 2),
     ("tools", [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]),
-    ("response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "^a$"}}}),
+    ("response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "not": {"const": "a"}}}}),
 ])
 def test_unsupported(raw, model_id, field, value):
     r = raw.post(CHAT, json=body(model_id, **{field: value}))
     if field == "response_format":
         # Structured output is served (test_21); a schema keyword it can't enforce is refused by name.
         assert_openai_error(r, 400, code="unsupported_schema", param="response_format.json_schema.schema")
-        assert "'pattern'" in r.json()["error"]["message"]
+        assert "'not'" in r.json()["error"]["message"]
         return
     assert_openai_error(r, 400, code="unsupported_parameter", param=field)
 
