@@ -88,10 +88,12 @@ public final class CompiledGrammar: Sendable {
 
         /// Compiles every named rule reachable from the ones referenced so far.
         mutating func defineNamedRules() throws(GrammarError) {
-            var done = Set<Int>()
-            while let (name, r) = named.first(where: { !done.contains($0.value) }) {
-                done.insert(r)
-                rules[r] = try alternatives(grammar.rules[name]!)
+            // Rules are numbered as they are first referenced; compiling one may reference more.
+            var next = 0
+            while next < rules.count {
+                let name = ruleNames[next]
+                if !name.isEmpty, named[name] == next { rules[next] = try alternatives(grammar.rules[name]!) }
+                next += 1
             }
         }
 

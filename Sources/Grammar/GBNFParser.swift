@@ -10,6 +10,9 @@
 /// take `\n \r \t \\ \" \] \[ \- \xHH \uHHHH \UHHHHHHHH`. A newline ends a rule unless it follows a
 /// `|` or sits inside parentheses. Every referenced rule must be defined; `root` is the start.
 public enum GBNFParser {
+    /// Deepest nesting of parentheses accepted.
+    public static let maxNesting = 64
+
     public static func parse(_ text: String, root: String = "root") throws(GrammarError) -> Grammar {
         var p = Cursor(bytes: Array(text.utf8))
         var grammar = Grammar(root: root)
@@ -78,6 +81,9 @@ public enum GBNFParser {
             return String(decoding: bytes[start..<i], as: UTF8.self)
         }
 
+        /// Parentheses open now; at most ``GBNFParser/maxNesting``.
+        var depth = 0
+
         mutating func alternatives(nested: Bool, references: inout [(String, Int)]) throws(GrammarError) -> GrammarExpression {
             var alts = [try sequence(nested: nested, references: &references)]
             while peek == UInt8(ascii: "|") {
@@ -126,6 +132,9 @@ public enum GBNFParser {
                     item = .anyCharacter
                 case UInt8(ascii: "("):
                     i += 1
+                    depth += 1
+                    guard depth <= GBNFParser.maxNesting else { throw error("parentheses nest more than \(GBNFParser.maxNesting) deep") }
+                    defer { depth -= 1 }
                     skip(newlines: true)
                     item = try alternatives(nested: true, references: &references)
                     guard peek == UInt8(ascii: ")") else { throw error("expected ')'") }

@@ -86,9 +86,13 @@ public final class GrammarAutomaton: @unchecked Sendable {
         let infinity = Int32(unreachable)
         var rest = [Int32](repeating: infinity, count: g.elements.count + 1)
         var ruleMin = [Int32](repeating: infinity, count: g.alternatives.count)
+        // Each pass settles at least one more level of rule nesting; a grammar nested deeper than
+        // the passes allow keeps an overestimate there (a bound, never an underestimate).
         var changed = true
-        while changed {
+        var passes = 0
+        while changed && passes < 256 {
             changed = false
+            passes += 1
             for p in stride(from: g.elements.count - 1, through: 0, by: -1) {
                 let e = g.elements[p]
                 let v: Int32
@@ -145,25 +149,33 @@ public final class GrammarAutomaton: @unchecked Sendable {
     /// Advances `stack` until its top waits for a byte (or it is empty), into `out`: an
     /// alternative's end pops, a rule reference is replaced by its continuation (skipped when it
     /// is the end, so that right recursion does not grow the stack) and one stack per alternative.
+    ///
+    /// A work list rather than recursion, so that a long chain of rules can't exhaust the thread's
+    /// stack; at most ``maxExpansion`` steps (a grammar that needs more is treated as dead there).
     private func expand(_ stack: [Int32], into out: inout Set<[Int32]>) {
-        guard let top = stack.last else { out.insert(stack); return }
-        guard stack.count <= Self.maxDepth else { return }
-        let e = grammar.elements[Int(top)]
-        if e >= 0 { out.insert(stack); return }
-        var s = stack
-        s.removeLast()
-        if e == CompiledGrammar.end {
-            expand(s, into: &out)
-            return
-        }
-        let rule = Int(-e - 2)
-        if grammar.elements[Int(top) + 1] != CompiledGrammar.end { s.append(top + 1) }
-        for alt in grammar.alternatives[rule] {
-            var t = s
-            t.append(alt)
-            expand(t, into: &out)
+        var work = [stack]
+        var steps = 0
+        while var s = work.popLast() {
+            steps += 1
+            guard steps <= Self.maxExpansion else { return }
+            guard let top = s.last else { out.insert(s); continue }
+            guard s.count <= Self.maxDepth else { continue }
+            let e = grammar.elements[Int(top)]
+            if e >= 0 { out.insert(s); continue }
+            s.removeLast()
+            if e == CompiledGrammar.end { work.append(s); continue }
+            let rule = Int(-e - 2)
+            if grammar.elements[Int(top) + 1] != CompiledGrammar.end { s.append(top + 1) }
+            for alt in grammar.alternatives[rule].reversed() {
+                var t = s
+                t.append(alt)
+                work.append(t)
+            }
         }
     }
+
+    /// Steps one expansion may take.
+    public static let maxExpansion = 100_000
 
     private func canonical(_ stacks: Set<[Int32]>) -> [[Int32]] {
         stacks.sorted { $0.lexicographicallyPrecedes($1) }

@@ -23,6 +23,9 @@ public struct JSONSchemaGrammar {
     private let document: RawJSON
     private var refRules: [String: String] = [:]
     private var counter = 0
+    /// `$ref`s being compiled inside one another now; at most ``maxReferenceDepth``.
+    private var referenceDepth = 0
+    public static let maxReferenceDepth = 64
 
     /// The grammar of documents valid against `schema`.
     public static func grammar(schema: RawJSON) throws(GrammarError) -> Grammar {
@@ -229,6 +232,11 @@ public struct JSONSchemaGrammar {
         if let name = refRules[ref] { return name }
         let target: RawJSON
         do { target = try resolve(ref) } catch { throw GrammarError(error.code, error.message, path: path) }
+        guard referenceDepth < Self.maxReferenceDepth else {
+            throw GrammarError(.unsupportedSchema, "$refs nest more than \(Self.maxReferenceDepth) deep", path: path)
+        }
+        referenceDepth += 1
+        defer { referenceDepth -= 1 }
         let name = freshRule(String(ref.split(separator: "/").last ?? "root"))
         refRules[ref] = name
         grammar.define(name, .empty)          // placeholder: a recursive reference finds the name

@@ -97,6 +97,18 @@ struct GrammarAutomatonTests {
         }
     }
 
+    @Test("hostile grammars are refused or bounded, never a crash")
+    func hostile() throws {
+        let deep = "root ::= " + String(repeating: "(", count: 20_000) + "\"a\"" + String(repeating: ")", count: 20_000)
+        #expect { _ = try GBNFParser.parse(deep) } throws: { "\($0)".contains("nest more than") }
+        // A chain of 50,000 rules: compiled and matched without deep recursion.
+        var chain = ""
+        for i in 0..<50_000 { chain += "r\(i) ::= r\(i + 1)\n" }
+        chain += "r50000 ::= \"z\"\nroot ::= r0\n"
+        let a = try automaton(gbnf: chain)
+        #expect(accepts(a, "z") && !accepts(a, "y"))
+    }
+
     @Test("right recursion does not grow the stack; deep nesting does, up to a bound")
     func recursion() throws {
         let list = try automaton(gbnf: "root ::= \"a\" root | \"b\"")

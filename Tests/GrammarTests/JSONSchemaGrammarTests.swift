@@ -149,6 +149,19 @@ struct JSONSchemaGrammarTests {
         #expect(accepts(negated, #""A1""#) && accepts(negated, #""日本""#) && !accepts(negated, #""Ab""#) && accepts(negated, #""\"\\""#))
     }
 
+    @Test("a long $ref chain is refused; a $ref to itself is left recursion, refused")
+    func referenceChains() throws {
+        var defs: [String] = []
+        for i in 0..<100 { defs.append("\"D\(i)\": {\"$ref\": \"#/$defs/D\(i + 1)\"}") }
+        defs.append("\"D100\": {\"type\": \"integer\"}")
+        let chain = "{\"$defs\": {\(defs.joined(separator: ", "))}, \"$ref\": \"#/$defs/D0\"}"
+        #expect { _ = try JSONSchemaGrammar.grammar(schema: try RawJSON.parse(Array(chain.utf8))) } throws: { "\($0)".contains("nest more than") }
+        let cycle = ##"{"$defs": {"A": {"$ref": "#/$defs/A"}}, "$ref": "#/$defs/A"}"##
+        #expect { _ = try CompiledGrammar(try JSONSchemaGrammar.grammar(schema: try RawJSON.parse(Array(cycle.utf8)))) } throws: {
+            "\($0)".contains("left-recursive")
+        }
+    }
+
     @Test("a discriminated oneOf is accepted")
     func discriminated() throws {
         let a = try automaton(schema: #"""

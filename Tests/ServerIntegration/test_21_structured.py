@@ -199,3 +199,23 @@ def test_bad_gbnf_is_a_400_with_the_line(raw):
     r = raw.post("/v1/completions", json={"model": MODEL_ID, "prompt": "x", "verity": {"grammar": "root ::= root \"a\""}})
     assert_openai_error(r, 400, param="verity.grammar")
     assert "left-recursive" in r.json()["error"]["message"]
+
+
+def test_hostile_grammars_are_400s_and_the_server_lives(raw):
+    deep = "root ::= " + "(" * 20000 + '"a"' + ")" * 20000
+    r = raw.post("/v1/completions", json={"model": MODEL_ID, "prompt": "x", "max_tokens": 3, "verity": {"grammar": deep}})
+    assert_openai_error(r, 400, param="verity.grammar")
+    chain = "".join(f"r{i} ::= r{i + 1}\n" for i in range(50000)) + 'r50000 ::= "z"\nroot ::= r0\n'
+    r = raw.post("/v1/completions", json={"model": MODEL_ID, "prompt": "x", "max_tokens": 3, "verity": {"grammar": chain}})
+    assert r.status_code == 200 and r.json()["choices"][0]["text"] == "z", r.text
+    r = raw.post("/v1/completions", json={"model": MODEL_ID, "prompt": "x", "verity": {"grammar": 'root ::= "a"{0,9999999}'}})
+    assert_openai_error(r, 400, param="verity.grammar")
+    defs = {f"D{i}": {"$ref": f"#/$defs/D{i + 1}"} for i in range(100)}
+    defs["D100"] = {"type": "integer"}
+    for schema, named in (({"$defs": defs, "$ref": "#/$defs/D0"}, "nest more than"),
+                          ({"$defs": {"A": {"anyOf": [{"$ref": "#/$defs/A"}, {"type": "null"}]}}, "$ref": "#/$defs/A"}, "refers to itself")):
+        r = raw.post("/v1/chat/completions", json={"model": MODEL_ID, "messages": [{"role": "user", "content": "x"}],
+                                                   "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
+        assert_openai_error(r, 400, param="response_format.json_schema.schema")
+        assert named in r.json()["error"]["message"], r.text
+    assert raw.get("/health").status_code == 200

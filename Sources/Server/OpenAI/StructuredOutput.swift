@@ -82,7 +82,14 @@ struct StructuredOutput: Sendable {
 
     private static func jsonSchema(_ schema: RawJSON, name: String?, param: String, recordedName: String) throws(APIError) -> StructuredOutput {
         guard schema.members != nil || schema.bool != nil else { throw APIError.invalidType(param, "expected a JSON Schema object.") }
-        let grammar = try compile(param: param) { () throws(GrammarError) in try JSONSchemaGrammar.grammar(schema: schema) }
+        let grammar = try compile(param: param) { () throws(GrammarError) in
+            let g = try JSONSchemaGrammar.grammar(schema: schema)
+            do throws(GrammarError) { _ = try CompiledGrammar(g) } catch {
+                guard error.message.contains("left-recursive") else { throw error }
+                throw GrammarError(.invalidSchema, "the schema refers to itself without any value in between (a cycle of $ref, anyOf or allOf)")
+            }
+            return g
+        }
         let text = JSONSchemaGrammar.canonicalText(schema)
         return StructuredOutput(key: "schema\u{0}" + text, label: "json_schema:\(name ?? "")", recorded: (recordedName, text), grammar: grammar)
     }
