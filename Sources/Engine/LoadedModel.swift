@@ -85,6 +85,40 @@ public final class LoadedModel: Sendable {
         }
     }
 
+    /// Renders message dicts (tool calls, tool results) with the `tools` the template may list.
+    public func renderChat(values: [TemplateValue], tools: [TemplateValue]?, addGenerationPrompt: Bool = true) throws(EngineError) -> String {
+        guard let template = chatTemplate else {
+            throw EngineError(.chatTemplate, "\(name) has no chat template (tokenizer.chat_template); use a raw prompt")
+        }
+        let bos = tokenizer.bosTokenID.map { tokenizer.tokenText($0) } ?? ""
+        let eos = tokenizer.eosTokenID.map { tokenizer.tokenText($0) } ?? ""
+        do {
+            return try template.apply(messages: values, addGenerationPrompt: addGenerationPrompt, bosToken: bos, eosToken: eos,
+                                      tools: tools, now: Date())
+        } catch {
+            throw EngineError(.chatTemplate, "chat template failed: \(error.message)", cause: error)
+        }
+    }
+
+    /// ``chatTokens(_:addGenerationPrompt:limit:)`` for message dicts and tools: every string in
+    /// them (contents, tool-call arguments, tool definitions) has its control-token text escaped.
+    public func chatTokens(values: [TemplateValue], tools: [TemplateValue]?, addGenerationPrompt: Bool = true,
+                           limit: Int = .max) throws(EngineError) -> [Int32] {
+        let text = try renderChat(values: values.map(escaped), tools: tools?.map(escaped), addGenerationPrompt: addGenerationPrompt)
+        var ids = tokenizer.encode(text, addSpecial: tokenizer.addBOS, parseSpecial: true, escapes: true, limit: limit)
+        if ids.count >= 2, let bos = tokenizer.bosTokenID, ids[0] == bos, ids[1] == bos { ids.removeFirst() }
+        return ids
+    }
+
+    private func escaped(_ value: TemplateValue) -> TemplateValue {
+        switch value {
+        case .string(let s): return .string(tokenizer.escapeControlTokens(s))
+        case .array(let items): return .array(items.map(escaped))
+        case .object(let o): return .object(OrderedObject(o.map { ($0.0, escaped($0.1)) }))
+        default: return value
+        }
+    }
+
     /// Token ids of a chat conversation: the rendered template, BOS added per the vocabulary's
     /// flag unless the template already wrote it. Control tokens come only from the template's
     /// own text: control-token text inside a message's content is tokenized as plain text, so a

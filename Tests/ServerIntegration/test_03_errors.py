@@ -122,7 +122,6 @@ def test_body_too_large(server, raw):
 
 @pytest.mark.parametrize("field,value", [
     ("n", 2),
-    ("tools", [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]),
     ("response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "not": {"const": "a"}}}}),
 ])
 def test_unsupported(raw, model_id, field, value):

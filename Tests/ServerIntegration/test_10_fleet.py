@@ -285,6 +285,16 @@ def test_structured_output_through_the_gateway_is_enforced_by_the_worker_and_rec
     r = http.post(fleet.gateway.base_url + "/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60,
                   json={"model": MODEL_ID, "prompt": "Yes or no?", "max_tokens": 8, "verity": {"grammar": 'root ::= "yes" | "no"'}})
     assert r.status_code == 200 and r.json()["choices"][0]["text"] in ("yes", "no"), r.text
+    # A required tool call, through the gateway: the call validates and the record holds it.
+    weather = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": weather}}]
+    c = chat(fleet, "Structured: weather in Lima?", max_tokens=80, tools=tools, tool_choice="required")
+    assert c.choices[0].finish_reason == "tool_calls", c
+    call = c.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather" and set(json.loads(call.function.arguments)) == {"city"}
+    rec = record(fleet, c.id)
+    assert json.loads(rec["parameters"]["tools"]) == tools and rec["parameters"]["tool_choice"] == '"required"', rec["parameters"]
+    assert "get_weather" in rec["response"] and call.id in rec["response"], rec["response"]
     # A schema no worker could enforce is refused by the gateway itself.
     r = http.post(fleet.gateway.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
                   json={"model": MODEL_ID, "messages": [{"role": "user", "content": "x"}],

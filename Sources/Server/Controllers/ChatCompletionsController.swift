@@ -1,3 +1,5 @@
+import ModelFormats
+import ChatTemplates
 import Crypto
 import Engine
 import Foundation
@@ -19,16 +21,33 @@ struct ChatCompletionsController {
         req.sampling = served.samplingDefaults.filling(req.sampling)
         try RequestValidation.checkSupported(req)
         let structured = try StructuredOutput.parse(body: body, completions: false)
-        let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
-        let prompt = try await PromptPreparation.chat(messages, served: served, limits: services.limits)
+        let json = try RawJSON.parse(Array(body))
+        let tools = ToolCalling.involved(json) ? try ToolCalling.parse(json, template: served.model.chatTemplate) : nil
+        let messages: [ChatMessage]
+        let prompt: [Int32]
+        if let tools {
+            let (values, plain) = try tools.messages(json, limit: services.limits.maxMessages)
+            messages = plain
+            prompt = try await PromptPreparation.chat(values: values, tools: tools.templateTools, plain: plain, served: served, limits: services.limits)
+        } else {
+            messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
+            prompt = try await PromptPreparation.chat(messages, served: served, limits: services.limits)
+        }
         var parameters = try RequestValidation.parameters(
             req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs == true ? (req.topLogprobs ?? 0) : nil,
             promptParam: "messages", defaultMaxTokens: services.limits.defaultMaxTokens)
         parameters.grammar = try structured?.constraint(tokenizer: served.model.tokenizer)
+        if let call = try tools?.grammar() {
+            guard structured == nil else {
+                throw APIError.invalidRequest("response_format and a required tool call can't both shape one answer.", param: "tool_choice")
+            }
+            parameters.grammar = try call.constraint(tokenizer: served.model.tokenizer)
+        }
         let id = context.jobRequestID ?? RequestValidation.newID("chatcmpl")
         var interaction = Interaction.chat(id: id, caller: context.caller, model: served.identity, messages: messages, fields: req.sampling,
                                            maxTokens: parameters.maxTokens)
         if let structured { interaction.parameters.extra[structured.recorded.name] = structured.recorded.value }
+        for (name, value) in tools?.recorded ?? [] { interaction.parameters.extra[name] = value }
         interaction.bodyDigest = Data(SHA256.hash(data: body))
         interaction.routedAdvert = context.jobAdvertHash
         let responder = try await CompletionResponder.start(
@@ -36,7 +55,7 @@ struct ChatCompletionsController {
             shape: ResponseShape(kind: .chat, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,
                                  includeUsage: req.sampling.streamOptions?.includeUsage == true,
                                  fingerprint: ResponseShape.fingerprint(digest: served.identity.digest)),
-            format: ChatFormat(tokenizer: served.model.tokenizer, wantsLogprobs: parameters.logprobs != nil),
+            format: ChatFormat(tokenizer: served.model.tokenizer, wantsLogprobs: parameters.logprobs != nil, tools: tools, responseID: id),
             arrived: arrived, interaction: interaction)
         return try await responder.respond(streaming: req.sampling.stream == true, context: context)
     }

@@ -67,6 +67,15 @@ struct AnswerRelay {
             if let delta = choice["delta"], let content = delta["content"]?.stringValue { text += content }
             if let message = choice["message"], let content = message["content"]?.stringValue { text += content }
             if let piece = choice["text"]?.stringValue { text += piece }
+            // Tool calls go into the record's response as the worker recorded them: after the
+            // content, each call's JSON on a line of its own (ChatFormat.recordedResponse).
+            for calls in [choice["delta"]?["tool_calls"], choice["message"]?["tool_calls"]] {
+                for call in calls?.arrayValue ?? [] {
+                    let item: JSON = ["id": call["id"] ?? .null, "type": call["type"] ?? .null,
+                                      "function": ["name": call["function"]?["name"] ?? .null, "arguments": call["function"]?["arguments"] ?? .null]]
+                    text += (text.isEmpty ? "" : "\n") + item.serialized()
+                }
+            }
             if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
         }
         if let found = value["usage"], found != .null { usage = found }

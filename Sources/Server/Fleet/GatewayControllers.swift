@@ -1,3 +1,4 @@
+import ModelFormats
 import ChatTemplates
 import Foundation
 import HTTPTypes
@@ -33,6 +34,10 @@ struct GatewayControllers {
         guard !req.model.isEmpty else { throw APIError.missing("model") }
         try RequestValidation.checkSupported(req)
         let structured = try StructuredOutput.parse(body: body, completions: false)
+        let json = try RawJSON.parse(Array(body))
+        // The worker renders tools with its model's template; here they are checked and recorded.
+        let tools = ToolCalling.involved(json) ? try ToolCalling.parse(json, template: nil) : nil
+        _ = try tools?.grammar()
         let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
         try checkSampling(req.sampling)
         // A conversation's turns share its opening (system prompt and first user message): they
@@ -44,6 +49,7 @@ struct GatewayControllers {
         var interaction = Interaction.chat(id: id, caller: context.caller, model: identity(req.model), messages: messages, fields: req.sampling,
                                            maxTokens: req.sampling.maxCompletionTokens ?? req.sampling.maxTokens)
         if let structured { interaction.parameters.extra[structured.recorded.name] = structured.recorded.value }
+        for (name, value) in tools?.recorded ?? [] { interaction.parameters.extra[name] = value }
         interaction.bodyDigest = Data()
         return try await GatewayResponder(services: services, job: job, interaction: interaction, quota: context.quota, arrived: arrived)
             .respond(context: context)

@@ -12,20 +12,34 @@ protocol CompletionFormat: Sendable {
     /// there is nothing to send for it.
     func tokenChoice(_ step: Completion.Step, textOffset: Int) -> JSON?
     /// The choices that end a stream, one chunk each: the text held back (which starts at
-    /// `textOffset` characters), and the finish reason.
-    func closingChoices(_ summary: GenerationSummary, textOffset: Int) -> [JSON]
+    /// `textOffset` characters), and the finish reason. `text` is the whole answer.
+    func closingChoices(_ summary: GenerationSummary, textOffset: Int, text: String) -> [JSON]
     /// The non-streaming choice.
     func choice(text: String, steps: [Completion.Step], summary: GenerationSummary) -> JSON
+    /// The answer as the record (and the usage statement) holds it, given the generated text.
+    func recordedResponse(_ text: String) -> String
+}
+
+extension CompletionFormat {
+    func recordedResponse(_ text: String) -> String { text }
 }
 
 /// `/v1/chat/completions`.
 struct ChatFormat: CompletionFormat {
     let tokenizer: Tokenizer
     let wantsLogprobs: Bool
+    /// With tools the model may call, the answer is held back while streaming and parsed at its
+    /// end into `tool_calls` (and content, if any, without logprobs).
+    var tools: ToolCalling? = nil
+    /// The response's id, from which its tool calls' ids are derived (so the record can name them).
+    var responseID = ""
+
+    private var parsesCalls: Bool { tools.map { $0.choice != .none } ?? false }
 
     var opening: JSON? { ["index": 0, "delta": ["role": "assistant", "content": ""], "logprobs": nil, "finish_reason": nil] }
 
     func tokenChoice(_ step: Completion.Step, textOffset: Int) -> JSON? {
+        if parsesCalls { return nil }
         // Logprobs go with the text they account for: a token whose text is held back (or an
         // end-of-generation token) sends nothing of its own.
         let entries = wantsLogprobs ? step.logprobs : []
@@ -34,8 +48,19 @@ struct ChatFormat: CompletionFormat {
         return ["index": 0, "delta": ["content": .string(step.text)], "logprobs": logprobs, "finish_reason": nil]
     }
 
-    func closingChoices(_ summary: GenerationSummary, textOffset: Int) -> [JSON] {
+    func closingChoices(_ summary: GenerationSummary, textOffset: Int, text: String) -> [JSON] {
         var out: [JSON] = []
+        if let tools, parsesCalls {
+            let (content, calls) = tools.parse(text)
+            let shown = calls.isEmpty ? text : content ?? ""
+            if !shown.isEmpty { out.append(["index": 0, "delta": ["content": .string(shown)], "logprobs": nil, "finish_reason": nil]) }
+            for (i, call) in calls.enumerated() {
+                let item = ToolCalling.item(call, id: ToolCalling.callID(responseID, i)).setting("index", .int(i))
+                out.append(["index": 0, "delta": ["tool_calls": [item]], "logprobs": nil, "finish_reason": nil])
+            }
+            out.append(["index": 0, "delta": [:], "logprobs": nil, "finish_reason": finishReason(summary, calls: !calls.isEmpty)])
+            return out
+        }
         if !summary.tail.isEmpty {
             let logprobs: JSON = wantsLogprobs ? ["content": .array(summary.tailLogprobs.map(entry)), "refusal": nil] : nil
             out.append(["index": 0, "delta": ["content": .string(summary.tail)], "logprobs": logprobs, "finish_reason": nil])
@@ -44,8 +69,31 @@ struct ChatFormat: CompletionFormat {
         return out
     }
 
+    /// With tool calls: the content (if any), then each call as its JSON (``ToolCalling/item(_:id:)``),
+    /// one per line, as a gateway relaying the answer rebuilds it.
+    func recordedResponse(_ text: String) -> String {
+        guard let tools, parsesCalls else { return text }
+        let (content, calls) = tools.parse(text)
+        guard !calls.isEmpty else { return text }
+        return ([content].compactMap { $0 } + calls.enumerated().map { ToolCalling.item($1, id: ToolCalling.callID(responseID, $0)).serialized() })
+            .joined(separator: "\n")
+    }
+
+    private func finishReason(_ summary: GenerationSummary, calls: Bool) -> JSON {
+        calls && summary.finishReason == .stop ? "tool_calls" : ResponseShape.finishReason(summary.finishReason)
+    }
+
     func choice(text: String, steps: [Completion.Step], summary: GenerationSummary) -> JSON {
-        ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": nil, "annotations": []],
+        if let tools, parsesCalls {
+            let (content, calls) = tools.parse(text)
+            if !calls.isEmpty {
+                let items: [JSON] = calls.enumerated().map { ToolCalling.item($1, id: ToolCalling.callID(responseID, $0)) }
+                return ["index": 0, "message": ["role": "assistant", "content": .optional(content), "refusal": nil, "annotations": [],
+                                                "tool_calls": .array(items)],
+                        "logprobs": nil, "finish_reason": finishReason(summary, calls: true)]
+            }
+        }
+        return ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": nil, "annotations": []],
          "logprobs": wantsLogprobs ? ["content": .array((steps.flatMap(\.logprobs) + summary.tailLogprobs).map(entry)), "refusal": nil] : nil,
          "finish_reason": ResponseShape.finishReason(summary.finishReason)]
     }
@@ -77,7 +125,7 @@ struct TextFormat: CompletionFormat {
         return ["index": 0, "text": .string(step.text), "logprobs": logprobs(step.logprobs, from: textOffset), "finish_reason": nil]
     }
 
-    func closingChoices(_ summary: GenerationSummary, textOffset: Int) -> [JSON] {
+    func closingChoices(_ summary: GenerationSummary, textOffset: Int, text: String) -> [JSON] {
         [["index": 0, "text": .string(summary.tail), "logprobs": summary.tail.isEmpty ? nil : logprobs(summary.tailLogprobs, from: textOffset),
           "finish_reason": ResponseShape.finishReason(summary.finishReason)]]
     }

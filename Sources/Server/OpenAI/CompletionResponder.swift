@@ -74,7 +74,7 @@ struct CompletionResponder: Sendable {
                 progress.tick(text: text, tokens: steps.count)
             case .finished(let summary):
                 text += summary.tail
-                let (key, value) = try await finish(response: text, summary: summary)
+                let (key, value) = try await finish(response: format.recordedResponse(text), summary: summary)
                 let body = shape.response([format.choice(text: text, steps: steps, summary: summary)], summary: summary)
                     .adding(key, value)
                 return Response(status: .ok, headers: [.contentType: "application/json"],
@@ -108,13 +108,13 @@ struct CompletionResponder: Sendable {
                     if let choice = format.tokenChoice(step, textOffset: offset) { try await writer.write(sse(shape.chunk([choice]))) }
                 case .finished(let summary):
                     ended = true
-                    let recorded = await finishing(response: text + summary.tail, summary: summary)
+                    let recorded = await finishing(response: format.recordedResponse(text + summary.tail), summary: summary)
                     guard case .success(let (key, value)) = recorded else {
                         // Unrecorded, so unacknowledged: an error event and no [DONE].
                         if case .failure(let error) = recorded { try await writer.write(sse(error.body)) }
                         throw LedgerWriteFailure()
                     }
-                    var chunks = format.closingChoices(summary, textOffset: text.count).map { shape.chunk([$0]) }
+                    var chunks = format.closingChoices(summary, textOffset: text.count, text: text + summary.tail).map { shape.chunk([$0]) }
                     if shape.includeUsage { chunks.append(shape.usageChunk(summary)) }
                     if let last = chunks.popLast() { chunks.append(last.adding(key, value)) }
                     for chunk in chunks { try await writer.write(sse(chunk)) }

@@ -37,6 +37,23 @@ enum PromptPreparation {
         return tokens
     }
 
+    /// ``chat(_:served:limits:addGenerationPrompt:fitting:)`` for message dicts with tools
+    /// (``ToolCalling``); `plain` is what the byte limit counts.
+    static func chat(values: [TemplateValue], tools: [TemplateValue]?, plain: [ChatMessage], served: ServedModel,
+                     limits: RequestLimits) async throws -> [Int32] {
+        let bytes = plain.reduce(0) { $0 + $1.content.utf8.count }
+        try checkText(bytes: bytes, limits: limits, param: "messages")
+        let context = served.contextLength
+        let limit = budget(context)
+        let tokens = try await offPool { () throws -> [Int32] in
+            do throws(EngineError) { return try served.model.chatTokens(values: values, tools: tools, limit: limit) } catch {
+                throw APIError.invalidRequest("The model's chat template could not render these messages: \(error.message)", param: "messages")
+            }
+        }
+        try checkFits(tokens, context: context, param: "messages")
+        return tokens
+    }
+
     /// How many tokens are counted before a prompt is known too long: twice the context.
     private static func budget(_ context: Int) -> Int { context.multipliedReportingOverflow(by: 2).overflow ? .max : 2 * context }
 

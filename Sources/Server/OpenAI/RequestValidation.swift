@@ -90,9 +90,6 @@ enum RequestValidation {
             guard roles.contains(m.role) else {
                 throw APIError.invalidRequest("Invalid role '\(m.role)'; expected one of \(roles.joined(separator: ", ")).", param: "messages[\(i)].role")
             }
-            if let calls = m.toolCalls, !calls.isEmptyOrNull {
-                throw APIError.unsupported("messages[\(i)].tool_calls", "Tool calls are not supported yet.")
-            }
             var text = ""
             switch m.content {
             case .text(let s): text = s
@@ -112,9 +109,6 @@ enum RequestValidation {
 
     /// Rejects fields we accept but can't honour yet, rather than ignoring them.
     static func checkSupported(_ request: ChatCompletionRequest) throws(APIError) {
-        if let tools = request.tools, !tools.isEmptyOrNull {
-            throw APIError.unsupported("tools", "Tool calling is not supported yet; send the request without 'tools'.")
-        }
         if let functions = request.functions, !functions.isEmptyOrNull {
             throw APIError.unsupported("functions", "Function calling is not supported yet; send the request without 'functions'.")
         }
