@@ -55,7 +55,7 @@ struct ChatFormat: CompletionFormat {
             let shown = calls.isEmpty ? text : content ?? ""
             if !shown.isEmpty { out.append(["index": 0, "delta": ["content": .string(shown)], "logprobs": nil, "finish_reason": nil]) }
             for (i, call) in calls.enumerated() {
-                let item = ToolCalling.item(call, id: ToolCalling.callID(responseID, i)).setting("index", .int(i))
+                let item = ToolCalling.item(call, id: ToolCalling.callID(responseID, i, syntax: tools.syntax)).setting("index", .int(i))
                 out.append(["index": 0, "delta": ["tool_calls": [item]], "logprobs": nil, "finish_reason": nil])
             }
             out.append(["index": 0, "delta": [:], "logprobs": nil, "finish_reason": finishReason(summary, calls: !calls.isEmpty)])
@@ -75,7 +75,7 @@ struct ChatFormat: CompletionFormat {
         guard let tools, parsesCalls else { return text }
         let (content, calls) = tools.parse(text)
         guard !calls.isEmpty else { return text }
-        return ([content].compactMap { $0 } + calls.enumerated().map { ToolCalling.item($1, id: ToolCalling.callID(responseID, $0)).serialized() })
+        return ([content].compactMap { $0 } + calls.enumerated().map { ToolCalling.item($1, id: ToolCalling.callID(responseID, $0, syntax: tools.syntax)).serialized() })
             .joined(separator: "\n")
     }
 
@@ -87,7 +87,7 @@ struct ChatFormat: CompletionFormat {
         if let tools, parsesCalls {
             let (content, calls) = tools.parse(text)
             if !calls.isEmpty {
-                let items: [JSON] = calls.enumerated().map { ToolCalling.item($1, id: ToolCalling.callID(responseID, $0)) }
+                let items: [JSON] = calls.enumerated().map { ToolCalling.item($1, id: ToolCalling.callID(responseID, $0, syntax: tools.syntax)) }
                 return ["index": 0, "message": ["role": "assistant", "content": .optional(content), "refusal": nil, "annotations": [],
                                                 "tool_calls": .array(items)],
                         "logprobs": nil, "finish_reason": finishReason(summary, calls: true)]

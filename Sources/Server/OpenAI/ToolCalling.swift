@@ -330,9 +330,14 @@ struct ToolCalling: Sendable {
     }
 
     /// The id of a response's `index`th tool call: `call_` and 24 base-36 characters derived from
-    /// the response's id, so that the record and the answer name the call alike.
-    static func callID(_ responseID: String, _ index: Int) -> String {
+    /// the response's id, so that the record and the answer name the call alike. Mistral's
+    /// templates take only 9 letters and digits, so its calls get those.
+    static func callID(_ responseID: String, _ index: Int, syntax: ToolSyntax = .generic) -> String {
         let digest = Array(SHA256.hash(data: Data("\(responseID)\u{0}\(index)".utf8)))
+        if syntax == .mistral {
+            let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+            return String(digest.prefix(9).map { alphabet[Int($0) % alphabet.count] })
+        }
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz")
         return "call_" + String(digest.prefix(24).map { alphabet[Int($0) % alphabet.count] })
     }
