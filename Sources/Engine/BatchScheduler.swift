@@ -355,6 +355,8 @@ public final class BatchScheduler: @unchecked Sendable {
             var summary = GenerationSummary(finishReason: reason, tail: tail, promptTokens: job.prompt.count,
                                             cachedPromptTokens: job.reused, completionTokens: job.completion.tokens.count)
             summary.tailLogprobs = tailLogprobs
+            summary.stopString = job.completion.stopString
+        summary.stopString = job.completion.stopString
             job.request.continuation.yield(.finished(summary))
         }
         job.request.continuation.finish()

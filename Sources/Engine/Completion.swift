@@ -46,6 +46,9 @@ public struct Completion: Sendable {
         if let g = parameters.grammar { grammarState = g.grammar.initialState }
     }
 
+    /// The stop string that ended the completion, if one did (as vLLM's `stop_reason` names it).
+    public var stopString: String? { stops.matched }
+
     /// True when no token may be sampled at all (`maxTokens` is 0).
     public var isExhausted: Bool { tokens.count >= parameters.maxTokens }
 

@@ -33,6 +33,9 @@ public struct GenerationSummary: Sendable, Equatable {
     /// Prompt tokens whose KV entries were reused from an earlier request.
     public var cachedPromptTokens: Int
     public var completionTokens: Int
+    /// The stop string that ended the answer (finish reason `stop`), if one did rather than an
+    /// end-of-generation token or a finished grammar.
+    public var stopString: String? = nil
 
     public init(finishReason: FinishReason, tail: String, promptTokens: Int, cachedPromptTokens: Int, completionTokens: Int) {
         self.finishReason = finishReason

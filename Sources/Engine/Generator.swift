@@ -99,6 +99,7 @@ public final class Generator {
         var summary = GenerationSummary(finishReason: finish, tail: tail, promptTokens: prompt.count, cachedPromptTokens: shared,
                                         completionTokens: completion.tokens.count)
         summary.tailLogprobs = tailLogprobs
+        summary.stopString = completion.stopString
         _ = onEvent(.finished(summary))
         return GenerationResult(summary: summary, promptTokens: prompt, completionTokens: completion.tokens, text: completion.text,
                                 promptSeconds: promptSeconds, generationSeconds: Date().timeIntervalSince(genStart),

@@ -9,6 +9,8 @@ struct StopMatcher {
     /// Text received but not released: at most one byte short of the longest stop string, plus
     /// the latest piece.
     private var pending: [UInt8] = []
+    /// The stop string that ended the text, once one has.
+    private(set) var matched: String?
 
     init(stops: [String]) { self.stops = stops.filter { !$0.isEmpty }.map { Array($0.utf8) } }
 
@@ -17,11 +19,12 @@ struct StopMatcher {
     mutating func feed(_ text: String) -> (released: String, stopped: Bool) {
         pending.append(contentsOf: text.utf8)
         guard !stops.isEmpty else { return (release(upTo: pending.count), false) }
-        var earliest: Int?
+        var earliest: Int?, which: [UInt8] = []
         for stop in stops {
-            if let at = Self.firstIndex(of: stop, in: pending), earliest.map({ at < $0 }) ?? true { earliest = at }
+            if let at = Self.firstIndex(of: stop, in: pending), earliest.map({ at < $0 }) ?? true { earliest = at; which = stop }
         }
         if let cut = earliest {
+            matched = String(decoding: which, as: UTF8.self)
             let out = String(decoding: pending[..<cut], as: UTF8.self)
             pending = []
             return (out, true)

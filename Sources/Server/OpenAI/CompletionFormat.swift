@@ -58,14 +58,14 @@ struct ChatFormat: CompletionFormat {
                 let item = ToolCalling.item(call, id: ToolCalling.callID(responseID, i, syntax: tools.syntax)).setting("index", .int(i))
                 out.append(["index": 0, "delta": ["tool_calls": [item]], "logprobs": nil, "finish_reason": nil])
             }
-            out.append(["index": 0, "delta": [:], "logprobs": nil, "finish_reason": finishReason(summary, calls: !calls.isEmpty)])
+            out.append(ResponseShape.stopReason(["index": 0, "delta": [:], "logprobs": nil, "finish_reason": finishReason(summary, calls: !calls.isEmpty)], summary))
             return out
         }
         if !summary.tail.isEmpty {
             let logprobs: JSON = wantsLogprobs ? ["content": .array(summary.tailLogprobs.map(entry)), "refusal": nil] : nil
             out.append(["index": 0, "delta": ["content": .string(summary.tail)], "logprobs": logprobs, "finish_reason": nil])
         }
-        out.append(["index": 0, "delta": [:], "logprobs": nil, "finish_reason": ResponseShape.finishReason(summary.finishReason)])
+        out.append(ResponseShape.stopReason(["index": 0, "delta": [:], "logprobs": nil, "finish_reason": ResponseShape.finishReason(summary.finishReason)], summary))
         return out
     }
 
@@ -93,9 +93,10 @@ struct ChatFormat: CompletionFormat {
                         "logprobs": nil, "finish_reason": finishReason(summary, calls: true)]
             }
         }
-        return ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": nil, "annotations": []],
-         "logprobs": wantsLogprobs ? ["content": .array((steps.flatMap(\.logprobs) + summary.tailLogprobs).map(entry)), "refusal": nil] : nil,
-         "finish_reason": ResponseShape.finishReason(summary.finishReason)]
+        return ResponseShape.stopReason(
+            ["index": 0, "message": ["role": "assistant", "content": .string(text), "refusal": nil, "annotations": []],
+             "logprobs": wantsLogprobs ? ["content": .array((steps.flatMap(\.logprobs) + summary.tailLogprobs).map(entry)), "refusal": nil] : nil,
+             "finish_reason": ResponseShape.finishReason(summary.finishReason)], summary)
     }
 
     /// One entry of a chat `logprobs.content` array. The chosen token's `token` and `bytes` are
@@ -126,13 +127,13 @@ struct TextFormat: CompletionFormat {
     }
 
     func closingChoices(_ summary: GenerationSummary, textOffset: Int, text: String) -> [JSON] {
-        [["index": 0, "text": .string(summary.tail), "logprobs": summary.tail.isEmpty ? nil : logprobs(summary.tailLogprobs, from: textOffset),
-          "finish_reason": ResponseShape.finishReason(summary.finishReason)]]
+        [ResponseShape.stopReason(["index": 0, "text": .string(summary.tail), "logprobs": summary.tail.isEmpty ? nil : logprobs(summary.tailLogprobs, from: textOffset),
+                                   "finish_reason": ResponseShape.finishReason(summary.finishReason)], summary)]
     }
 
     func choice(text: String, steps: [Completion.Step], summary: GenerationSummary) -> JSON {
-        ["index": 0, "text": .string(text), "logprobs": logprobs(steps.flatMap(\.logprobs) + summary.tailLogprobs, from: 0),
-         "finish_reason": ResponseShape.finishReason(summary.finishReason)]
+        ResponseShape.stopReason(["index": 0, "text": .string(text), "logprobs": logprobs(steps.flatMap(\.logprobs) + summary.tailLogprobs, from: 0),
+                                  "finish_reason": ResponseShape.finishReason(summary.finishReason)], summary)
     }
 
     /// The legacy logprobs object: `tokens` (the text each token accounts for: they join to the

@@ -62,6 +62,12 @@ struct ResponseShape: Sendable {
                                        "rejected_prediction_tokens": 0]]
     }
 
+    /// A choice that ends, with vLLM's `stop_reason` (the stop string that ended it) when one did:
+    /// OpenAI's `finish_reason` says only `stop`. The Messages API's `stop_sequence` is read from it.
+    static func stopReason(_ choice: JSON, _ summary: GenerationSummary) -> JSON {
+        choice.setting("stop_reason", summary.stopString.map { .string($0) })
+    }
+
     /// OpenAI has no reason for a generation the server cut short (shutdown): it reads as `length`.
     static func finishReason(_ reason: FinishReason) -> JSON {
         .string(reason == .stop ? "stop" : "length")
