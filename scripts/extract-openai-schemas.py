@@ -31,6 +31,8 @@ ROOTS = [
     "Model",
     "DeleteModelResponse",
     "ErrorResponse",
+    "Response",
+    "ResponseStreamEvent",
 ]
 REF = re.compile(r"^#/components/schemas/(.+)$")
 # Keywords whose values are data, not schemas: never rewritten.

@@ -93,7 +93,12 @@ public enum OpenAIServer {
 
         let keyed = router.group("v1").add(middleware: AuthMiddleware(authenticator: authenticator, limiter: services.limiter))
         ModelsController(host: services.host).addRoutes(to: keyed)
-        ChatCompletionsController(services: services).addRoutes(to: keyed)
+        let chat = ChatCompletionsController(services: services)
+        chat.addRoutes(to: keyed)
+        // The Responses and Messages APIs answer through chat (see ChatBridge).
+        let answer: ChatAnswerer = { body, context, id, api in try await chat.answer(body: body, context: context, id: id, api: api) }
+        ResponsesController(answer: answer, store: ResponseStore(), maxBodyBytes: services.limits.maxBodyBytes).addRoutes(to: keyed)
+        MessagesController(answer: answer, maxBodyBytes: services.limits.maxBodyBytes).addRoutes(to: keyed)
         CompletionsController(services: services).addRoutes(to: keyed)
         TokenizeController(services: services).addRoutes(to: keyed)
         LedgerController(ledger: ledger, maxPageBytes: services.limits.maxLedgerPageBytes).addRoutes(open: router.group("v1/ledger"), keyed: keyed)

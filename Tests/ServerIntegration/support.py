@@ -159,7 +159,11 @@ RESPONSE_SCHEMAS = [
     (re.compile(r"^/v1/completions$"), "CreateCompletionResponse", "CreateCompletionResponse"),
     (re.compile(r"^/v1/models$"), "ListModelsResponse", None),
     (re.compile(r"^/v1/models/.+$"), "Model", None),
+    (re.compile(r"^/v1/responses$"), "Response", "ResponseStreamEvent"),
+    (re.compile(r"^/v1/responses/[^/]+$"), "Response", None),
 ]
+# Streams that end on their last event rather than `data: [DONE]` (the Responses API's).
+NO_DONE_PATHS = {"/v1/responses"}
 VERITY_PATHS = {"/v1/tokenize": "tokenize", "/v1/detokenize": "detokenize", "/v1/chat/template": "template"}
 
 
@@ -180,6 +184,10 @@ def _completion_chunk_as_response(chunk):
 def check_exchange(ex):
     """Schema violations of one recorded response (empty: fine)."""
     where = f"{ex.method} {ex.path} -> {ex.status}"
+    if ex.path == "/v1/messages":
+        return check_messages_exchange(ex, where)
+    if ex.method == "DELETE":
+        return []
     known = ex.path in VERITY_PATHS or any(p.match(ex.path) for p, _, _ in RESPONSE_SCHEMAS)
     if not known:
         return []
@@ -208,7 +216,10 @@ def check_exchange(ex):
             if chunk_schema is None:
                 return [f"{where}: unexpected event stream"]
             events = sse_events(ex.decoded_body())
-            if ex.complete and (not events or events[-1] != "[DONE]"):
+            if ex.path in NO_DONE_PATHS:
+                if "[DONE]" in events:
+                    problems.append(f"{where}: this stream has no [DONE]")
+            elif ex.complete and (not events or events[-1] != "[DONE]"):
                 problems.append(f"{where}: stream does not end with 'data: [DONE]'")
             for i, ev in enumerate(events):
                 if ev == "[DONE]":
@@ -231,6 +242,39 @@ def check_exchange(ex):
             problems += [f"{where}: {e}" for e in schema_errors(body_schema, body)]
         return problems
     return []
+
+
+def check_messages_exchange(ex, where):
+    """Anthropic's Messages API, checked with Anthropic's own SDK types (pydantic, validating): the
+    message, each stream event (named by its `event:` line, as the type says), and error bodies."""
+    if not ex.complete:
+        return []
+    import anthropic.types as at
+    import pydantic
+    data = ex.decoded_body()
+    try:
+        if ex.status != 200:
+            body = json.loads(data)
+            pydantic.TypeAdapter(at.ErrorResponse).validate_python(body)
+            return [] if body.get("type") == "error" else [f"{where}: error body without type 'error'"]
+        if not ex.is_sse:
+            pydantic.TypeAdapter(at.Message).validate_python(json.loads(data))
+            return []
+        problems = []
+        text = data.decode("utf-8").replace("\r\n", "\n")
+        for i, block in enumerate(b for b in text.split("\n\n") if b.strip()):
+            lines = block.split("\n")
+            name = next((l[6:].strip() for l in lines if l.startswith("event:")), None)
+            payload = json.loads("\n".join(l[5:].lstrip(" ") for l in lines if l.startswith("data:")))
+            if name != payload.get("type"):
+                problems.append(f"{where} event {i}: named {name!r} but of type {payload.get('type')!r}")
+            if name == "error":
+                pydantic.TypeAdapter(at.ErrorResponse).validate_python(payload)
+            else:
+                pydantic.TypeAdapter(at.RawMessageStreamEvent).validate_python(payload)
+        return problems
+    except (ValueError, pydantic.ValidationError) as e:
+        return [f"{where}: {e}"[:2000]]
 
 
 # ---------------------------------------------------------------------------------------------

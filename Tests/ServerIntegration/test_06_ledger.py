@@ -5,6 +5,7 @@ import base64, hashlib, json, os, shutil, sqlite3, subprocess, threading, time, 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import openai
 import pytest
 from openai import OpenAI
 
@@ -223,6 +224,28 @@ def test_structured_requests_record_their_schema_and_grammar(ledger):
     t = ledger.client("alice").completions.create(model=MODEL_ID, prompt="Ok?", max_tokens=4, extra_body={"verity": {"grammar": grammar}})
     record = json.loads(cli("ledger", "decrypt", t.id, "--account", alice, "--url", ledger.url).stdout)
     assert record["parameters"]["grammar"] == grammar and record["response"] in ("yes", "no")
+
+
+def test_responses_and_messages_are_recorded_and_stored_for_their_sender_only(ledger):
+    import anthropic
+    alice_file, alice = ledger.accounts["alice"]
+    r = ledger.client("alice").responses.create(model=MODEL_ID, instructions="Be terse.", input="Say hi to Ada.", max_output_tokens=6)
+    record = json.loads(cli("ledger", "decrypt", r.id, "--account", alice_file, "--url", ledger.url).stdout)
+    assert record["parameters"]["api"] == "responses" and record["response"] == r.output_text
+    assert record["system_prompt"] == "Be terse." and record["prompt"] == "Say hi to Ada." and record["sender_address"] == alice
+    # Bob's key neither sees nor continues Alice's stored response.
+    bob = ledger.client("bob")
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.create(model=MODEL_ID, previous_response_id=r.id, input="And?", max_output_tokens=2)
+    assert ledger.client("alice").responses.retrieve(r.id).output_text == r.output_text
+    # Anthropic's SDK sends the key as x-api-key: the record is Alice's all the same.
+    claude = anthropic.Anthropic(base_url=ledger.url, api_key=ledger.keys["alice"], max_retries=0)
+    m = claude.messages.create(model=MODEL_ID, max_tokens=6, system="Be terse.", messages=[{"role": "user", "content": "Say hi to Bo."}])
+    record = json.loads(cli("ledger", "decrypt", m.id, "--account", alice_file, "--url", ledger.url).stdout)
+    assert record["parameters"]["api"] == "messages" and record["response"] == m.content[0].text
+    assert record["sender_address"] == alice and record["prompt"] == "Say hi to Bo."
 
 
 def test_a_stream_the_client_leaves_is_recorded_as_cancelled(ledger):

@@ -303,6 +303,30 @@ def test_structured_output_through_the_gateway_is_enforced_by_the_worker_and_rec
     assert "uniqueItems" in err["message"], err
 
 
+def test_responses_and_messages_apis_through_the_gateway(fleet):
+    """The gateway answers the other wire formats through the fleet's chat: routed by the same
+    constraints (Verity's `verity` field goes through), recorded with the worker that served them."""
+    import anthropic
+    r = fleet.client.responses.create(model=MODEL_ID, input="Wire formats: say hi.", max_output_tokens=6, temperature=0,
+                                      extra_body={"verity": {"providers": ["dear-cloud"]}})
+    assert r.output_text and r.model_extra["verity"]["served_by"]["worker"] == fleet.ids["A"]
+    rec = record(fleet, r.id)
+    assert rec["parameters"]["api"] == "responses" and rec["response"] == r.output_text
+    assert_record_names(fleet, rec, "A")
+    follow = fleet.client.responses.create(model=MODEL_ID, input="Again.", previous_response_id=r.id, max_output_tokens=4, stream=True)
+    assert list(follow)[-1].type in ("response.completed", "response.incomplete")
+    claude = anthropic.Anthropic(base_url=fleet.gateway.base_url, api_key=API_KEY, max_retries=0)
+    with claude.messages.stream(model=MODEL_ID, max_tokens=6, messages=[{"role": "user", "content": "Wire formats: hello."}]) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert final.content[0].text == text
+    rec = record(fleet, final.id)
+    assert rec["parameters"]["api"] == "messages" and rec["response"] == text
+    m = claude.messages.create(model=MODEL_ID, max_tokens=4, messages=[{"role": "user", "content": "Wire formats: bye."}],
+                               extra_body={"verity": {"providers": ["dear-cloud"]}})
+    assert m.model_extra["verity"]["served_by"]["worker"] == fleet.ids["A"]
+
+
 def test_policy_and_constraint_errors_are_clear(fleet):
     r = http.post(fleet.gateway.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
                   json={"model": MODEL_ID, "messages": [{"role": "user", "content": "x"}], "verity": {"max_price_per_hour": -1}})

@@ -16,6 +16,14 @@ struct ChatCompletionsController {
     @Sendable func create(_ request: Request, context: VerityRequestContext) async throws -> Response {
         let arrived = ContinuousClock.now
         let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
+        return try await answer(body: body, context: context, id: nil, api: nil, arrived: arrived)
+    }
+
+    /// Answers a chat completion request's `body`. The Responses and Messages APIs answer through
+    /// here too, with a body they translated, their own response `id`, and `api` (their name, which
+    /// the record keeps as the parameter `api`).
+    func answer(body: Data, context: VerityRequestContext, id givenID: String?, api: String?,
+                arrived: ContinuousClock.Instant = .now) async throws -> Response {
         var req = try RequestBody.decode(ChatCompletionRequest.self, from: body)
         let served = try services.host.model(req.model)
         req.sampling = served.samplingDefaults.filling(req.sampling)
@@ -43,11 +51,12 @@ struct ChatCompletionsController {
             }
             parameters.grammar = try call.constraint(tokenizer: served.model.tokenizer)
         }
-        let id = context.jobRequestID ?? RequestValidation.newID("chatcmpl")
+        let id = givenID ?? context.jobRequestID ?? RequestValidation.newID("chatcmpl")
         var interaction = Interaction.chat(id: id, caller: context.caller, model: served.identity, messages: messages, fields: req.sampling,
                                            maxTokens: parameters.maxTokens)
         if let structured { interaction.parameters.extra[structured.recorded.name] = structured.recorded.value }
         for (name, value) in tools?.recorded ?? [] { interaction.parameters.extra[name] = value }
+        if let api { interaction.parameters.extra["api"] = api }
         interaction.bodyDigest = Data(SHA256.hash(data: body))
         interaction.routedAdvert = context.jobAdvertHash
         let responder = try await CompletionResponder.start(

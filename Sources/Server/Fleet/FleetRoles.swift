@@ -195,7 +195,12 @@ public enum FleetGateway {
             router.add(middleware: ErrorMiddleware(logger: logger))
             router.add(middleware: OriginMiddleware(loopbackOnly: { loopback && !((try? authenticator.required()) ?? true) }, cors: server.cors))
             let keyed = router.group("v1").add(middleware: AuthMiddleware(authenticator: authenticator, limiter: services.limiter))
-            GatewayControllers(services: services).addRoutes(to: keyed)
+            let controllers = GatewayControllers(services: services)
+            controllers.addRoutes(to: keyed)
+            // The Responses and Messages APIs answer through the fleet's chat (see ChatBridge).
+            let answer: ChatAnswerer = { body, context, id, api in try await controllers.chat(body: body, context: context, id: id, api: api) }
+            ResponsesController(answer: answer, store: ResponseStore(), maxBodyBytes: server.limits.maxBodyBytes).addRoutes(to: keyed)
+            MessagesController(answer: answer, maxBodyBytes: server.limits.maxBodyBytes).addRoutes(to: keyed)
             FleetController(fleet: fleet, gatewayKey: key, logger: logger).addRoutes(open: router.group("v1/workers"), keyed: keyed)
             LedgerController(ledger: ledger, maxPageBytes: server.limits.maxLedgerPageBytes).addRoutes(open: router.group("v1/ledger"), keyed: keyed)
             OperationsController(host: host, ledger: ledger, metrics: metrics, connections: connections).addRoutes(to: router)

@@ -29,6 +29,13 @@ struct GatewayControllers {
     @Sendable func chat(_ request: Request, context: VerityRequestContext) async throws -> Response {
         let arrived = ContinuousClock.now
         let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
+        return try await chat(body: body, context: context, id: nil, api: nil, arrived: arrived)
+    }
+
+    /// As ``ChatCompletionsController/answer(body:context:id:api:arrived:)``: the fleet answers a
+    /// chat body, which the Responses and Messages APIs also send here, translated.
+    func chat(body: Data, context: VerityRequestContext, id givenID: String?, api: String?,
+              arrived: ContinuousClock.Instant = .now) async throws -> Response {
         let req = try RequestBody.decode(ChatCompletionRequest.self, from: body)
         // A gateway routes by model: it has no default one.
         guard !req.model.isEmpty else { throw APIError.missing("model") }
@@ -45,11 +52,12 @@ struct GatewayControllers {
         let opening = messages.prefix { $0.role != "user" } + messages.drop { $0.role != "user" }.prefix(1)
         let job = try GatewayJob(path: "/v1/chat/completions", model: req.model, streaming: req.sampling.stream == true, body: body,
                                  affinitySeed: JSON.array(opening.map { ["role": .string($0.role), "content": .string($0.content)] }).serialized())
-        let id = RequestValidation.newID("chatcmpl")
+        let id = givenID ?? RequestValidation.newID("chatcmpl")
         var interaction = Interaction.chat(id: id, caller: context.caller, model: identity(req.model), messages: messages, fields: req.sampling,
                                            maxTokens: req.sampling.maxCompletionTokens ?? req.sampling.maxTokens)
         if let structured { interaction.parameters.extra[structured.recorded.name] = structured.recorded.value }
         for (name, value) in tools?.recorded ?? [] { interaction.parameters.extra[name] = value }
+        if let api { interaction.parameters.extra["api"] = api }
         interaction.bodyDigest = Data()
         return try await GatewayResponder(services: services, job: job, interaction: interaction, quota: context.quota, arrived: arrived)
             .respond(context: context)

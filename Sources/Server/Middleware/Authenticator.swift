@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Ledger
 import Node
@@ -17,7 +18,9 @@ struct Authenticator: Sendable {
     /// Who sent the request, and the quota it counts against: an account key's own (its limits
     /// over the defaults), a static key's, or one shared by keyless requests.
     func authenticate(_ request: Request) throws(APIError) -> (Caller, RateLimiter.Quota) {
+        // A bearer token, or (as Anthropic's SDKs send it) `x-api-key` when there is none.
         let token = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
+            ?? request.headers[Self.apiKeyHeader]
         if let token {
             // Compare against every static key in full, so timing says nothing about how much matched.
             var found = false
@@ -52,6 +55,8 @@ struct Authenticator: Sendable {
             throw APIError.server("The account registry cannot be read: \(error)")
         }
     }
+
+    static let apiKeyHeader = HTTPField.Name("x-api-key")!
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         var diff = UInt8(a.count == b.count ? 0 : 1)

@@ -4,7 +4,7 @@ import Hummingbird
 /// Which other origins may call the API from a browser (`--cors-origin`, repeatable; `*` for any).
 /// Off by default: then the ``OriginMiddleware`` refuses every cross-origin write.
 ///
-/// Only the API's own routes get CORS: chat and text completions, models, tokenize, and the
+/// Only the API's own routes get CORS: chat and text completions, responses and messages, models, tokenize, and the
 /// ledger's reads (and its `verify-receipt`, which computes and stores nothing). The admin routes
 /// (`/v1/adapters`, `/v1/exports`), the fleet's and everything else never do, whatever the list
 /// says. Credentials (cookies) are never allowed: the API takes bearer keys, which a page sends
@@ -18,7 +18,7 @@ public struct CORSPolicy: Sendable, Equatable {
     public var isEnabled: Bool { !origins.isEmpty }
 
     /// Paths under which CORS is answered.
-    static let eligiblePrefixes = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/tokenize", "/v1/detokenize", "/v1/ledger/"]
+    static let eligiblePrefixes = ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages", "/v1/models", "/v1/tokenize", "/v1/detokenize", "/v1/ledger/"]
 
     /// Whether a browser page on `origin` may call `path`.
     func allows(_ origin: String, path: String) -> Bool {
@@ -47,8 +47,8 @@ public struct CORSPolicy: Sendable, Equatable {
 struct CORSMiddleware: RouterMiddleware {
     let policy: CORSPolicy
 
-    static let allowMethods = "GET, POST, OPTIONS"
-    static let allowHeaders = "Authorization, Content-Type"
+    static let allowMethods = "GET, POST, DELETE, OPTIONS"
+    static let allowHeaders = "Authorization, Content-Type, X-Api-Key, Anthropic-Version"
     static let exposeHeaders = "X-Verity-Record, X-Request-Id, Retry-After"
 
     func handle(_ request: Request, context: VerityRequestContext,
@@ -60,7 +60,7 @@ struct CORSMiddleware: RouterMiddleware {
         let allowed = policy.allows(origin, path: path)
         if request.method == .options, request.headers[HTTPField.Name("Access-Control-Request-Method")!] != nil {
             let method = request.headers[HTTPField.Name("Access-Control-Request-Method")!] ?? ""
-            guard allowed, ["GET", "POST"].contains(method.uppercased()) else {
+            guard allowed, ["GET", "POST", "DELETE"].contains(method.uppercased()) else {
                 return Response(status: .forbidden, headers: [.contentType: "application/json"], body: .init(byteBuffer: .init(string:
                     #"{"error":{"message":"Cross-origin requests from this origin to this route are not allowed.","type":"invalid_request_error","param":null,"code":"cors_refused"}}"#)))
             }
