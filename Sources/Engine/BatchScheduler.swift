@@ -72,6 +72,9 @@ public final class BatchScheduler: @unchecked Sendable {
         let prompt: [Int32]
         let parameters: GenerationParameters
         let adapter: ModelAdapter?
+        /// The request whose prompt (the same) this one waits for, to copy its computed prefix
+        /// rather than compute it again: another choice of the same request (`n` > 1).
+        var leader: Int? = nil
     }
 
     /// A sequence slot: a KV cache and the tokens it holds (kept after its request ends, for reuse).
@@ -143,6 +146,16 @@ public final class BatchScheduler: @unchecked Sendable {
     /// Queues a completion of `prompt`. Throws `.overloaded` when `maxQueue` requests already wait,
     /// `.promptTooLong` when the prompt does not fit the context, `.shuttingDown` after ``shutdown()``.
     public func submit(prompt: [Int32], parameters: GenerationParameters, adapter: ModelAdapter? = nil) throws(EngineError) -> Request {
+        try submit(prompt: prompt, choices: [parameters], adapter: adapter)[0]
+    }
+
+    /// Queues several completions of one `prompt` (the choices of a request with `n` > 1), each
+    /// with its own parameters (its own seed). The first computes the prompt; the others wait
+    /// until it has, then copy its keys and values (see ``admit(_:into:)``) and sample on their
+    /// own, so the prompt is read once. Each choice's tokens are what it would be alone. All are
+    /// queued or none is.
+    public func submit(prompt: [Int32], choices: [GenerationParameters], adapter: ModelAdapter? = nil) throws(EngineError) -> [Request] {
+        guard !choices.isEmpty else { throw EngineError(.invalidParameter, "no choices to generate") }
         guard !prompt.isEmpty else { throw EngineError(.invalidParameter, "the prompt is empty") }
         guard prompt.count < configuration.contextLength else {
             throw EngineError(.promptTooLong, "the prompt has \(prompt.count) tokens but the context holds \(configuration.contextLength)")
@@ -150,14 +163,18 @@ public final class BatchScheduler: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard running else { throw EngineError(.shuttingDown, "the server is shutting down") }
-        guard queue.count < configuration.maxQueue else {
+        guard queue.count + choices.count <= configuration.maxQueue else {
             throw EngineError(.overloaded, "\(queue.count) requests are already waiting for \(model.name); retry shortly")
         }
-        nextID += 1
-        let request = Request(id: nextID, scheduler: self)
-        queue.append(Pending(request: request, prompt: prompt, parameters: parameters, adapter: adapter))
+        var requests: [Request] = []
+        for parameters in choices {
+            nextID += 1
+            let request = Request(id: nextID, scheduler: self)
+            queue.append(Pending(request: request, prompt: prompt, parameters: parameters, adapter: adapter, leader: requests.first?.id))
+            requests.append(request)
+        }
         lock.signal()
-        return request
+        return requests
     }
 
     /// Sequences generating and requests waiting, now.
@@ -208,8 +225,9 @@ public final class BatchScheduler: @unchecked Sendable {
             }
             let cancelledNow = cancelled
             cancelled.removeAll()
-            while !stopping, !queue.isEmpty, let slot = freeSlot(for: queue[0].prompt, adapter: queue[0].adapter) {
-                admit(queue.removeFirst(), into: slot)
+            while !stopping, let next = queue.firstIndex(where: { isAdmissible($0) }),
+                  let slot = freeSlot(for: queue[next].prompt, adapter: queue[next].adapter) {
+                admit(queue.remove(at: next), into: slot)
             }
             let idle = slots.allSatisfy { $0.job == nil }
             if idle && stopping { lock.unlock(); return }
@@ -226,6 +244,16 @@ public final class BatchScheduler: @unchecked Sendable {
             }
             step()
         }
+    }
+
+    /// Whether a queued request may start now: in order, except that a choice waits while its
+    /// leader (the request's first choice) is queued or still computing the shared prompt. Called
+    /// with the lock held.
+    private func isAdmissible(_ pending: Pending) -> Bool {
+        guard let leader = pending.leader else { return true }
+        if queue.contains(where: { $0.request.id == leader }) { return false }
+        guard let job = slots.lazy.compactMap(\.job).first(where: { $0.request.id == leader }) else { return true }
+        return job.prefilled >= pending.prompt.count - 1
     }
 
     /// The free slot whose cached tokens share the longest prefix with `prompt` (least recently

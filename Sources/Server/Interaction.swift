@@ -100,6 +100,7 @@ struct Interaction: Sendable {
             extra["logit_bias"] = JSON.object(bias.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }).serialized()
         }
         if f.stream == true { extra["stream"] = "true" }
+        if let n = f.n, n != 1 { extra["n"] = String(n) }
         return ModelParameters(temperature: f.temperature ?? 1, topP: f.topP ?? 1, topK: f.topK.map(Int64.init),
                                maxTokens: maxTokens.map(Int64.init), seed: f.seed.map { UInt64(bitPattern: $0) }, extra: extra)
     }

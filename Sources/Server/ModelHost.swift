@@ -71,7 +71,8 @@ final class ServedModel: Sendable {
 
     /// Queues a completion in the model's scheduler; its refusals as API errors (a full queue is
     /// 429 with Retry-After, shutdown 503, a prompt that does not fit 400 on `promptParam`).
-    func submit(_ prompt: [Int32], _ parameters: GenerationParameters, promptParam: String) throws(APIError) -> BatchScheduler.Request {
+    /// One sequence per choice (each with its own parameters), all queued or none.
+    func submit(_ prompt: [Int32], _ choices: [GenerationParameters], promptParam: String) throws(APIError) -> [BatchScheduler.Request] {
         var weights: ModelAdapter?
         if let adapter {
             do {
@@ -83,7 +84,7 @@ final class ServedModel: Sendable {
             guard weights != nil else { throw APIError.modelNotFound(id) }
         }
         do {
-            return try scheduler.submit(prompt: prompt, parameters: parameters, adapter: weights)
+            return try scheduler.submit(prompt: prompt, choices: choices, adapter: weights)
         } catch {
             switch error.code {
             case .overloaded: throw APIError.overloaded(error.message, retryAfter: 1)

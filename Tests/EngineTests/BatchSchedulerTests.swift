@@ -113,6 +113,35 @@ struct BatchSchedulerTests {
         #expect(outcome.text == (try generator.generate(prompt: second, parameters: greedy(20))).text)
     }
 
+    @Test("n choices read the prompt once: the others copy it, and each samples as it would alone")
+    func choicesShareThePrompt() async throws {
+        let model = try #require(Self.model)
+        let prompt = try model.chatTokens([ChatMessage(role: "user", content: "Write a short poem about the sea.")])
+        func sampled(_ seed: UInt64) -> GenerationParameters {
+            var p = GenerationParameters()
+            p.sampling.temperature = 0.9
+            p.sampling.seed = seed
+            p.maxTokens = 24
+            return p
+        }
+        let generator = try Generator(model: model, capacity: 512, threads: 2)
+        let alone = try (0..<3).map { try generator.generate(prompt: prompt, parameters: sampled(40 + UInt64($0))) }
+        // Three choices on two sequences: the third waits for a free one.
+        let scheduler = try scheduler { $0.maxSequences = 2 }
+        defer { scheduler.shutdown() }
+        let requests = try scheduler.submit(prompt: prompt, choices: (0..<3).map { sampled(40 + UInt64($0)) })
+        var outcomes: [Outcome] = []
+        for request in requests { outcomes.append(await drain(request)) }
+        for (i, outcome) in outcomes.enumerated() {
+            #expect(outcome.tokens == alone[i].completionTokens, "choice \(i)")
+        }
+        #expect(outcomes[0].summary?.cachedPromptTokens == 0)
+        // The others had the prompt but its last token (always computed, for its logits) copied.
+        #expect(outcomes[1].summary?.cachedPromptTokens == prompt.count - 1 && outcomes[2].summary?.cachedPromptTokens == prompt.count - 1)
+        #expect(Set(outcomes.map(\.tokens)).count == 3, "three seeds, three different answers")
+        #expect(scheduler.load.active == 0 && scheduler.load.queued == 0)
+    }
+
     @Test("a cancelled request ends with reason cancelled and frees its sequence")
     func cancellation() async throws {
         let model = try #require(Self.model)

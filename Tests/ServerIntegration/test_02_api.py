@@ -369,3 +369,33 @@ def test_response_shape_details_and_the_default_model(raw, model_id):
     assert len(fingerprints) == 1 and re.fullmatch(r"verity/\d+\.\d+\+[0-9a-f]{16}", fingerprints.pop())
     r = raw.post("/v1/chat/completions", json={"model": "no-such-model", "messages": [{"role": "user", "content": "Hi"}]})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+
+def test_n_choices_share_the_prompt_and_follow_their_seeds(client, model_id, raw):
+    """`n` > 1: one choice per index, each sampled with seed + index (so choice i is what the same
+    request with n = 1 and seed + i answers), the prompt counted once, the completions summed."""
+    messages = [{"role": "user", "content": "Write a short poem about the sea."}]
+    kw = dict(model=model_id, messages=messages, max_tokens=16, temperature=0.9, seed=11)
+    r = client.chat.completions.create(n=3, **kw)
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    alone = [client.chat.completions.create(**{**kw, "seed": 11 + i}) for i in range(3)]
+    assert [c.message.content for c in r.choices] == [a.choices[0].message.content for a in alone]
+    assert r.usage.prompt_tokens == alone[0].usage.prompt_tokens
+    assert r.usage.completion_tokens == sum(a.usage.completion_tokens for a in alone)
+    assert len({c.message.content for c in r.choices}) > 1
+    # Streamed: every chunk names its choice; each choice's text and finish are its own.
+    texts, finishes = {}, {}
+    for chunk in client.chat.completions.create(n=3, stream=True, stream_options={"include_usage": True}, **kw):
+        for c in chunk.choices:
+            texts[c.index] = texts.get(c.index, "") + (c.delta.content or "")
+            if c.finish_reason:
+                finishes[c.index] = c.finish_reason
+        if chunk.usage:
+            usage = chunk.usage
+    assert [texts[i] for i in range(3)] == [c.message.content for c in r.choices] and set(finishes) == {0, 1, 2}
+    assert usage.completion_tokens == r.usage.completion_tokens
+    # Text completions too.
+    t = client.completions.create(model=model_id, prompt="Once upon a time", max_tokens=8, n=2, temperature=1, seed=5)
+    assert [c.index for c in t.choices] == [0, 1]
+    one = client.completions.create(model=model_id, prompt="Once upon a time", max_tokens=8, temperature=1, seed=6)
+    assert t.choices[1].text == one.choices[0].text

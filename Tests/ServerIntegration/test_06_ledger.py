@@ -248,6 +248,17 @@ def test_responses_and_messages_are_recorded_and_stored_for_their_sender_only(le
     assert record["sender_address"] == alice and record["prompt"] == "Say hi to Bo."
 
 
+def test_n_choices_are_one_record_holding_every_choice(ledger):
+    alice_file, _ = ledger.accounts["alice"]
+    c = ledger.client("alice").chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": "Name a fruit."}],
+                                                       n=2, max_tokens=6, temperature=1, seed=3)
+    record = json.loads(cli("ledger", "decrypt", c.id, "--account", alice_file, "--url", ledger.url).stdout)
+    assert json.loads(record["response"]) == [ch.message.content for ch in c.choices]
+    assert record["parameters"]["n"] == "2"
+    assert json.loads(record["parameters"]["finish_reasons"]) == [ch.finish_reason for ch in c.choices]
+    assert record["completion_tokens"] == c.usage.completion_tokens and record["prompt_tokens"] == c.usage.prompt_tokens
+
+
 def test_a_stream_the_client_leaves_is_recorded_as_cancelled(ledger):
     key = ledger.keys["alice"]
     with http.stream("POST", ledger.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=120,

@@ -41,7 +41,8 @@ struct CompletionsController {
         interaction.bodyDigest = Data(SHA256.hash(data: body))
         interaction.routedAdvert = context.jobAdvertHash
         let responder = try await CompletionResponder.start(
-            services: services, quota: context.quota, served: served, prompt: prompt, parameters: parameters, promptParam: "prompt",
+            services: services, quota: context.quota, served: served, prompt: prompt,
+            choices: RequestValidation.perChoice(parameters, n: try RequestValidation.choices(req.sampling)), promptParam: "prompt",
             shape: ResponseShape(kind: .text, id: id, created: Int(Date().timeIntervalSince1970), model: served.id,
                                  includeUsage: req.sampling.streamOptions?.includeUsage == true,
                                  fingerprint: ResponseShape.fingerprint(digest: served.identity.digest)),

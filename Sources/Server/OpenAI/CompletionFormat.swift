@@ -18,10 +18,13 @@ protocol CompletionFormat: Sendable {
     func choice(text: String, steps: [Completion.Step], summary: GenerationSummary) -> JSON
     /// The answer as the record (and the usage statement) holds it, given the generated text.
     func recordedResponse(_ text: String) -> String
+    /// The format of choice `index` of several (`n` > 1); choice 0's is this one.
+    func forChoice(_ index: Int) -> any CompletionFormat
 }
 
 extension CompletionFormat {
     func recordedResponse(_ text: String) -> String { text }
+    func forChoice(_ index: Int) -> any CompletionFormat { self }
 }
 
 /// `/v1/chat/completions`.
@@ -35,6 +38,14 @@ struct ChatFormat: CompletionFormat {
     var responseID = ""
 
     private var parsesCalls: Bool { tools.map { $0.choice != .none } ?? false }
+
+    /// Another choice's calls get ids of their own: derived from the response id and the choice.
+    func forChoice(_ index: Int) -> any CompletionFormat {
+        guard index > 0 else { return self }
+        var other = self
+        other.responseID = responseID + "-\(index)"
+        return other
+    }
 
     var opening: JSON? { ["index": 0, "delta": ["role": "assistant", "content": ""], "logprobs": nil, "finish_reason": nil] }
 

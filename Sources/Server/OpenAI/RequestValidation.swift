@@ -9,15 +9,36 @@ enum RequestValidation {
     /// `maxTokens` defaults to `defaultMaxTokens`, never more than the context leaves.
     static func parameters(_ f: SamplingFields, promptTokens: Int, served: ServedModel, logprobs: Int?,
                            promptParam: String, defaultMaxTokens: Int) throws(APIError) -> GenerationParameters {
-        if let n = f.n, n != 1 {
-            throw APIError.unsupported("n", "n = \(n) is not supported yet: one choice per request. Send \(n) requests (with different seeds) instead.")
-        }
+        _ = try choices(f)
         var p: GenerationParameters
         do { p = try engineParameters(f, vocabulary: served.model.tokenizer.vocabularySize) } catch { throw APIError.invalidParameter(error) }
         p.logprobs = logprobs
         p.maxTokens = try maxTokens(f, promptTokens: promptTokens, context: served.contextLength, promptParam: promptParam,
                                     defaultMaxTokens: defaultMaxTokens)
         return p
+    }
+
+    /// The most choices (`n`) one request may ask for.
+    static let maxChoices = 16
+
+    /// `n`: how many choices (1 by default, at most ``maxChoices``).
+    static func choices(_ f: SamplingFields) throws(APIError) -> Int {
+        guard let n = f.n else { return 1 }
+        guard (1...maxChoices).contains(n) else {
+            throw APIError.invalidRequest("n must be between 1 and \(maxChoices); got \(n).", param: "n")
+        }
+        return n
+    }
+
+    /// Each choice's parameters: the request's, and with a `seed`, choice i samples with seed + i
+    /// (so a seeded request with `n` choices repeats exactly, and its first choice is the answer
+    /// the same request with `n` = 1 gets). Without one, each choice draws its own.
+    static func perChoice(_ p: GenerationParameters, n: Int) -> [GenerationParameters] {
+        (0..<n).map { i in
+            var q = p
+            q.sampling.seed = p.sampling.seed.map { $0 &+ UInt64(i) }
+            return q
+        }
     }
 
     private static func engineParameters(_ f: SamplingFields, vocabulary: Int) throws(EngineError) -> GenerationParameters {
