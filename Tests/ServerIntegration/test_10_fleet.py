@@ -327,6 +327,20 @@ def test_responses_and_messages_apis_through_the_gateway(fleet):
     assert m.model_extra["verity"]["served_by"]["worker"] == fleet.ids["A"]
 
 
+def test_n_choices_through_the_gateway_are_accounted_and_recorded(fleet):
+    kw = dict(model=MODEL_ID, messages=[{"role": "user", "content": "Choices: name a colour."}], max_tokens=6, temperature=1, seed=7)
+    c = fleet.client.chat.completions.create(n=2, **kw)
+    assert [ch.index for ch in c.choices] == [0, 1]
+    rec = record(fleet, c.id)
+    assert json.loads(rec["response"]) == [ch.message.content for ch in c.choices]
+    assert_record_names(fleet, rec, served_by(c)["worker"] == fleet.ids["A"] and "A" or "B")
+    texts = {}
+    for chunk in fleet.client.chat.completions.create(n=2, stream=True, **kw):
+        for ch in chunk.choices:
+            texts[ch.index] = texts.get(ch.index, "") + (ch.delta.content or "")
+    assert [texts[0], texts[1]] == [ch.message.content for ch in c.choices]
+
+
 def test_policy_and_constraint_errors_are_clear(fleet):
     r = http.post(fleet.gateway.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
                   json={"model": MODEL_ID, "messages": [{"role": "user", "content": "x"}], "verity": {"max_price_per_hour": -1}})

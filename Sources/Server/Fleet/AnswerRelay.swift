@@ -13,14 +13,34 @@ struct AnswerRelay {
     /// What the client sees as the model's id.
     let model: String
 
-    private(set) var text = ""
-    private(set) var finishReason: String?
+    /// Each choice's text (by its index), and finish reason.
+    private var texts: [Int: String] = [:]
+    private var finishReasons: [Int: String] = [:]
     private(set) var usage: JSON?
     /// The upstream's `verity_usage` (a signed usage statement), when it sent one.
     private(set) var usageStatement: JSON?
     private(set) var done = false
     private(set) var chunks = 0
     private var held: JSON?
+
+    /// How many choices the answer has (`n`).
+    var choices: Int { max(texts.keys.max() ?? 0, finishReasons.keys.max() ?? 0) + 1 }
+
+    /// The answer as the worker recorded it: the text; with several choices, a JSON array of
+    /// theirs (as ``CompletionResponder`` records them).
+    var text: String {
+        choices == 1 ? texts[0] ?? "" : JSON.array((0..<choices).map { .string(texts[$0] ?? "") }).serialized()
+    }
+
+    /// The finish reason; with several choices that ended differently, `length` if any did.
+    var finishReason: String? {
+        let reasons = (0..<choices).compactMap { finishReasons[$0] }
+        guard let first = reasons.first else { return nil }
+        return reasons.allSatisfy { $0 == first } ? first : reasons.contains("length") ? "length" : "stop"
+    }
+
+    /// Each choice's finish reason, in order (for the record of an answer with several).
+    var choiceFinishReasons: [String] { (0..<choices).map { finishReasons[$0] ?? "" } }
 
     init(id: String, model: String) {
         self.id = id
@@ -64,6 +84,9 @@ struct AnswerRelay {
     /// Collects what the record needs from a chunk or response, and rewrites it as this server's.
     private mutating func take(_ value: JSON) -> JSON {
         for choice in value["choices"]?.arrayValue ?? [] {
+            let index = max(0, min(choice["index"]?.intValue ?? 0, RequestValidation.maxChoices - 1))
+            var text = texts[index] ?? ""
+            defer { texts[index] = text }
             if let delta = choice["delta"], let content = delta["content"]?.stringValue { text += content }
             if let message = choice["message"], let content = message["content"]?.stringValue { text += content }
             if let piece = choice["text"]?.stringValue { text += piece }
@@ -76,7 +99,7 @@ struct AnswerRelay {
                     text += (text.isEmpty ? "" : "\n") + item.serialized()
                 }
             }
-            if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
+            if let reason = choice["finish_reason"]?.stringValue { finishReasons[index] = reason }
         }
         if let found = value["usage"], found != .null { usage = found }
         if let statement = value["verity_usage"] { usageStatement = statement }

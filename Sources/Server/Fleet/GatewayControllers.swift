@@ -91,7 +91,7 @@ struct GatewayControllers {
 
     /// The checks on sampling fields that need no model: the rest are the worker's.
     private func checkSampling(_ f: SamplingFields) throws(APIError) {
-        if let n = f.n, n != 1 { throw APIError.unsupported("n", "Through a gateway, n > 1 is not supported yet (verity serve answers it); send one request per choice.") }
+        _ = try RequestValidation.choices(f)
         if let max = f.maxCompletionTokens ?? f.maxTokens, max < 1 {
             throw APIError.invalidRequest("max_tokens must be at least 1.", param: f.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens")
         }

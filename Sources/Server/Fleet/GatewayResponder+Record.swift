@@ -24,6 +24,8 @@ extension GatewayResponder {
                                      type: "server_error", param: nil, code: "worker_unaccounted"))
         }
         let usage = verified.payload
+        var interaction = self.interaction
+        if relay.choices > 1 { interaction.parameters.extra["finish_reasons"] = JSON.array(relay.choiceFinishReasons.map { .string($0) }).serialized() }
         var record = interaction.record(response: relay.text, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
                                         finishReason: relay.finishReason ?? "stop", worker: Self.info(candidate))
         record.modelDigest = candidate.model.digest ?? Self.noDigest
