@@ -45,6 +45,18 @@ struct WireFormatTests {
         #expect(body["stream"] == nil)
     }
 
+    @Test("null fields read as absent: the response echoes OpenAI's defaults, never a null the schema forbids")
+    func responsesNulls() throws {
+        let req = try ResponsesRequest(data(#"{"input": "x", "parallel_tool_calls": null, "temperature": null, "text": null, "tools": null, "store": null}"#))
+        let r = ResponsesAnswer(id: "resp_1", created: 0, request: req.echo).response()
+        #expect(r["parallel_tool_calls"] == true && r["temperature"] == 1 && r["top_p"] == 1 && r["store"] == true)
+        #expect(r["text"]?.serialized() == #"{"format":{"type":"text"}}"# && r["tools"] == [] && r["tool_choice"] == "auto")
+        #expect(r["user"] == nil && r["usage"]?["total_tokens"] == 0)
+        let m = try MessagesRequest(data(#"{"max_tokens": 4, "messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": null}]}]}"#))
+        #expect(try m.chatBody()["messages"]?.arrayValue?[0]["tool_calls"]?.arrayValue?[0]["function"]?["arguments"] == "{}")
+        #expect(MessagesAnswer.toolUse(.init(id: "t", name: "f", arguments: "[1]"))["input"]?.serialized() == "{}")
+    }
+
     @Test("what a Responses request can't have here is a 400 naming it", arguments: [
         (#"{"input": "x", "tools": [{"type": "file_search"}]}"#, "tools[0].type"),
         (#"{"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}"#, "input[0].content[0]"),

@@ -141,4 +141,8 @@ extension JSON {
         if case .null = self { return true }
         return false
     }
+
+    /// This value, or nil when it is `null`. (Beware `{ $0.isNull ? nil : $0 }`: JSON is
+    /// expressible by `nil`, so that closure returns `.null`, not nil.)
+    var nonNull: JSON? { isNull ? Optional<JSON>.none : self }
 }

@@ -52,7 +52,8 @@ struct MessagesAnswer: Sendable {
 
     /// A call's `tool_use` block; `input` is its arguments as JSON (an object).
     static func toolUse(_ call: Call, input: JSON? = nil) -> JSON {
-        let parsed = input ?? ((try? JSON.parse(Data(call.arguments.utf8))).flatMap { $0.objectFields != nil ? $0 : nil } ?? [:])
+        let decoded = try? JSON.parse(Data(call.arguments.utf8))
+        let parsed = input ?? (decoded?.objectFields != nil ? decoded! : [:])
         return ["type": "tool_use", "id": .string(call.id), "name": .string(call.name), "input": parsed]
     }
 

@@ -99,7 +99,7 @@ struct MessagesRequest {
             case ("tool_use"?, "assistant"):
                 guard let id = block["id"]?.stringValue else { throw APIError.missing(at + ".id") }
                 guard let name = block["name"]?.stringValue else { throw APIError.missing(at + ".name") }
-                let input = block["input"].flatMap { $0.isNull ? nil : $0 } ?? [:]
+                let input = block["input"]?.nonNull ?? [:]
                 calls.append(["id": .string(id), "type": "function", "function": ["name": .string(name), "arguments": .string(input.serialized())]])
             case ("tool_result"?, "user"):
                 guard let id = block["tool_use_id"]?.stringValue else { throw APIError.missing(at + ".tool_use_id") }

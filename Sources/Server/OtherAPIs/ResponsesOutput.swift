@@ -141,11 +141,11 @@ extension ResponsesRequest {
     }
 
     var echo: Echo {
-        func field(_ key: String, _ fallback: JSON) -> JSON { json[key].flatMap { $0.isNull ? nil : $0 } ?? fallback }
+        func field(_ key: String, _ fallback: JSON) -> JSON { json[key]?.nonNull ?? fallback }
         return Echo(instructions: field("instructions", nil), maxOutputTokens: field("max_output_tokens", nil),
                     parallelToolCalls: field("parallel_tool_calls", true), previousResponseID: field("previous_response_id", nil),
                     store: store, temperature: field("temperature", 1), topP: field("top_p", 1), topLogprobs: field("top_logprobs", 0),
-                    text: ["format": json["text"]?["format"].flatMap { $0.isNull ? nil : $0 } ?? ["type": "text"]],
+                    text: ["format": json["text"]?["format"]?.nonNull ?? ["type": "text"]],
                     toolChoice: field("tool_choice", "auto"),
                     // Each function tool as given, with `strict` (which the schema requires) false when unset.
                     tools: .array((json["tools"]?.arrayValue ?? []).map { $0["strict"].map { !$0.isNull } == true ? $0 : $0.setting("strict", false) }), user: field("user", nil), metadata: field("metadata", [:]))
