@@ -35,6 +35,11 @@ ROOTS = [
     "ResponseStreamEvent",
 ]
 REF = re.compile(r"^#/components/schemas/(.+)$")
+# The operations the server answers, for openai-openapi-served.json, which schemathesis drives
+# (Tests/ServerIntegration/test_24_schemathesis.py): the OpenAPI document cut to them.
+SERVED_OPERATIONS = ["createChatCompletion", "createCompletion", "listModels", "retrieveModel",
+                     "createResponse", "getResponse", "deleteResponse"]
+ANY_REF = re.compile(r"^#/components/([A-Za-z]+)/(.+)$")
 # Keywords whose values are data, not schemas: never rewritten.
 DATA_KEYWORDS = {"enum", "const", "default", "example", "examples", "required"}
 
@@ -95,6 +100,51 @@ def closure(schemas, roots):
     return sorted(seen)
 
 
+def served_document(spec):
+    """The OpenAPI document with only SERVED_OPERATIONS and the components they reach, unchanged
+    (schemathesis reads OpenAPI 3.1 as it is)."""
+    paths = {}
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if isinstance(op, dict) and op.get("operationId") in SERVED_OPERATIONS:
+                kept = {k: v for k, v in op.items() if k != "x-oaiMeta"}
+                paths.setdefault(path, {})[method] = kept
+        if path in paths:
+            for key in ("parameters", "summary", "description"):
+                if key in item:
+                    paths[path][key] = item[key]
+    found = {o for ops in paths.values() for o in (x.get("operationId") for x in ops.values() if isinstance(x, dict)) if o}
+    if found != set(SERVED_OPERATIONS):
+        sys.exit(f"operations not found: {sorted(set(SERVED_OPERATIONS) - found)}")
+    components, todo = {}, [paths]
+    while todo:
+        node = todo.pop()
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, dict):
+                for k, v in n.items():
+                    if k == "$ref" and isinstance(v, str):
+                        m = ANY_REF.match(v)
+                        if not m:
+                            sys.exit(f"unsupported $ref {v!r}")
+                        kind, name = m.groups()
+                        if name not in components.setdefault(kind, {}):
+                            target = spec["components"][kind][name]
+                            components[kind][name] = {k2: v2 for k2, v2 in target.items() if k2 != "x-oaiMeta"} if isinstance(target, dict) else target
+                            todo.append(components[kind][name])
+                    elif k != "x-oaiMeta":
+                        stack.append(v)
+            elif isinstance(n, list):
+                stack.extend(n)
+    if "securitySchemes" in spec.get("components", {}):
+        components["securitySchemes"] = spec["components"]["securitySchemes"]
+    return {"openapi": spec["openapi"], "info": spec["info"], "servers": spec.get("servers", []),
+            "security": spec.get("security", []), "paths": paths, "components": components,
+            "x-comment": f"Cut by scripts/extract-openai-schemas.py from OpenAI's openapi.yaml (commit {SOURCE_COMMIT}, MIT licence: "
+                         f"OPENAI-LICENSE) to the operations Verity serves: {', '.join(SERVED_OPERATIONS)}."}
+
+
 def jsonable(x):
     if isinstance(x, (datetime.date, datetime.datetime)):
         return x.isoformat()
@@ -134,6 +184,10 @@ def main():
             sys.exit(f"{keyword} left in output")
     out.mkdir(parents=True, exist_ok=True)
     (out / "openai-schemas.json").write_text(text, encoding="utf-8")
+    served = served_document(spec)
+    (out / "openai-openapi-served.json").write_text(json.dumps(served, indent=None, ensure_ascii=False, default=jsonable) + "\n",
+                                                      encoding="utf-8")
+    print(f"wrote {out / 'openai-openapi-served.json'} ({len(served['paths'])} paths)")
     shutil.copyfile(lic, out / "OPENAI-LICENSE")
     print(f"wrote {out / 'openai-schemas.json'} ({len(names)} schemas, {len(text)} bytes) and {out / 'OPENAI-LICENSE'}")
 

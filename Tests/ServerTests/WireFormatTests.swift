@@ -67,6 +67,9 @@ struct WireFormatTests {
         (#"{"input": "x", "text": {"format": {"type": "yaml"}}}"#, "text.format.type"),
         (#"{"input": "x", "stream": "yes"}"#, "stream"),
         (#"{}"#, "input"),
+        (#"{"input": "x", "parallel_tool_calls": {}}"#, "parallel_tool_calls"),
+        (#"{"input": "x", "metadata": {"a": 1}}"#, "metadata"),
+        (#"{"input": "x", "max_output_tokens": 1.5}"#, "max_output_tokens"),
     ])
     func responsesRefusals(body: String, param: String) {
         do {

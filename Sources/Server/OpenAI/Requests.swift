@@ -99,6 +99,8 @@ struct ChatCompletionRequest: Decodable {
     var tools: AnyValue?
     var functions: AnyValue?
     var responseFormat: ResponseFormat?
+    /// Decoded (and so type-checked) even without tools, which are what it applies to.
+    var parallelToolCalls: Bool?
 
     struct Message: Decodable {
         var role: String
@@ -132,6 +134,7 @@ struct ChatCompletionRequest: Decodable {
 
     enum CodingKeys: String, CodingKey {
         case model, messages, logprobs, topLogprobs = "top_logprobs", tools, functions, responseFormat = "response_format"
+        case parallelToolCalls = "parallel_tool_calls"
     }
 
     init(from decoder: any Decoder) throws {
@@ -143,6 +146,7 @@ struct ChatCompletionRequest: Decodable {
         tools = try c.decodeIfPresent(AnyValue.self, forKey: .tools)
         functions = try c.decodeIfPresent(AnyValue.self, forKey: .functions)
         responseFormat = try c.decodeIfPresent(ResponseFormat.self, forKey: .responseFormat)
+        parallelToolCalls = try c.decodeIfPresent(Bool.self, forKey: .parallelToolCalls)
         sampling = try SamplingFields(from: decoder)
     }
 }

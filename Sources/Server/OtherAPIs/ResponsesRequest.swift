@@ -47,6 +47,23 @@ struct ResponsesRequest {
                 throw APIError.unsupported(refused, "'\(refused)' is not supported by this server's Responses API.")
             }
         }
+        // The fields a response repeats must be what its schema says they are.
+        for (key, kind) in [("parallel_tool_calls", "a boolean"), ("temperature", "a number"), ("top_p", "a number"),
+                            ("max_output_tokens", "an integer"), ("top_logprobs", "an integer"), ("user", "a string"),
+                            ("metadata", "an object of strings"), ("text", "an object"), ("tools", "an array")] {
+            guard let value = json[key]?.nonNull else { continue }
+            let ok: Bool
+            switch kind {
+            case "a boolean": ok = value.boolValue != nil
+            case "a number": ok = value.intValue != nil || { if case .double = value { return true }; return false }()
+            case "an integer": ok = value.intValue != nil
+            case "a string": ok = value.stringValue != nil
+            case "an object of strings": ok = value.objectFields?.allSatisfy { $0.1.stringValue != nil } ?? false
+            case "an object": ok = value.objectFields != nil
+            default: ok = value.arrayValue != nil
+            }
+            guard ok else { throw APIError.invalidType(key, "expected \(kind).") }
+        }
         if let truncation = json["truncation"], !truncation.isNull, truncation != "disabled" {
             throw APIError.unsupported("truncation", "Only truncation 'disabled' is supported: the conversation must fit the model's context.")
         }
