@@ -98,7 +98,8 @@ public enum OpenAIServer {
         // The Responses and Messages APIs answer through chat (see ChatBridge).
         let answer: ChatAnswerer = { body, context, id, api in try await chat.answer(body: body, context: context, id: id, api: api) }
         ResponsesController(answer: answer, store: ResponseStore(), maxBodyBytes: services.limits.maxBodyBytes).addRoutes(to: keyed)
-        MessagesController(answer: answer, maxBodyBytes: services.limits.maxBodyBytes).addRoutes(to: keyed)
+        MessagesController(answer: answer, maxBodyBytes: services.limits.maxBodyBytes,
+                           countTokens: { body in try await chat.prepare(body: body).5.count }).addRoutes(to: keyed)
         CompletionsController(services: services).addRoutes(to: keyed)
         TokenizeController(services: services).addRoutes(to: keyed)
         LedgerController(ledger: ledger, maxPageBytes: services.limits.maxLedgerPageBytes).addRoutes(open: router.group("v1/ledger"), keyed: keyed)

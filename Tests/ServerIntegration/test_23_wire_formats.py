@@ -201,6 +201,16 @@ def test_messages_tool_use_and_results(claude):
     jsonschema.validate(streamed[0].input, WEATHER)
 
 
+def test_messages_count_tokens_is_the_prompt_the_answer_used(claude):
+    tools = [{"name": "get_weather", "description": "The weather in a city", "input_schema": WEATHER}]
+    kw = dict(model=MODEL_ID, system="Be brief.", messages=[{"role": "user", "content": "Weather in Rome?"}], tools=tools)
+    counted = claude.messages.count_tokens(**kw)
+    m = claude.messages.create(max_tokens=4, **kw)
+    assert counted.input_tokens == m.usage.input_tokens
+    plain = claude.messages.count_tokens(model=MODEL_ID, messages=[{"role": "user", "content": "Weather in Rome?"}])
+    assert 0 < plain.input_tokens < counted.input_tokens
+
+
 def test_messages_structured_output(claude):
     m = claude.messages.parse(model=MODEL_ID, max_tokens=80, extra_body=T0, output_format=Colour,
                               messages=[{"role": "user", "content": "A colour, please."}])

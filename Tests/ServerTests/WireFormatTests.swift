@@ -167,7 +167,7 @@ struct WireFormatTests {
                                               "content_block_stop", "content_block_start", "content_block_delta", "content_block_delta",
                                               "content_block_stop", "message_delta", "message_stop"])
         #expect(events.allSatisfy { $0.1["type"]?.stringValue == $0.0 })
-        #expect(events[5].1["content_block"]?.serialized() == #"{"type":"tool_use","id":"call_1","name":"f","input":{}}"#)
+        #expect(events[5].1["content_block"]?.serialized() == #"{"type":"tool_use","id":"call_1","name":"f","input":{},"caller":{"type":"direct"}}"#)
         #expect(events[7].1["delta"]?.serialized() == #"{"type":"input_json_delta","partial_json":"1}"}"#)
         let delta = events[9].1
         #expect(delta["delta"]?.serialized() == #"{"stop_reason":"tool_use","stop_sequence":"END"}"#)

@@ -13,6 +13,25 @@ struct ChatCompletionsController {
         group.post("chat/completions", use: create)
     }
 
+    /// A chat body read and its conversation rendered: the request (its sampling filled with the
+    /// model's defaults), the model, its structured output and tools, its messages, and the prompt.
+    func prepare(body: Data) async throws -> (ChatCompletionRequest, ServedModel, StructuredOutput?, ToolCalling?, [ChatMessage], [Int32]) {
+        var req = try RequestBody.decode(ChatCompletionRequest.self, from: body)
+        let served = try services.host.model(req.model)
+        req.sampling = served.samplingDefaults.filling(req.sampling)
+        try RequestValidation.checkSupported(req)
+        let structured = try StructuredOutput.parse(body: body, completions: false)
+        let json = try RawJSON.parse(Array(body))
+        let tools = ToolCalling.involved(json) ? try ToolCalling.parse(json, template: served.model.chatTemplate) : nil
+        if let tools {
+            let (values, plain) = try tools.messages(json, limit: services.limits.maxMessages)
+            let prompt = try await PromptPreparation.chat(values: values, tools: tools.templateTools, plain: plain, served: served, limits: services.limits)
+            return (req, served, structured, tools, plain, prompt)
+        }
+        let messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
+        return (req, served, structured, nil, messages, try await PromptPreparation.chat(messages, served: served, limits: services.limits))
+    }
+
     @Sendable func create(_ request: Request, context: VerityRequestContext) async throws -> Response {
         let arrived = ContinuousClock.now
         let body = try await RequestBody.read(request, limit: services.limits.maxBodyBytes)
@@ -24,23 +43,7 @@ struct ChatCompletionsController {
     /// the record keeps as the parameter `api`).
     func answer(body: Data, context: VerityRequestContext, id givenID: String?, api: String?,
                 arrived: ContinuousClock.Instant = .now) async throws -> Response {
-        var req = try RequestBody.decode(ChatCompletionRequest.self, from: body)
-        let served = try services.host.model(req.model)
-        req.sampling = served.samplingDefaults.filling(req.sampling)
-        try RequestValidation.checkSupported(req)
-        let structured = try StructuredOutput.parse(body: body, completions: false)
-        let json = try RawJSON.parse(Array(body))
-        let tools = ToolCalling.involved(json) ? try ToolCalling.parse(json, template: served.model.chatTemplate) : nil
-        let messages: [ChatMessage]
-        let prompt: [Int32]
-        if let tools {
-            let (values, plain) = try tools.messages(json, limit: services.limits.maxMessages)
-            messages = plain
-            prompt = try await PromptPreparation.chat(values: values, tools: tools.templateTools, plain: plain, served: served, limits: services.limits)
-        } else {
-            messages = try RequestValidation.messages(req.messages, limit: services.limits.maxMessages)
-            prompt = try await PromptPreparation.chat(messages, served: served, limits: services.limits)
-        }
+        let (req, served, structured, tools, messages, prompt) = try await prepare(body: body)
         var parameters = try RequestValidation.parameters(
             req.sampling, promptTokens: prompt.count, served: served, logprobs: req.logprobs == true ? (req.topLogprobs ?? 0) : nil,
             promptParam: "messages", defaultMaxTokens: services.limits.defaultMaxTokens)

@@ -31,7 +31,7 @@ struct ErrorMiddleware: RouterMiddleware {
     }
 
     private func render(_ error: APIError, _ request: Request) -> Response {
-        guard request.uri.path == MessagesController.path else { return error.response() }
+        guard MessagesController.paths.contains(request.uri.path) else { return error.response() }
         var fields = error.headers
         fields[.contentType] = "application/json"
         return Response(status: error.status, headers: fields,

@@ -13,11 +13,25 @@ import Node
 struct MessagesController {
     let answer: ChatAnswerer
     let maxBodyBytes: Int
+    /// The prompt tokens of a chat body, for `POST /v1/messages/count_tokens` (where the server
+    /// holds the model: not on a gateway).
+    var countTokens: (@Sendable (Data) async throws -> Int)? = nil
 
-    static let path = "/v1/messages"
+    static let paths: Set<String> = ["/v1/messages", "/v1/messages/count_tokens"]
 
     func addRoutes(to group: RouterGroup<VerityRequestContext>) {
         group.post("messages", use: create)
+        if countTokens != nil { group.post("messages/count_tokens", use: count) }
+    }
+
+    /// `{"input_tokens": N}`: the request's prompt as the model's template renders it, tools
+    /// included, in tokens. `max_tokens` may be left out.
+    @Sendable func count(_ request: Request, context: VerityRequestContext) async throws -> Response {
+        let data = try await RequestBody.read(request, limit: maxBodyBytes)
+        let body = try MessagesRequest(data).chatBody(counting: true)
+        let tokens = try await countTokens!(Data(body.serialized().utf8))
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: JSON.object([("input_tokens", .int(tokens))]).serialized())))
     }
 
     @Sendable func create(_ request: Request, context: VerityRequestContext) async throws -> Response {

@@ -54,25 +54,31 @@ struct MessagesAnswer: Sendable {
     static func toolUse(_ call: Call, input: JSON? = nil) -> JSON {
         let decoded = try? JSON.parse(Data(call.arguments.utf8))
         let parsed = input ?? (decoded?.objectFields != nil ? decoded! : [:])
-        return ["type": "tool_use", "id": .string(call.id), "name": .string(call.name), "input": parsed]
+        return ["type": "tool_use", "id": .string(call.id), "name": .string(call.name), "input": parsed, "caller": ["type": "direct"]]
     }
 
-    var usageObject: JSON {
-        ["input_tokens": .int(usage["prompt_tokens"]?.intValue ?? 0), "output_tokens": .int(usage["completion_tokens"]?.intValue ?? 0),
-         "cache_creation_input_tokens": 0, "cache_read_input_tokens": .int(usage["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0)]
+    var usageObject: JSON { Self.usage(input: usage["prompt_tokens"]?.intValue ?? 0, output: usage["completion_tokens"]?.intValue ?? 0,
+                                       cached: usage["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0) }
+
+    /// Anthropic's usage object, every field its current schema requires included.
+    static func usage(input: Int, output: Int, cached: Int) -> JSON {
+        ["input_tokens": .int(input), "output_tokens": .int(output), "cache_creation_input_tokens": 0, "cache_read_input_tokens": .int(cached),
+         "cache_creation": nil, "inference_geo": nil, "output_tokens_details": nil, "server_tool_use": nil, "service_tier": "standard"]
     }
+
+    static func textBlock(_ text: String) -> JSON { ["type": "text", "text": .string(text), "citations": nil] }
 
     /// The `message` object; `streaming` is the opening of a stream (no content, no stop yet).
     func message(opening: Bool = false) -> JSON {
         var content: [JSON] = []
         if !opening {
-            if hasText { content.append(["type": "text", "text": .string(text)]) }
+            if hasText { content.append(Self.textBlock(text)) }
             content += calls.map { Self.toolUse($0) }
         }
         var fields: [(String, JSON)] = [
             ("id", .string(id)), ("type", "message"), ("role", "assistant"), ("model", .string(model)), ("content", .array(content)),
             ("stop_reason", opening ? nil : .string(stopReason)), ("stop_sequence", opening ? nil : .optional(stopSequence)),
-            ("usage", opening ? ["input_tokens": 0, "output_tokens": 0] : usageObject),
+            ("stop_details", nil), ("usage", opening ? Self.usage(input: 0, output: 0, cached: 0) : usageObject), ("container", nil),
         ]
         if !opening, let receipt { fields.append(("verity", receipt)) }
         return .object(fields)
@@ -132,7 +138,7 @@ struct MessagesStream: StreamTranslator {
         textOpen = true
         block = blocks
         blocks += 1
-        return [event("content_block_start", [("index", .int(block!)), ("content_block", ["type": "text", "text": ""])])]
+        return [event("content_block_start", [("index", .int(block!)), ("content_block", MessagesAnswer.textBlock(""))])]
     }
 
     private mutating func closeBlock() -> [ByteBuffer] {

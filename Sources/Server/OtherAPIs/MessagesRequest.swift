@@ -34,9 +34,10 @@ struct MessagesRequest {
         }
     }
 
-    /// The chat completions body.
-    func chatBody() throws(APIError) -> JSON {
-        guard let maxTokens = json["max_tokens"], !maxTokens.isNull else { throw APIError.missing("max_tokens") }
+    /// The chat completions body. `counting`: for `count_tokens`, where `max_tokens` may be absent.
+    func chatBody(counting: Bool = false) throws(APIError) -> JSON {
+        let maxTokens: JSON
+        if let given = json["max_tokens"]?.nonNull { maxTokens = given } else if counting { maxTokens = 1 } else { throw APIError.missing("max_tokens") }
         var messages: [JSON] = []
         if let system = json["system"], !system.isNull {
             messages.append(["role": "system", "content": .string(try Self.text(system, at: "system"))])

@@ -79,7 +79,7 @@ struct ResponsesAnswer: Sendable {
         return items
     }
 
-    /// The response object. `status` `in_progress` is the streamed opening (no output, no usage).
+    /// The response object. `status` `in_progress` is the streamed opening (no output yet, zero usage).
     func response(status: String? = nil) -> JSON {
         let status = status ?? (incomplete ? "incomplete" : "completed")
         let done = status != "in_progress"
@@ -93,9 +93,13 @@ struct ResponsesAnswer: Sendable {
             ("store", .bool(request.store)), ("temperature", request.temperature), ("text", request.text),
             ("tool_choice", request.toolChoice), ("tools", request.tools), ("top_logprobs", request.topLogprobs), ("top_p", request.topP),
             ("truncation", "disabled"), ("metadata", request.metadata),
+            // What the Open Responses specification also requires of a response.
+            ("presence_penalty", request.presencePenalty), ("frequency_penalty", request.frequencyPenalty),
+            ("max_tool_calls", request.maxToolCalls), ("background", false), ("service_tier", "default"),
+            ("safety_identifier", request.safetyIdentifier), ("prompt_cache_key", request.promptCacheKey),
         ]
-        // Nor is `usage` ever null: a response in progress has none yet.
-        if done { fields.append(("usage", responseUsage)) }
+        // Nor is `usage` ever null (and Open Responses requires it): a response in progress has used nothing yet.
+        fields.append(("usage", done ? responseUsage : Self.usage(input: 0, output: 0, cached: 0)))
         // The schema has `user` as a string, never null: absent when the request gave none.
         if !request.user.isNull { fields.append(("user", request.user)) }
         if done, let receipt { fields.append(("verity", receipt)) }
@@ -104,10 +108,13 @@ struct ResponsesAnswer: Sendable {
 
     /// Chat's usage in the Responses API's names.
     private var responseUsage: JSON {
-        let input = usage["prompt_tokens"]?.intValue ?? 0, output = usage["completion_tokens"]?.intValue ?? 0
-        return ["input_tokens": .int(input),
-                "input_tokens_details": ["cached_tokens": .int(usage["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0), "cache_write_tokens": 0],
-                "output_tokens": .int(output), "output_tokens_details": ["reasoning_tokens": 0], "total_tokens": .int(input + output)]
+        Self.usage(input: usage["prompt_tokens"]?.intValue ?? 0, output: usage["completion_tokens"]?.intValue ?? 0,
+                   cached: usage["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0)
+    }
+
+    static func usage(input: Int, output: Int, cached: Int) -> JSON {
+        ["input_tokens": .int(input), "input_tokens_details": ["cached_tokens": .int(cached), "cache_write_tokens": 0],
+         "output_tokens": .int(output), "output_tokens_details": ["reasoning_tokens": 0], "total_tokens": .int(input + output)]
     }
 
     /// The stored conversation's last message: this answer as chat's assistant message.
@@ -138,6 +145,11 @@ extension ResponsesRequest {
         var tools: JSON
         var user: JSON
         var metadata: JSON
+        var presencePenalty: JSON
+        var frequencyPenalty: JSON
+        var maxToolCalls: JSON
+        var safetyIdentifier: JSON
+        var promptCacheKey: JSON
     }
 
     var echo: Echo {
@@ -148,7 +160,11 @@ extension ResponsesRequest {
                     text: ["format": json["text"]?["format"]?.nonNull ?? ["type": "text"]],
                     toolChoice: field("tool_choice", "auto"),
                     // Each function tool as given, with `strict` (which the schema requires) false when unset.
-                    tools: .array((json["tools"]?.arrayValue ?? []).map { $0["strict"].map { !$0.isNull } == true ? $0 : $0.setting("strict", false) }), user: field("user", nil), metadata: field("metadata", [:]))
+                    tools: .array((json["tools"]?.arrayValue ?? []).map { $0["strict"].map { !$0.isNull } == true ? $0 : $0.setting("strict", false) }),
+                    user: field("user", nil), metadata: field("metadata", [:]),
+                    presencePenalty: field("presence_penalty", 0), frequencyPenalty: field("frequency_penalty", 0),
+                    maxToolCalls: field("max_tool_calls", nil), safetyIdentifier: field("safety_identifier", nil),
+                    promptCacheKey: field("prompt_cache_key", nil))
     }
 }
 

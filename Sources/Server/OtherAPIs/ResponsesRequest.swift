@@ -7,7 +7,7 @@ import Node
 /// Translated: `input` (a string, or message, `function_call` and `function_call_output` items),
 /// `instructions` (a system message first; it does not carry over to a continuation),
 /// `previous_response_id` (the stored conversation before the input), `max_output_tokens`,
-/// `temperature`, `top_p`, `tools` (function tools), `tool_choice`, `parallel_tool_calls`,
+/// `temperature`, `top_p`, `presence_penalty`, `frequency_penalty`, `tools` (function tools), `tool_choice`, `parallel_tool_calls`,
 /// `text.format` (`json_object` and `json_schema`: structured output), `include`'s
 /// `message.output_text.logprobs` with `top_logprobs`, `stream`, `user` and `seed` (Verity's, as
 /// on chat). `metadata` and `store` are kept with the response. What would change the answer and
@@ -49,6 +49,8 @@ struct ResponsesRequest {
         }
         // The fields a response repeats must be what its schema says they are.
         for (key, kind) in [("parallel_tool_calls", "a boolean"), ("temperature", "a number"), ("top_p", "a number"),
+                            ("presence_penalty", "a number"), ("frequency_penalty", "a number"), ("max_tool_calls", "an integer"),
+                            ("safety_identifier", "a string"), ("prompt_cache_key", "a string"),
                             ("max_output_tokens", "an integer"), ("top_logprobs", "an integer"), ("user", "a string"),
                             ("metadata", "an object of strings"), ("text", "an object"), ("tools", "an array")] {
             guard let value = json[key]?.nonNull else { continue }
@@ -84,6 +86,7 @@ struct ResponsesRequest {
         var fields: [(String, JSON)] = [("messages", .array(messages))]
         if !model.isEmpty { fields.insert(("model", .string(model)), at: 0) }
         for (from, to) in [("temperature", "temperature"), ("top_p", "top_p"), ("max_output_tokens", "max_completion_tokens"),
+                           ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty"),
                            ("parallel_tool_calls", "parallel_tool_calls"), ("user", "user"), ("seed", "seed")] {
             if let value = json[from], !value.isNull { fields.append((to, value)) }
         }
