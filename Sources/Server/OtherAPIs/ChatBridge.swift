@@ -37,6 +37,32 @@ enum ChatBridge {
         return translated
     }
 
+    /// A call a chat answer made, as both translations carry it.
+    struct ToolCall: Sendable {
+        var id: String
+        var name: String
+        /// The arguments' JSON text.
+        var arguments: String
+    }
+
+    /// A chat message's (or a `tool_calls` delta's) calls. Arguments missing from a whole
+    /// message read as `{}`.
+    static func calls(_ list: JSON?) -> [ToolCall] {
+        (list?.arrayValue ?? []).map { call in
+            ToolCall(id: call["id"]?.stringValue ?? "", name: call["function"]?["name"]?.stringValue ?? "",
+                     arguments: call["function"]?["arguments"]?.stringValue ?? "{}")
+        }
+    }
+
+    /// A request body that must be a JSON object: checked as chat's are (``JSONPrecheck``), then parsed.
+    static func object(_ data: Data) throws(APIError) -> JSON {
+        try JSONPrecheck.check(data)
+        let json: JSON
+        do { json = try JSON.parse(data) } catch { throw APIError.invalidJSON(error.description) }
+        guard json.objectFields != nil else { throw APIError.invalidRequest("The request body must be a JSON object.", code: "invalid_type") }
+        return json
+    }
+
     /// One server-sent event, named when `event` is given (the Responses and Messages streams
     /// name every event; the chat stream names none).
     static func sse(event: String?, _ data: JSON) -> ByteBuffer {

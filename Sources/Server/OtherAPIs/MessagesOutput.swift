@@ -5,11 +5,7 @@ import Node
 /// A chat answer as Anthropic's Messages API returns it: the `message` object, and, streamed,
 /// its events (``MessagesStream``).
 struct MessagesAnswer: Sendable {
-    struct Call: Sendable {
-        var id: String
-        var name: String
-        var arguments: String
-    }
+    typealias Call = ChatBridge.ToolCall
 
     let id: String
     var model = ""
@@ -29,10 +25,7 @@ struct MessagesAnswer: Sendable {
         model = chat["model"]?.stringValue ?? ""
         let choice = chat["choices"]?.arrayValue?.first
         text = choice?["message"]?["content"]?.stringValue ?? ""
-        for call in choice?["message"]?["tool_calls"]?.arrayValue ?? [] {
-            calls.append(Call(id: call["id"]?.stringValue ?? "", name: call["function"]?["name"]?.stringValue ?? "",
-                              arguments: call["function"]?["arguments"]?.stringValue ?? "{}"))
-        }
+        calls = ChatBridge.calls(choice?["message"]?["tool_calls"])
         finishReason = choice?["finish_reason"]?.stringValue
         stopSequence = choice?["stop_reason"]?.stringValue
         usage = chat["usage"] ?? nil

@@ -18,10 +18,7 @@ struct MessagesRequest {
     var stream: Bool
 
     init(_ data: Data) throws(APIError) {
-        try JSONPrecheck.check(data)
-        let json: JSON
-        do { json = try JSON.parse(data) } catch { throw APIError.invalidJSON(error.description) }
-        guard json.objectFields != nil else { throw APIError.invalidRequest("The request body must be a JSON object.", code: "invalid_type") }
+        let json = try ChatBridge.object(data)
         self.json = json
         model = try Self.string(json["model"], "model") ?? ""
         switch json["stream"] {

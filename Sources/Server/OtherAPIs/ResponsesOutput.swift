@@ -6,12 +6,7 @@ import Node
 /// A chat answer as the Responses API returns it: the response object (``response(status:)``),
 /// and, streamed, its events (``ResponsesStream``).
 struct ResponsesAnswer: Sendable {
-    /// The call that a chat answer made.
-    struct Call: Sendable {
-        var id: String
-        var name: String
-        var arguments: String
-    }
+    typealias Call = ChatBridge.ToolCall
 
     let id: String
     let created: Int
@@ -38,10 +33,7 @@ struct ResponsesAnswer: Sendable {
         let choice = chat["choices"]?.arrayValue?.first
         text = choice?["message"]?["content"]?.stringValue ?? ""
         logprobs = choice?["logprobs"]?["content"]?.arrayValue ?? []
-        for call in choice?["message"]?["tool_calls"]?.arrayValue ?? [] {
-            calls.append(Call(id: call["id"]?.stringValue ?? "", name: call["function"]?["name"]?.stringValue ?? "",
-                              arguments: call["function"]?["arguments"]?.stringValue ?? ""))
-        }
+        calls = ChatBridge.calls(choice?["message"]?["tool_calls"])
         finishReason = choice?["finish_reason"]?.stringValue
         usage = chat["usage"] ?? nil
         receipt = chat["verity"]

@@ -23,10 +23,7 @@ struct ResponsesRequest {
     var wantsLogprobs: Bool
 
     init(_ data: Data) throws(APIError) {
-        try JSONPrecheck.check(data)
-        let json: JSON
-        do { json = try JSON.parse(data) } catch { throw APIError.invalidJSON(error.description) }
-        guard json.objectFields != nil else { throw APIError.invalidRequest("The request body must be a JSON object.", code: "invalid_type") }
+        let json = try ChatBridge.object(data)
         self.json = json
         model = try Self.string(json, "model") ?? ""
         stream = try Self.bool(json, "stream") ?? false
